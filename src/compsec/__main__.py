@@ -1,0 +1,5 @@
+"""``python -m compsec`` runs the CLI."""
+
+from compsec.cli.main import main
+
+main()

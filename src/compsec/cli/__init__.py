@@ -1,0 +1,1 @@
+"""The ``compsec`` command line: one verb per capability, each a thin wrapper over library functions."""

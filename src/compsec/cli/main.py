@@ -1,0 +1,85 @@
+"""Entry point of the ``compsec`` command.
+
+Exit codes used by every verb: 0 clean / ok, 1 findings, 2 error (one line on stderr, no traceback unless
+``--debug``).  Verbs live in sibling modules and register themselves on :data:`app` in :func:`_register_verbs`.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from compsec import __version__
+from compsec.errors import CompsecError
+
+EXIT_OK, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
+
+app = typer.Typer(
+    name="compsec",
+    help="Security of compressed neural networks: is the compressed model as safe as the one you evaluated?",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+_state = {"debug": False}
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"compsec {__version__}")
+        raise typer.Exit(EXIT_OK)
+
+
+@app.callback()
+def _root(
+    debug: bool = typer.Option(False, "--debug", help="Show full tracebacks on errors."),
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version."),
+) -> None:
+    _state["debug"] = debug
+
+
+def _register_verbs() -> None:
+    from compsec.cli import verbs  # noqa: F401  (each verb module registers itself on ``app``)
+
+
+def run(argv: list[str] | None = None) -> int:
+    """Run the CLI and return its exit code (also used by tests, without a subprocess)."""
+    _register_verbs()
+    args = sys.argv[1:] if argv is None else argv
+    _state["debug"] = "--debug" in args
+    try:
+        result = app(args=args, prog_name="compsec", standalone_mode=False)
+    except typer.Exit as done:
+        return done.exit_code
+    except SystemExit as done:
+        return int(done.code or 0)
+    except typer.Abort:
+        return _fail(RuntimeError("aborted"))
+    except (CompsecError, OSError, ValueError) as err:
+        return _fail(err)
+    except Exception as err:
+        if _is_usage_error(err):  # typer vendors click: its exceptions carry show() and exit_code
+            err.show()
+            return EXIT_ERROR
+        return _fail(err, unexpected=True)
+    return result if isinstance(result, int) else EXIT_OK
+
+
+def _is_usage_error(err: Exception) -> bool:
+    return callable(getattr(err, "show", None)) and isinstance(getattr(err, "exit_code", None), int)
+
+
+def _fail(err: BaseException, unexpected: bool = False) -> int:
+    if _state["debug"]:
+        import traceback
+
+        traceback.print_exception(err)
+    prefix = "internal error: " if unexpected else "error: "
+    message = " ".join(str(err).split()) or type(err).__name__
+    print(prefix + message, file=sys.stderr)
+    return EXIT_ERROR
+
+
+def main() -> None:
+    sys.exit(run())
