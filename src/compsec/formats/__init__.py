@@ -11,3 +11,4 @@ from compsec.formats.registry import get, names, parse_list, register
 # Importing a family module registers its formats.  Add one line per family.
 
 __all__ = ["Box", "Format", "Quantized", "get", "names", "parse_list", "register"]
+from compsec.formats import bnb  # noqa: F401

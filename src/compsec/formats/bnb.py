@@ -1,0 +1,176 @@
+"""bitsandbytes formats: LLM.int8() (``int8``) and 4-bit NF4/FP4 (``nf4``, ``fp4``, ``-b128``/``-b256``).
+
+Quantization is reproduced bit for bit from the library's own arithmetic (see :mod:`compsec.formats.bnb_math`);
+boxes are exact on the float32 grid (see :mod:`compsec.formats.float_edges`): an element's interval is every
+float32 value that keeps its code under the unchanged block scale and does not exceed the block's abs-max;
+abs-max elements are pinned.  bitsandbytes computes in fp32 for fp16/bf16 inputs too, so snapping the fp32 box
+to the storage dtype (``Format.preimage``) is exact for every storage dtype.
+
+Double-quantised statistics (``compress_statistics=True``) are not registered: see the module report in
+``tests/formats/test_bnb.py``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+import torch
+
+from compsec.errors import MissingDependencyError
+from compsec.formats import bnb_math as bm
+from compsec.formats.base import Box, Format, Quantized
+from compsec.formats.float_edges import lower_edges, upper_edges
+from compsec.formats.registry import register
+
+_BLOCKSIZES = (32, 64, 128, 256, 512, 1024, 2048, 4096)
+
+
+def _functional():
+    try:
+        import bitsandbytes.functional as bnb_functional
+    except ImportError as err:
+        raise MissingDependencyError("bitsandbytes", purpose="the bitsandbytes reference quantizer") from err
+    return bnb_functional
+
+
+def _check_input(w: torch.Tensor) -> None:
+    if w.dtype not in (torch.float32, torch.float16, torch.bfloat16):
+        raise ValueError(f"bitsandbytes quantizes float32/float16/bfloat16 weights, got {w.dtype}; cast first")
+    if not bool(torch.isfinite(w).all()):
+        raise ValueError("tensor contains NaN or Inf; bitsandbytes would store garbage for it, fix the weights")
+
+
+@dataclass(frozen=True)
+class Int8Rowwise(Format):
+    """LLM.int8() weight storage: one int8 code per weight, one fp32 abs-max per row (``SCB``)."""
+
+    name: str = "int8"
+    bits: int = 8
+    family: ClassVar[str] = "bnb"
+
+    def supports(self, shape: tuple[int, ...]) -> bool:
+        return len(shape) == 2 and shape[0] > 0 and shape[1] > 0
+
+    def _check(self, w: torch.Tensor) -> None:
+        _check_input(w)
+        if not self.supports(tuple(w.shape)):
+            raise ValueError(f"int8 quantizes 2-D (out, in) weight matrices, got shape {tuple(w.shape)}")
+
+    def quantize(self, w: torch.Tensor) -> Quantized:
+        self._check(w)
+        absmax = torch.max(w.abs(), dim=1).values.float()
+        codes = torch.round(w * (127.0 / absmax.unsqueeze(-1))).to(torch.int8)
+        return Quantized(codes, {"absmax": absmax}, tuple(w.shape), w.dtype)
+
+    def reference_quantize(self, w: torch.Tensor) -> Quantized:
+        self._check(w)
+        codes, absmax, _ = _functional().int8_vectorwise_quant(w.clone(), threshold=0.0)
+        return Quantized(codes, {"absmax": absmax}, tuple(w.shape), w.dtype)
+
+    def dequantize(self, q: Quantized) -> torch.Tensor:
+        return q.codes * q.scales["absmax"].view(-1, 1) * bm.INT8_DEQUANT
+
+    def box_from_quantized(self, q: Quantized, w: torch.Tensor) -> Box:
+        absmax = q.scales["absmax"].view(-1, 1)
+        return _keep_pinned_sign(self.box_from_pinned(q, w.float().abs() == absmax), w)
+
+    def box_from_pinned(self, q: Quantized, pinned: torch.Tensor) -> Box:
+        """The fp32 box from codes, scales and the pinned mask alone (a pinned weight is ``sign(code) * a``)."""
+        rows, cols = q.shape
+        absmax = q.scales["absmax"]
+        target = q.codes.reshape(-1).float()
+        limit = absmax.repeat_interleave(cols)
+        scale = bm.int8_scale(absmax).reshape(-1)
+
+        def level_of(x: torch.Tensor, idx: torch.Tensor | None) -> torch.Tensor:
+            if idx is None:
+                return bm.int8_levels(x.view(rows, cols), absmax).reshape(-1)
+            return torch.round(x * scale[idx // cols])
+
+        per_element = scale.repeat_interleave(cols)
+        lo = lower_edges(target, level_of, -limit, limit, (target - 0.5) / per_element)
+        hi = upper_edges(target, level_of, -limit, limit, (target + 0.5) / per_element)
+        pinned_value = torch.where(target < 0, -limit, limit)
+        return _pinned_box(pinned_value, lo, hi, pinned.reshape(-1) | (limit == 0), q.shape)
+
+
+def _keep_pinned_sign(box: Box, w: torch.Tensor) -> Box:
+    """Pinned intervals take ``w`` itself, so a pinned -0.0 stays -0.0."""
+    pinned = box.lo == box.hi
+    w32 = w.float()
+    return Box(torch.where(pinned, w32, box.lo), torch.where(pinned, w32, box.hi))
+
+
+def _pinned_box(value: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor, pinned: torch.Tensor,
+                shape: tuple[int, ...]) -> Box:
+    return Box(torch.where(pinned, value, lo).view(shape), torch.where(pinned, value, hi).view(shape))
+
+
+@dataclass(frozen=True)
+class Blockwise4bit(Format):
+    """bitsandbytes 4-bit storage (NF4 or FP4): a 4-bit code per weight, an fp32 abs-max per flat block."""
+
+    name: str = "nf4"
+    quant_type: str = "nf4"
+    blocksize: int = 64
+    bits: int = 4
+    family: ClassVar[str] = "bnb"
+
+    def __post_init__(self) -> None:
+        if self.blocksize not in _BLOCKSIZES:
+            raise ValueError(f"blocksize {self.blocksize} is not one bitsandbytes accepts; use one of {_BLOCKSIZES}")
+        bm.code_table(self.quant_type)
+
+    def supports(self, shape: tuple[int, ...]) -> bool:
+        return len(shape) >= 1 and all(d > 0 for d in shape)
+
+    def quantize(self, w: torch.Tensor) -> Quantized:
+        _check_input(w)
+        flat = w.reshape(-1).float()
+        absmax = bm.absmax_4bit(flat, self.blocksize)
+        bounds, order = bm.bucket_bounds(self.quant_type)
+        buckets = bm.buckets_4bit(flat, absmax, self.blocksize, flat.numel(), bounds.to(w.device))
+        codes = order.to(w.device)[buckets].to(torch.uint8)
+        return Quantized(codes.view(w.shape), {"absmax": absmax}, tuple(w.shape), w.dtype)
+
+    def reference_quantize(self, w: torch.Tensor) -> Quantized:
+        _check_input(w)
+        packed, state = _functional().quantize_4bit(w, blocksize=self.blocksize, quant_type=self.quant_type)
+        packed = packed.reshape(-1)
+        codes = torch.stack([packed >> 4, packed & 0xF], dim=1).reshape(-1)[: w.numel()]
+        return Quantized(codes.view(w.shape), {"absmax": state.absmax}, tuple(w.shape), w.dtype)
+
+    def dequantize(self, q: Quantized) -> torch.Tensor:
+        values = bm.code_table(self.quant_type).to(q.codes.device)[q.codes.reshape(-1).long()]
+        absmax = q.scales["absmax"]
+        per_element = absmax.repeat_interleave(self.blocksize)[: values.numel()]
+        return (values * per_element).view(q.shape)
+
+    def box_from_quantized(self, q: Quantized, w: torch.Tensor) -> Box:
+        limit = q.scales["absmax"].repeat_interleave(self.blocksize)[: w.numel()].view(w.shape)
+        return _keep_pinned_sign(self.box_from_pinned(q, w.float().abs() == limit), w)
+
+    def box_from_pinned(self, q: Quantized, pinned: torch.Tensor) -> Box:
+        """The fp32 box from codes, scales and the pinned mask alone (a pinned weight is ``code value * a``)."""
+        n = q.codes.numel()
+        absmax = q.scales["absmax"]
+        bounds, order = (t.to(q.codes.device) for t in bm.bucket_bounds(self.quant_type))
+        target = torch.argsort(order)[q.codes.reshape(-1).long()].int()
+        limit = absmax.repeat_interleave(self.blocksize)[:n]
+
+        def level_of(x: torch.Tensor, idx: torch.Tensor | None) -> torch.Tensor:
+            return bm.buckets_4bit(x, absmax, self.blocksize, n, bounds, idx)
+
+        padded = torch.cat([bounds.new_tensor([-2.0]), bounds, bounds.new_tensor([2.0])])
+        lo = lower_edges(target, level_of, -limit, limit, padded[target.long()] * limit)
+        hi = upper_edges(target, level_of, -limit, limit, padded[target.long() + 1] * limit)
+        value = bm.code_table(self.quant_type).to(limit.device)[q.codes.reshape(-1).long()] * limit
+        return _pinned_box(value, lo, hi, pinned.reshape(-1) | (limit == 0), q.shape)
+
+
+register(Int8Rowwise())
+for _quant_type in ("nf4", "fp4"):
+    register(Blockwise4bit(name=_quant_type, quant_type=_quant_type))
+    for _blocksize in (128, 256):
+        register(Blockwise4bit(name=f"{_quant_type}-b{_blocksize}", quant_type=_quant_type, blocksize=_blocksize))

@@ -1,0 +1,89 @@
+"""bitsandbytes arithmetic, reproduced operation for operation in pure torch (bitsandbytes 0.50 CPU path).
+
+Read from ``bitsandbytes/backends/default/ops.py`` (the CPU backend registers no quantize kernel of its own):
+
+- **LLM.int8()** ``int8_vectorwise_quant``: ``a = max|row|`` (input dtype, exact) cast to fp32;
+  ``code = round(A * (127.0 / a))``; ``A`` (fp16/bf16) times the fp32 ``127/a`` promotes to **fp32**, so every
+  input dtype is quantized in fp32 arithmetic.  ``round`` is half-to-even.  Dequant: ``code * a * 7.874015718698502e-3``.
+- **NF4/FP4** ``quantize_4bit``: input upcast with ``.float()``; per block of ``blocksize`` flat elements
+  ``a = max|block|``, ``scaled = clamp(x * (1.0 / max(a, 1e-38)), -1, 1)`` (multiply by the fp32 reciprocal);
+  a last partial block instead *divides*: ``clamp(x / max(a, 1e-38), -1, 1)`` and stores the clamped ``a``.
+  The bucket is ``torch.bucketize(scaled, midpoints)`` with ``right=False``: a value exactly on a midpoint goes to
+  the *lower* bucket (level = number of midpoints strictly below it).  Midpoints are ``(c[i] + c[i+1]) / 2`` in
+  fp32 over the sorted code table; FP4 maps the bucket back to its code with ``argsort(code)``.
+"""
+
+from __future__ import annotations
+
+import torch
+
+NF4_TABLE = [-1.0, -0.6961928009986877, -0.5250730514526367, -0.39491748809814453, -0.28444138169288635,
+             -0.18477343022823334, -0.09105003625154495, 0.0, 0.07958029955625534, 0.16093020141124725,
+             0.24611230194568634, 0.33791524171829224, 0.44070982933044434, 0.5626170039176941,
+             0.7229568362236023, 1.0]
+FP4_TABLE = [0, 0.0625, 8.0, 12.0, 4.0, 6.0, 2.0, 3.0, -0, -0.0625, -8.0, -12.0, -4.0, -6.0, -2.0, -3.0]
+INT8_DEQUANT = 7.874015718698502e-3
+TINY_ABSMAX = 1e-38
+
+
+def code_table(quant_type: str) -> torch.Tensor:
+    """The 16 code values (fp32, CPU), normalised to [-1, 1] exactly as ``get_4bit_type`` does."""
+    tables = {"nf4": NF4_TABLE, "fp4": FP4_TABLE}
+    if quant_type not in tables:
+        raise ValueError(f"quant_type {quant_type!r} is not a bitsandbytes 4-bit type; use 'nf4' or 'fp4'")
+    data = torch.tensor(tables[quant_type])
+    return data.div_(data.abs().max())
+
+
+def bucket_bounds(quant_type: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """(midpoints (15,) fp32, order (16,) int64): bucket ``b`` stores code ``order[b]`` (CPU tensors)."""
+    code = code_table(quant_type)
+    order = torch.argsort(code)
+    return (code[order[:-1]] + code[order[1:]]) / 2, order
+
+
+def split_tail(n: int, blocksize: int) -> tuple[int, int]:
+    """(number of full blocks, length of the last partial block) for ``n`` flat elements."""
+    return n // blocksize, n % blocksize
+
+
+def absmax_4bit(flat: torch.Tensor, blocksize: int) -> torch.Tensor:
+    """Stored per-block abs-max (fp32, one per block incl. a partial last block, which is clamped to 1e-38)."""
+    full, rem = split_tail(flat.numel(), blocksize)
+    absmax = flat[: full * blocksize].reshape(full, blocksize).abs().max(dim=-1)[0]
+    if rem:
+        tail = flat[full * blocksize:].abs().max().clamp(min=TINY_ABSMAX)
+        absmax = torch.cat([absmax, tail.unsqueeze(0)])
+    return absmax
+
+
+def scale_4bit(x: torch.Tensor, absmax: torch.Tensor, blocksize: int, n: int,
+               idx: torch.Tensor | None = None) -> torch.Tensor:
+    """``scaled`` of flat fp32 ``x`` for a tensor of ``n`` elements: every element when ``idx`` is None, else
+    ``x`` holds the values at flat positions ``idx`` (used to re-test a few candidate edges)."""
+    full, rem = split_tail(n, blocksize)
+    if idx is None:
+        recip = 1.0 / absmax[:full].clamp(min=TINY_ABSMAX)
+        scaled = (x[: full * blocksize].reshape(full, blocksize) * recip.view(-1, 1)).reshape(-1)
+        if rem:
+            scaled = torch.cat([scaled, x[full * blocksize:] / absmax[full]])
+        return torch.clamp(scaled, -1, 1)
+    block = idx // blocksize
+    recip = 1.0 / absmax[block].clamp(min=TINY_ABSMAX)
+    return torch.clamp(torch.where(block >= full, x / absmax[block], x * recip), -1, 1)
+
+
+def buckets_4bit(x: torch.Tensor, absmax: torch.Tensor, blocksize: int, n: int, bounds: torch.Tensor,
+                 idx: torch.Tensor | None = None) -> torch.Tensor:
+    """Bucket index (int32) of each element: the number of midpoints strictly below its scaled value."""
+    return torch.bucketize(scale_4bit(x, absmax, blocksize, n, idx), bounds, out_int32=True)
+
+
+def int8_scale(absmax: torch.Tensor) -> torch.Tensor:
+    """Per-row multiplier ``127.0 / a`` (fp32), as in ``int8_vectorwise_quant``."""
+    return 127.0 / absmax.unsqueeze(-1)
+
+
+def int8_levels(rows: torch.Tensor, absmax: torch.Tensor) -> torch.Tensor:
+    """``round(A * (127/a))`` in fp32 for a (rows, cols) tensor, before the int8 cast."""
+    return torch.round(rows * int8_scale(absmax))
