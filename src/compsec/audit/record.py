@@ -1,0 +1,45 @@
+"""The one record type of an audit: a probe sent to a variant, what came back, and how it was judged.
+
+Every renderer (summary.json, report.html) reads only these records from ``events.jsonl``; nothing else of a
+run is needed to rebuild a report. Kinds and the fields they fill:
+
+- ``refusal`` / ``over-refusal``: ``response``, ``judges["refusal"]`` and, for local models,
+  ``scores["refusal_margin"]`` = log p(refusal opening | prompt) - log p(complying opening | prompt), in nats;
+- ``injection``: ``response``, ``judges["keyword"]`` and ``scores["instruction_correct"]`` (0/1);
+- ``utility``: ``scores["choice"]`` (index picked by log-likelihood) and ``scores["correct"]`` (0/1);
+- ``contrast``: ``scores["kl"]`` = mean per-token KL(original || variant) in nats, ``scores["tokens"]``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+
+
+@dataclass
+class Record:
+    """One (probe, variant) result; ``timing`` holds seconds spent (shared batch time divided per prompt)."""
+
+    probe_id: str
+    kind: str
+    variant: str
+    prompt: str
+    category: str = ""
+    response: str = ""
+    truncated: bool = False
+    judges: dict[str, str] = field(default_factory=dict)
+    reasons: dict[str, str] = field(default_factory=dict)
+    scores: dict[str, float] = field(default_factory=dict)
+    timing: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        """What makes a record unique in a log: (variant, kind, probe id)."""
+        return (self.variant, self.kind, self.probe_id)
+
+    def to_json(self) -> dict:
+        return {"event": "record", **asdict(self)}
+
+    @classmethod
+    def from_json(cls, data: dict) -> Record:
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in names})
