@@ -23,7 +23,8 @@ INJECTION_PATTERNS = {
     "import": r"\bimport\b|\bimportlib\b",
     "os / process access": r"\bos\s*\.|\bpopen\b|\bsubprocess\b|\bsystem\s*\(|\bspawn\w*\b",
     "code evaluation": r"\beval\s*\(|\bexec\s*\(|\bcompile\s*\(|\bgetattr\b|\bglobals\s*\(",
-    "known gadget object": r"\b(?:lipsum|cycler|joiner|url_for|get_flashed_messages|self\._TemplateReference)\b",
+    "known gadget object": r"\b(?:lipsum|cycler|joiner|url_for|get_flashed_messages)\b",
+    "private attribute of self": r"\bself\s*\.\s*_",
     "file access": r"\bopen\s*\(|\bread\s*\(\s*\)",
 }
 _COMPILED = {label: re.compile(pattern) for label, pattern in INJECTION_PATTERNS.items()}
