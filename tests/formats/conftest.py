@@ -1,0 +1,38 @@
+"""Shared pieces of the format contract tests: every test taking ``fmt`` runs once per registered format."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+import torch
+
+from compsec import formats
+
+STORAGE = (torch.float32, torch.float16, torch.bfloat16)
+CANDIDATE_SHAPES = ((8, 256), (16, 512), (4, 1024), (2048,), (8, 32, 32))
+#: hypothesis examples per property test: modest by default, more with ``HYPOTHESIS_PROFILE=ci``.
+MAX_EXAMPLES = 25 if os.environ.get("HYPOTHESIS_PROFILE") == "ci" else 5
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "fmt" in metafunc.fixturenames:
+        names = formats.names()
+        metafunc.parametrize("fmt", [formats.get(n) for n in names], ids=names)
+
+
+def shapes_for(fmt: formats.Format, count: int = 2) -> list[tuple[int, ...]]:
+    """The first ``count`` candidate shapes the format can store (fails the test if there is none)."""
+    shapes = [s for s in CANDIDATE_SHAPES if fmt.supports(s)][:count]
+    if not shapes:
+        pytest.fail(f"format {fmt.name} supports none of {CANDIDATE_SHAPES}; add a shape it supports")
+    return shapes
+
+
+def random_weights(shape: tuple[int, ...], dtype: torch.dtype, seed: int, scale: float = 0.05) -> torch.Tensor:
+    """Gaussian weights with a few outliers per row, cast to ``dtype`` (deterministic in ``seed``)."""
+    gen = torch.Generator().manual_seed(seed)
+    w = torch.randn(shape, generator=gen) * scale
+    outliers = torch.rand(shape, generator=gen) < 0.01
+    w = torch.where(outliers, w * 8, w)
+    return w.to(dtype)
