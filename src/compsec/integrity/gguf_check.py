@@ -24,11 +24,12 @@ STRING, ARRAY = 8, 9
 
 @dataclass
 class GGUFSummary:
-    """What the validated header says: metadata scalars/strings (arrays as ``("array", n)``) and tensors."""
+    """What the validated header says: metadata scalars/strings (arrays as ``("array", n)``) and tensors as
+    ``(name, ggml_type, shape, absolute_offset, n_bytes)`` with shape in GGUF order (innermost dim first)."""
 
     version: int
     metadata: dict = field(default_factory=dict)
-    tensors: list = field(default_factory=list)  # (name, ggml_type, shape, absolute_offset, n_bytes)
+    tensors: list = field(default_factory=list)
 
 
 class _Reader:

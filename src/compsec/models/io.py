@@ -49,7 +49,7 @@ def _tokenizer(folder: Path, **extra):
     try:
         return AutoTokenizer.from_pretrained(str(folder), local_files_only=True, trust_remote_code=False, **extra)
     except (OSError, ValueError, KeyError, TypeError) as err:
-        raise InputError(f"{folder}: tokenizer files are present but unreadable ({_one_line(err)})") from err
+        raise InputError(f"{folder}: a tokenizer is present but unreadable ({_one_line(err)})") from err
 
 
 def _config_file(weights: Path, config_path: str | Path | None) -> Path:
@@ -112,8 +112,11 @@ def _load_folder(folder: Path, config_path, dtype, allow_pickle: bool):
 def _load_gguf(path: Path, dtype):
     import torch
 
+    from compsec.integrity.gguf_check import read_gguf_header
+
     model = _from_pretrained(path.parent, dtype or torch.float32, gguf_file=path.name)
-    return model, _tokenizer(path.parent, gguf_file=path.name)
+    has_tokenizer = "tokenizer.ggml.model" in read_gguf_header(path).metadata
+    return model, _tokenizer(path.parent, gguf_file=path.name) if has_tokenizer else None
 
 
 def load_model(path, device: str = "cpu", dtype=None, allow_pickle: bool = False, config_path=None):
@@ -121,6 +124,7 @@ def load_model(path, device: str = "cpu", dtype=None, allow_pickle: bool = False
 
     Returns ``(model, tokenizer_or_None)`` with the model in eval mode on ``device``. ``dtype`` (a
     ``torch.dtype``) overrides the checkpoint's; GGUF defaults to float32. Bad input raises InputError.
+    Validation here reads headers only; the NaN/Inf value scan is ``compsec.integrity.check_file``'s job.
     """
     path = Path(path)
     if not path.exists():
