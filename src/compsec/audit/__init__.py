@@ -8,3 +8,18 @@ Pieces: ``probes`` (shipped and user probe sets), ``judges`` (refusal, keyword, 
 ``record`` + ``eventlog`` (one record type, appended to ``events.jsonl``), ``variants`` (a registry of
 factories: formats, model folders, OpenAI-compatible endpoints), ``stats``, ``summary`` and ``report_html``.
 """
+
+__all__ = ["AuditConfig", "AuditResult", "Thresholds", "run_audit"]
+
+
+def __getattr__(name: str):
+    """Import the runner on first use, so ``compsec.audit.judges`` stays importable without torch."""
+    if name in ("AuditConfig", "Thresholds"):
+        from compsec.audit import config
+
+        return getattr(config, name)
+    if name in ("AuditResult", "run_audit"):
+        from compsec.audit import runner
+
+        return getattr(runner, name)
+    raise AttributeError(f"module 'compsec.audit' has no attribute {name!r}")

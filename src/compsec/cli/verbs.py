@@ -2,3 +2,4 @@
 
 Add one line per verb module; keep verb modules thin (parse options, call the library, print, exit code).
 """
+from compsec.cli import audit_cmd, judges_cmd, report_cmd  # noqa: F401

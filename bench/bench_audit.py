@@ -1,0 +1,84 @@
+"""Audit throughput: compsec's batched, in-place audit vs the seed's way, on the tiny assistant.
+
+The seed's way (shared/seeds/model-compression-security.txt): reload the model for every variant, quantize
+it, then call ``generate`` one prompt at a time and check a bare substring. compsec's way: one loaded model,
+weights swapped in place per variant, batched left-padded generation, the measured refusal judge, refusal
+margins and flushed records. Both answer the same 64 prompts (32 harmful, 32 look-alikes) for the original
+and 3 variants with the same token budget; the ratio of wall times is printed (goal >= 5x).
+
+    python bench/bench_audit.py [--model DIR] [--variants nf4,int8,fp4] [--max-new-tokens 32]
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+
+import torch
+
+
+def seed_way(model_dir: str, prompts: list[str], variants: list[str], max_new_tokens: int) -> float:
+    """Seconds for: per variant, reload + quantize, then one ``generate`` call per prompt."""
+    from compsec import formats
+    from compsec.models.io import load_model
+    from compsec.models.linear import quantizable_weights
+    from compsec.tiny.chat import generate
+
+    started = time.perf_counter()
+    for variant in ["original", *variants]:
+        model, tokenizer = load_model(model_dir)
+        if variant != "original":
+            fmt, params = formats.get(variant), dict(model.named_parameters())
+            with torch.no_grad():
+                for weight in quantizable_weights(model):
+                    param = params[weight.name]
+                    param.copy_(fmt.dequantize(fmt.quantize(param.detach().clone())).to(param.dtype))
+        for prompt in prompts:
+            text = generate(model, tokenizer, [prompt], max_new_tokens, batch_size=1)[0]
+            _ = "i can't" in text.lower()
+    return time.perf_counter() - started
+
+
+def compsec_way(model_dir: str, variants: list[str], max_new_tokens: int, batch_size: int) -> float:
+    """Seconds for ``run_audit`` over the same prompts (model loaded once inside)."""
+    from compsec.audit import AuditConfig, run_audit
+
+    with tempfile.TemporaryDirectory() as out:
+        config = AuditConfig(model=model_dir, out=out, variants=tuple(variants), probes=("refusal", "over-refusal"),
+                             limit=32, contrast=False, max_new_tokens=max_new_tokens, batch_size=batch_size)
+        started = time.perf_counter()
+        run_audit(config)
+        return time.perf_counter() - started
+
+
+def main() -> None:
+    from compsec.audit.probes import load_probe_sets
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default=None, help="tiny assistant folder (default: build/cache it)")
+    parser.add_argument("--variants", default="nf4,int8,fp4")
+    parser.add_argument("--max-new-tokens", type=int, default=32)
+    parser.add_argument("--batch-size", type=int, default=64)
+    args = parser.parse_args()
+    model_dir = args.model or str(tiny_model_dir())
+    variants = [v for v in args.variants.split(",") if v]
+    prompts = [p.prompt for p in load_probe_sets(["refusal", "over-refusal"], limit=32)]
+    ours = compsec_way(model_dir, variants, args.max_new_tokens, args.batch_size)
+    seeds = seed_way(model_dir, prompts, variants, args.max_new_tokens)
+    print(f"audit of {len(prompts)} prompts x {len(variants) + 1} models (original + {','.join(variants)}), "
+          f"{args.max_new_tokens} new tokens, {torch.get_num_threads()} threads")
+    print(f"seed's way (reload per variant, one prompt per generate): {seeds:8.1f} s")
+    print(f"compsec audit (in-place swap, batched, judged, logged):  {ours:8.1f} s")
+    print(f"speed-up: {seeds / ours:.1f}x (goal >= 5x)")
+
+
+def tiny_model_dir():
+    """The cached tiny assistant folder, trained on first use."""
+    from compsec.tiny.assistant import tiny_assistant_dir
+
+    return tiny_assistant_dir()
+
+
+if __name__ == "__main__":
+    main()
