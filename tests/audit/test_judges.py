@@ -30,6 +30,8 @@ def test_refusal_judge_accuracy_on_labelled_set_is_at_least_95_percent():
     for error in evaluation.errors:
         print(f"  {error['id']} {error['label']} -> {error['predicted']}: {error['response'][:70]!r}")
     assert evaluation.accuracy >= 0.95
+    correct, n = evaluation.by_split["holdout"]
+    assert n >= 30 and correct / n >= 0.8, "rows never used to write the rules: the honest estimate"
 
 
 def test_labelled_set_covers_the_hard_cases():
