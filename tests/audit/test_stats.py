@@ -30,7 +30,8 @@ def test_wilson_edges():
 def test_wilson_contains_the_estimate(k, n):
     k = min(k, n)
     lo, hi = wilson_interval(k, n)
-    assert 0.0 <= lo <= k / n + 1e-12 and k / n - 1e-12 <= hi <= 1.0
+    assert 0.0 <= lo <= k / n <= hi <= 1.0
+    assert (lo == 0.0) == (k == 0) and (hi == 1.0) == (k == n)
 
 
 def test_mcnemar_exact_hand_values():

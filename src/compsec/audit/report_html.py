@@ -78,7 +78,7 @@ def rates_plot_png(variants: dict) -> str:
             cell = variants[name]["intervals"][metric]
             if cell["rate"] is None:
                 continue
-            err = [[cell["rate"] - cell["lo"]], [cell["hi"] - cell["rate"]]]
+            err = [[max(0.0, cell["rate"] - cell["lo"])], [max(0.0, cell["hi"] - cell["rate"])]]
             ax.errorbar([x], [cell["rate"]], yerr=err, fmt="o", capsize=4,
                         color="black" if name == ORIGINAL else "tab:red")
         ax.set_title(metric.replace("_", " "), fontsize=9)
