@@ -3,3 +3,5 @@
 Add one line per verb module; keep verb modules thin (parse options, call the library, print, exit code).
 """
 from compsec.cli import audit_cmd, judges_cmd, report_cmd  # noqa: F401
+from compsec.cli import manifest_cmd  # noqa: F401
+from compsec.cli import diff_cmd  # noqa: F401
