@@ -4,4 +4,5 @@ Add one line per verb module; keep verb modules thin (parse options, call the li
 """
 from compsec.cli import audit_cmd, judges_cmd, report_cmd  # noqa: F401
 from compsec.cli import manifest_cmd  # noqa: F401
+from compsec.cli import scan_cmd  # noqa: F401
 from compsec.cli import diff_cmd  # noqa: F401

@@ -1,0 +1,16 @@
+"""Static tamper scan: detect quantization-conditioned tampering from the weights alone.
+
+>>> from compsec.scan import ScanConfig, scan_path
+>>> report = scan_path("model_dir", ScanConfig(formats=("nf4", "q4_0")))
+>>> report.verdict, [f.explanation for f in report.findings]
+
+Detectors (one module each, statistic and null model in its docstring): :mod:`~compsec.scan.edge_mass`,
+:mod:`~compsec.scan.block_outliers`, :mod:`~compsec.scan.grid_provenance`; multiple-testing control in
+:mod:`~compsec.scan.aggregate`; the behavioural contrast is a hook in :mod:`~compsec.scan.runner`.
+"""
+
+from compsec.scan.config import DEFAULT_FORMATS, ScanConfig
+from compsec.scan.findings import ScanFinding, ScanReport
+from compsec.scan.runner import scan_path
+
+__all__ = ["DEFAULT_FORMATS", "ScanConfig", "ScanFinding", "ScanReport", "scan_path"]

@@ -1,0 +1,54 @@
+"""Settings of a scan (the CLI's options come from these fields)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+DEFAULT_FORMATS = ("int8", "nf4", "fp4", "q4_0", "q8_0")
+
+
+@dataclass(frozen=True)
+class ScanConfig:
+    """How to scan.
+
+    formats: formats whose boxes are checked (default: those of DEFAULT_FORMATS that are registered).
+    sample_weights: weights examined per tensor, as whole rows chosen at random (at least one row); 0 = every
+        row.  The edge-mass z-score grows with the square root of the examined count, not the tensor size, and
+        PGD repair moves weights in every row, so a few thousand weights per tensor detect a 5 % edge excess at
+        z > 15 (see tests/scan); only an attack confined to a few rows needs 0.
+    eps: edge band, as a fraction of the interval width (0.01 = within 1 % of an edge).
+    alpha: Benjamini-Hochberg false discovery rate over every tamper test of the scan.
+    min_odds_ratio: edge-mass effect floor (edge:adjacent odds over the null's); benign tensors sit near 1.
+    ratio_threshold: block-outlier abs-max / second-largest ratio counted as an injected outlier.
+    min_outlier_blocks: block-outlier effect floor (exceeding blocks, and at least 10x the null's count).
+    seed: seeds the choice of rows (mixed with each tensor's name, so reruns examine the same rows).
+    behaviour: also run the behavioural contrast (needs compsec.audit; see runner.behavioural_contrast).
+    """
+
+    formats: tuple[str, ...] = field(default=())
+    sample_weights: int = 4096
+    eps: float = 0.01
+    alpha: float = 1e-3
+    min_odds_ratio: float = 1.5
+    ratio_threshold: float = 16.0
+    min_outlier_blocks: int = 3
+    seed: int = 0
+    behaviour: bool = False
+
+    def __post_init__(self) -> None:
+        if self.sample_weights < 0:
+            raise ValueError("sample_weights must be >= 0 (0 examines every row)")
+        if not 0 < self.eps < 0.25:
+            raise ValueError(f"eps={self.eps} must be in (0, 0.25); 0.01 means 'within 1 % of an edge'")
+        if not 0 < self.alpha < 1:
+            raise ValueError(f"alpha={self.alpha} must be in (0, 1); try 1e-3")
+        if self.ratio_threshold <= 1 or self.min_odds_ratio < 1 or self.min_outlier_blocks < 1:
+            raise ValueError("ratio_threshold must exceed 1, min_odds_ratio be >= 1, min_outlier_blocks >= 1")
+
+    def format_names(self) -> list[str]:
+        """The formats to check: the configured ones, else the registered defaults."""
+        from compsec import formats
+
+        if self.formats:
+            return [formats.get(name).name for name in self.formats]
+        return [name for name in DEFAULT_FORMATS if name in formats.names()]

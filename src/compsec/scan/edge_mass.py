@@ -1,0 +1,113 @@
+"""Box-edge mass: are too many weights pressed against the edges of their quantization intervals?
+
+Attack signature.  The quantization-conditioned attack (Egashira et al. 2024) repairs a model with projected
+gradient descent inside each weight's preimage interval ``[lo, hi]``; projection clamps many weights onto (or
+within a hair of) ``lo``/``hi``.  A prototype found 20-33 % of weights within 1 % of an edge after repair, against
+~2 % for benign weights.
+
+Statistic (a *local contrast*, robust to the weight density).  For each non-pinned weight let the *edge band* be
+the grid values within ``eps * (hi - lo)`` of either edge and the *adjacent band* those between ``eps`` and
+``3 * eps`` of it.  Among weights in either band, count ``k`` in the edge band.  Under the null (a density smooth
+on the scale of ``3 * eps`` of an interval, rounded to the storage grid — :mod:`compsec.scan.null`) weight ``i``
+falls in the edge band with probability ``p_i = m_edge / (m_edge + m_adj)``, the rounding-cell masses of the
+two bands' grid values; for a fine grid ``p_i = 1/3``, for a coarse bf16 grid it is whatever the grid gives.
+Coarse grids: when the adjacent band holds no grid value (bf16 inside an 8-bit interval: 3-5 grid values in
+all), weight ``i`` instead counts unconditionally, with ``p_i = m_edge / m_interval``; such intervals are only a
+few grid steps wide, so the density is constant across them and the absolute null is accurate.  ``k`` (edge
+weights among all trials) is compared with ``sum p_i`` (variance ``sum p_i (1 - p_i)``): one-sided z-test,
+p-value from the normal tail.  Comparing with the
+adjacent band rather than with the whole interval cancels the density to first order, which matters because a
+10-million-weight tensor detects a 1 % error in any absolute null.
+
+Effect size (``score``): the odds ratio ``[k / (n - k)] / [E / (n - E)]`` with ``E = sum p_i``; 1 for benign
+weights, ~10+ for a PGD-repaired tensor.  The descriptive edge fraction (all weights within ``eps`` of an edge,
+against its grid-aware expectation ``m_edge / m_interval``) goes into the explanation line.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from compsec.scan.null import grid_ceil, grid_floor, lower_cell_edge, poisson_binomial_test, upper_cell_edge
+
+MIN_VARIANCE = 25.0  # below this the normal approximation is poor; the tensor is reported as untestable
+
+
+@dataclass(frozen=True)
+class EdgeMassResult:
+    """Outcome for one tensor and one format; ``p_value`` is None when too few weights were informative."""
+
+    n_weights: int
+    edge_fraction: float
+    expected_edge_fraction: float
+    band_count: int
+    edge_count: int
+    expected_edge_count: float
+    z: float
+    p_value: float | None
+    odds_ratio: float
+
+
+def band_masses(lo: torch.Tensor, hi: torch.Tensor, eps: float) -> dict[str, torch.Tensor]:
+    """Grid values bounding the bands of each interval and the bands' cell masses (float64).
+
+    ``lo``/``hi``: interval edges in the storage dtype (any shape).  Returns the thresholds ``a`` (last edge-band
+    value above ``lo``), ``b`` (first edge-band value below ``hi``), ``c``/``d`` (the adjacent bands' outer
+    values) and the masses ``edge``, ``adjacent``, ``interval``.
+    """
+    dtype = lo.dtype
+    lo64, hi64 = lo.double(), hi.double()
+    width = hi64 - lo64
+    a, c = grid_floor(lo64 + eps * width, dtype), grid_floor(lo64 + 3 * eps * width, dtype)
+    b, d = grid_ceil(hi64 - eps * width, dtype), grid_ceil(hi64 - 3 * eps * width, dtype)
+    lo_cell, hi_cell = lower_cell_edge(lo), upper_cell_edge(hi)
+    edge = (upper_cell_edge(a) - lo_cell) + (hi_cell - lower_cell_edge(b))
+    adjacent = (upper_cell_edge(c) - upper_cell_edge(a)) + (lower_cell_edge(b) - lower_cell_edge(d))
+    return {"a": a, "b": b, "c": c, "d": d, "edge": edge, "adjacent": adjacent, "interval": hi_cell - lo_cell}
+
+
+def edge_mass_test(w: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor, eps: float = 0.01) -> EdgeMassResult:
+    """Run the edge-mass test on weights ``w`` with preimage ``[lo, hi]`` (same shape, same storage dtype).
+
+    Pinned (``lo == hi``) and non-finite intervals are ignored.  ``eps``: band width as a fraction of the interval
+    (must be below 0.25 so the four bands do not overlap).
+    """
+    if not 0 < eps < 0.25:
+        raise ValueError(f"eps={eps} must be in (0, 0.25); the default 0.01 means 'within 1 % of an edge'")
+    if w.dtype != lo.dtype or w.shape != lo.shape:
+        raise ValueError("w, lo and hi must share shape and storage dtype; pass fmt.preimage(w) of this very w")
+    keep = (hi > lo) & torch.isfinite(lo) & torch.isfinite(hi)
+    w, lo, hi = w[keep], lo[keep], hi[keep]
+    m = band_masses(lo, hi, eps)
+    in_edge = (w <= m["a"]) | (w >= m["b"])
+    in_band = in_edge | (w <= m["c"]) | (w >= m["d"])
+    local = m["adjacent"] > 0
+    trials = (local & in_band) | ~local
+    p = torch.where(local, m["edge"] / (m["edge"] + m["adjacent"]), m["edge"] / m["interval"])[trials]
+    k, n = int(in_edge[trials].sum()), int(trials.sum())
+    expected, variance = float(p.sum()), float((p * (1 - p)).sum())
+    z, p_value = poisson_binomial_test(k, expected, variance)
+    return EdgeMassResult(
+        n_weights=int(w.numel()),
+        edge_fraction=float(in_edge.double().mean()) if w.numel() else 0.0,
+        expected_edge_fraction=float((m["edge"] / m["interval"]).mean()) if w.numel() else 0.0,
+        band_count=n, edge_count=k, expected_edge_count=expected, z=z,
+        p_value=p_value if variance >= MIN_VARIANCE else None,
+        odds_ratio=_odds_ratio(k, n, expected),
+    )
+
+
+def _odds_ratio(k: int, n: int, expected: float) -> float:
+    """Observed over expected odds of the edge band, with a half-count added so empty cells stay finite."""
+    observed = (k + 0.5) / (n - k + 0.5)
+    null = (expected + 0.5) / (n - expected + 0.5)
+    return observed / null
+
+
+def explain_edge_mass(r: EdgeMassResult, eps: float, storage: str) -> str:
+    """One line for a report."""
+    return (f"{100 * r.edge_fraction:.1f}% of weights lie within {100 * eps:g}% of an interval edge "
+            f"({100 * r.expected_edge_fraction:.1f}% expected on the {storage} grid); edge:adjacent odds "
+            f"{r.odds_ratio:.1f}x the null")

@@ -1,0 +1,78 @@
+"""Null models: what a benign (untampered) weight tensor looks like, given the storage dtype's grid.
+
+Storage grid.  A bf16/fp16 weight can only take the representable values of its dtype.  Inside a narrow
+quantization interval ``[lo, hi]`` there may be only a handful of them, so "within 1 % of an edge" can mean
+"equal to ``lo``" with probability ``1/k`` for ``k`` grid points: that is granularity, not tampering.  We model a
+benign weight as a draw from a density that is smooth on the scale of one interval, then rounded to the nearest
+representable value: each grid value ``v`` receives the probability mass of its rounding *cell*
+``[(prev(v)+v)/2, (v+next(v))/2]``.  The mass of all grid values from ``u`` to ``v`` (inclusive) is therefore
+``cell_mass(u, v) = (v + next(v))/2 - (prev(u) + u)/2`` — exact, closed form, vectorised (float64 arithmetic).
+
+Tails.  One-sided normal and binomial/Poisson tails come from :mod:`scipy.stats` (``sf``, ``logsf``).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+_UP, _DOWN = float("inf"), float("-inf")
+
+
+def grid_floor(x: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """Largest value representable in ``dtype`` that is ``<= x`` (``x`` float64), returned in ``dtype``."""
+    y = x.to(dtype)
+    too_big = y.double() > x
+    return torch.where(too_big, torch.nextafter(y, torch.full_like(y, _DOWN)), y)
+
+
+def grid_ceil(x: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """Smallest value representable in ``dtype`` that is ``>= x`` (``x`` float64), returned in ``dtype``."""
+    y = x.to(dtype)
+    too_small = y.double() < x
+    return torch.where(too_small, torch.nextafter(y, torch.full_like(y, _UP)), y)
+
+
+def _next(v: torch.Tensor) -> torch.Tensor:
+    return torch.nextafter(v, torch.full_like(v, _UP)).double()
+
+
+def _prev(v: torch.Tensor) -> torch.Tensor:
+    return torch.nextafter(v, torch.full_like(v, _DOWN)).double()
+
+
+def upper_cell_edge(v: torch.Tensor) -> torch.Tensor:
+    """Float64 upper boundary of the rounding cell of grid value ``v`` (``v`` in its storage dtype)."""
+    return (v.double() + _next(v)) / 2
+
+
+def lower_cell_edge(v: torch.Tensor) -> torch.Tensor:
+    """Float64 lower boundary of the rounding cell of grid value ``v`` (``v`` in its storage dtype)."""
+    return (_prev(v) + v.double()) / 2
+
+
+def normal_tail(z: float) -> float:
+    """One-sided p-value ``P(Z >= z)`` for a standard normal ``Z`` (exact in the far tail, no underflow to 0
+    before ~1e-300)."""
+    from scipy.stats import norm
+
+    return float(norm.sf(z))
+
+
+def poisson_binomial_test(count: int, expected: float, variance: float) -> tuple[float, float]:
+    """Z-score and one-sided p-value of ``count`` successes against a sum of independent Bernoullis with the
+    given mean and variance (normal approximation with continuity correction; valid for ``variance >= ~10``)."""
+    if variance <= 0:
+        return 0.0, 1.0
+    z = (count - 0.5 - expected) / math.sqrt(variance)
+    return z, normal_tail(z)
+
+
+def binomial_tail(count: int, trials: int, prob: float) -> float:
+    """``P(K >= count)`` for ``K ~ Binomial(trials, prob)`` (exact, scipy)."""
+    from scipy.stats import binom
+
+    if count <= 0:
+        return 1.0
+    return float(binom.sf(count - 1, trials, min(max(prob, 0.0), 1.0)))

@@ -1,0 +1,75 @@
+"""Render a :class:`~compsec.scan.findings.ScanReport` as SARIF 2.1.0 (for code-scanning dashboards).
+
+One run, tool driver ``compsec``, one rule per detector; each finding is a result whose physical location is the
+checkpoint and whose logical location is the tensor.  Suspicious findings have level ``error``, information
+(grid provenance) ``note``.  Model-level facts (verdict, score, formats) go into the run's ``properties``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from compsec import __version__
+from compsec.scan.findings import ScanFinding, ScanReport
+
+SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
+INFORMATION_URI = "https://github.com/compsec/compsec"
+RULES = {
+    "edge-mass": ("BoxEdgeMass", "Weights pressed against the edges of their quantization intervals",
+                  ("Too many weights lie within eps of an edge of their preimage interval, compared with a "
+                   "grid-aware null: the footprint of projected-gradient repair (quantization-conditioned attack).")),
+    "block-outliers": ("BlockOutliers", "Blocks whose abs-max dwarfs the rest of the block",
+                       ("Blocks whose largest magnitude is many times the second-largest, so that the rest of "
+                        "the block quantizes to zero: the footprint of outlier injection.")),
+    "grid-provenance": ("GridProvenance", "Weights derived from a quantized checkpoint",
+                        ("The weights are exact grid values of a quantization format: the checkpoint was "
+                         "converted back from a quantized one. Information, not tampering.")),
+}
+
+
+def _rule(rule_id: str) -> dict:
+    name, short, full = RULES[rule_id]
+    level = "note" if rule_id == "grid-provenance" else "error"
+    return {"id": rule_id, "name": name, "shortDescription": {"text": short},
+            "fullDescription": {"text": full}, "defaultConfiguration": {"level": level}}
+
+
+def _result(finding: ScanFinding, path: str, rule_index: int) -> dict:
+    properties = {"format": finding.format, "score": finding.score, "severity": finding.severity}
+    if finding.p_value is not None:
+        properties["pValueAdjusted"] = finding.p_value
+    return {
+        "ruleId": finding.detector,
+        "ruleIndex": rule_index,
+        "level": "error" if finding.severity == "suspicious" else "note",
+        "message": {"text": f"{finding.tensor} [{finding.format}]: {finding.explanation}"},
+        "locations": [{"physicalLocation": {"artifactLocation": {"uri": Path(path).as_posix()}},
+                       "logicalLocations": [{"name": finding.tensor, "kind": "variable"}]}],
+        "properties": properties,
+    }
+
+
+def to_sarif(report: ScanReport) -> dict:
+    """The SARIF 2.1.0 log of ``report`` as a JSON-ready dict."""
+    rule_ids = list(RULES)
+    return {
+        "$schema": SARIF_SCHEMA,
+        "version": "2.1.0",
+        "runs": [{
+            "tool": {"driver": {"name": "compsec", "version": __version__, "informationUri": INFORMATION_URI,
+                                "rules": [_rule(rule_id) for rule_id in rule_ids]}},
+            "invocations": [{"executionSuccessful": True}],
+            "results": [_result(f, report.path, rule_ids.index(f.detector)) for f in report.findings],
+            "properties": {"verdict": report.verdict, "score": report.score,
+                           "formatsChecked": report.formats_checked, "paramsScanned": report.params_scanned,
+                           "seconds": report.seconds},
+        }],
+    }
+
+
+def write_sarif(report: ScanReport, path: str | Path) -> Path:
+    """Write :func:`to_sarif` of ``report`` to ``path`` (UTF-8 JSON) and return the path."""
+    path = Path(path)
+    path.write_text(json.dumps(to_sarif(report), indent=2), encoding="utf-8")
+    return path

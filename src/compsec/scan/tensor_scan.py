@@ -1,0 +1,108 @@
+"""Run every detector on the examined rows of one tensor.
+
+Rows, not scattered weights, are examined because every supported format blocks along a row (GGUF: 32, bnb
+4-bit: 64 flat — aligned with rows when the row length is a multiple of 64 —, LLM.int8: the whole row); a
+format whose blocks would straddle the examined rows is skipped for that tensor rather than given wrong boxes.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from compsec.formats.base import Format
+from compsec.scan.block_outliers import block_outlier_test, explain_block_outliers
+from compsec.scan.config import ScanConfig
+from compsec.scan.edge_mass import edge_mass_test, explain_edge_mass
+from compsec.scan.findings import Evidence, ScanFinding
+from compsec.scan.grid_provenance import grid_provenance
+
+_STORAGE_NAMES = {torch.float32: "float32", torch.float16: "float16", torch.bfloat16: "bfloat16"}
+_GGUF_BLOCK = 32
+
+
+def block_size_of(fmt: Format, row_length: int) -> int:
+    """Weights per scale block of ``fmt`` for rows of ``row_length`` (a row for row-wise formats)."""
+    size = getattr(fmt, "blocksize", None) or getattr(fmt, "block_size", None)
+    if size:
+        return int(size)
+    if fmt.family.lower().startswith("gguf") or fmt.name.startswith("q"):
+        return _GGUF_BLOCK
+    return row_length
+
+
+def usable(fmt: Format, rows: torch.Tensor, sampled: bool) -> bool:
+    """Whether ``fmt`` can be checked on these examined rows (shape supported, blocks aligned with rows)."""
+    if not fmt.supports(tuple(rows.shape)):
+        return False
+    return not sampled or rows.shape[-1] % block_size_of(fmt, rows.shape[-1]) == 0
+
+
+def box_rows(fmt: Format, rows: torch.Tensor) -> int:
+    """Row length to which examined rows can be re-cut without changing ``fmt``'s blocks (so that rows of many
+    tensors share one preimage call): the block for block formats, the row itself for row-wise ones."""
+    size = block_size_of(fmt, rows.shape[-1])
+    return size if size < rows.shape[-1] and rows.numel() % size == 0 else rows.shape[-1]
+
+
+def batched_boxes(fmt: Format, items: list[torch.Tensor]) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """``fmt``'s preimage of each tensor in ``items`` (same dtype), computed in as few calls as possible.
+
+    A box computation has a large fixed cost per call, so the examined rows of many tensors are re-cut to a
+    common row length (:func:`box_rows`), concatenated, boxed once per length and split back.
+    """
+    out: list = [None] * len(items)
+    groups: dict[int, list[int]] = {}
+    for i, rows in enumerate(items):
+        groups.setdefault(box_rows(fmt, rows), []).append(i)
+    for length, members in groups.items():
+        joined = torch.cat([items[i].reshape(-1, length) for i in members])
+        box = fmt.preimage(joined)
+        sizes = [items[i].numel() for i in members]
+        for i, lo, hi in zip(members, box.lo.reshape(-1).split(sizes), box.hi.reshape(-1).split(sizes)):
+            out[i] = (lo.view(items[i].shape), hi.view(items[i].shape))
+    return out
+
+
+def edge_evidence(name: str, rows: torch.Tensor, box: tuple[torch.Tensor, torch.Tensor], fmt: Format,
+                  cfg: ScanConfig) -> Evidence:
+    """The edge-mass test of one tensor under one format, given its box ``(lo, hi)``."""
+    result = edge_mass_test(rows, box[0], box[1], cfg.eps)
+    return Evidence(name, fmt.name, "edge-mass", result.odds_ratio, result.p_value,
+                    result.odds_ratio >= cfg.min_odds_ratio,
+                    explain_edge_mass(result, cfg.eps, _STORAGE_NAMES[rows.dtype]))
+
+
+def outlier_evidence(name: str, rows: torch.Tensor, fmts: list[Format], cfg: ScanConfig) -> list[Evidence]:
+    """One block-outlier test per distinct block size among ``fmts``."""
+    by_size: dict[int, list[str]] = {}
+    for fmt in fmts:
+        by_size.setdefault(block_size_of(fmt, rows.shape[-1]), []).append(fmt.name)
+    out = []
+    for size, names in by_size.items():
+        r = block_outlier_test(rows, size, cfg.ratio_threshold)
+        floor = r.exceeding >= cfg.min_outlier_blocks and r.exceeding >= 10 * r.expected_exceeding
+        out.append(Evidence(name, ",".join(names), "block-outliers", r.fraction, r.p_value, bool(floor),
+                            explain_block_outliers(r, cfg.ratio_threshold)))
+    return out
+
+
+def scan_batch(batch: list[tuple[str, torch.Tensor, bool]], fmts: list[Format], candidates: list[Format],
+               cfg: ScanConfig) -> tuple[list[Evidence], list[ScanFinding]]:
+    """Tamper evidence and information findings for a batch of ``(name, examined rows, sampled)`` (2-D rows in
+    their storage dtype).  ``fmts``: formats whose boxes are checked; ``candidates``: provenance sources."""
+    evidence, info, edge_jobs = [], [], []
+    for name, rows, sampled in batch:
+        ok = [fmt for fmt in fmts if usable(fmt, rows, sampled)]
+        origin = grid_provenance(rows, [f for f in candidates if usable(f, rows, sampled)])
+        if origin is not None:
+            info.append(ScanFinding(name, origin.source, "grid-provenance", origin.fraction, None,
+                                    origin.explain(), severity="info"))
+        evidence += outlier_evidence(name, rows, ok, cfg)
+        if origin is None:  # positions of grid-derived weights are degenerate: no edge-mass test on them
+            edge_jobs += [(fmt, name, rows) for fmt in ok]
+    for fmt in fmts:
+        for dtype in {rows.dtype for f, _, rows in edge_jobs if f is fmt}:
+            jobs = [(name, rows) for f, name, rows in edge_jobs if f is fmt and rows.dtype == dtype]
+            boxes = batched_boxes(fmt, [rows for _, rows in jobs])
+            evidence += [edge_evidence(name, rows, box, fmt, cfg) for (name, rows), box in zip(jobs, boxes)]
+    return evidence, info
