@@ -12,7 +12,7 @@ from compsec import formats
 STORAGE = (torch.float32, torch.float16, torch.bfloat16)
 CANDIDATE_SHAPES = ((8, 256), (16, 512), (4, 1024), (2048,), (8, 32, 32))
 #: hypothesis examples per property test: modest by default, more with ``HYPOTHESIS_PROFILE=ci``.
-MAX_EXAMPLES = 25 if os.environ.get("HYPOTHESIS_PROFILE") == "ci" else 5
+MAX_EXAMPLES = 50 if os.environ.get("HYPOTHESIS_PROFILE") == "ci" else 10
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -36,3 +36,12 @@ def random_weights(shape: tuple[int, ...], dtype: torch.dtype, seed: int, scale:
     outliers = torch.rand(shape, generator=gen) < 0.01
     w = torch.where(outliers, w * 8, w)
     return w.to(dtype)
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Format tests use small tensors: one thread is fastest and immune to a busy machine's thread contention."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

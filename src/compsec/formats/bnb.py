@@ -79,18 +79,24 @@ class Int8Rowwise(Format):
         """The fp32 box from codes, scales and the pinned mask alone (a pinned weight is ``sign(code) * a``)."""
         rows, cols = q.shape
         absmax = q.scales["absmax"]
-        target = q.codes.reshape(-1).float()
+        target = q.codes.reshape(-1).to(torch.int16)
         limit = absmax.repeat_interleave(cols)
         scale = bm.int8_scale(absmax).reshape(-1)
 
-        def level_of(x: torch.Tensor, idx: torch.Tensor | None) -> torch.Tensor:
+        def codes_at(x: torch.Tensor, idx: torch.Tensor | None) -> torch.Tensor:
             if idx is None:
                 return bm.int8_levels(x.view(rows, cols), absmax).reshape(-1)
-            return torch.round(x * scale[idx // cols])
+            return bm.int8_codes_at(x, scale[idx // cols])
+
+        def at_least(x: torch.Tensor, idx: torch.Tensor | None) -> torch.Tensor:
+            return codes_at(x, idx) >= (target if idx is None else target[idx])
+
+        def at_most(x: torch.Tensor, idx: torch.Tensor | None) -> torch.Tensor:
+            return codes_at(x, idx) <= (target if idx is None else target[idx])
 
         per_element = scale.repeat_interleave(cols)
-        lo = lower_edges(target, level_of, -limit, limit, (target - 0.5) / per_element)
-        hi = upper_edges(target, level_of, -limit, limit, (target + 0.5) / per_element)
+        lo = lower_edges(at_least, -limit, limit, (target - 0.5) / per_element)
+        hi = upper_edges(at_most, -limit, limit, (target + 0.5) / per_element)
         pinned_value = torch.where(target < 0, -limit, limit)
         return _pinned_box(pinned_value, lo, hi, pinned.reshape(-1) | (limit == 0), q.shape)
 
@@ -156,15 +162,22 @@ class Blockwise4bit(Format):
         n = q.codes.numel()
         absmax = q.scales["absmax"]
         bounds, order = (t.to(q.codes.device) for t in bm.bucket_bounds(self.quant_type))
-        target = torch.argsort(order)[q.codes.reshape(-1).long()].int()
+        bucket = torch.argsort(order)[q.codes.reshape(-1).long()]
         limit = absmax.repeat_interleave(self.blocksize)[:n]
+        inf = bounds.new_tensor([float("inf")])
+        edges = torch.cat([-inf, bounds, inf])          # bucket b holds scaled values in (edges[b], edges[b+1]]
+        floor_edge, ceil_edge = edges[bucket], edges[bucket + 1]
 
-        def level_of(x: torch.Tensor, idx: torch.Tensor | None) -> torch.Tensor:
-            return bm.buckets_4bit(x, absmax, self.blocksize, n, bounds, idx)
+        def at_least(x: torch.Tensor, idx: torch.Tensor | None) -> torch.Tensor:
+            edge = floor_edge if idx is None else floor_edge[idx]
+            return bm.scale_4bit(x, absmax, self.blocksize, n, idx) > edge
 
-        padded = torch.cat([bounds.new_tensor([-2.0]), bounds, bounds.new_tensor([2.0])])
-        lo = lower_edges(target, level_of, -limit, limit, padded[target.long()] * limit)
-        hi = upper_edges(target, level_of, -limit, limit, padded[target.long() + 1] * limit)
+        def at_most(x: torch.Tensor, idx: torch.Tensor | None) -> torch.Tensor:
+            edge = ceil_edge if idx is None else ceil_edge[idx]
+            return bm.scale_4bit(x, absmax, self.blocksize, n, idx) <= edge
+
+        lo = lower_edges(at_least, -limit, limit, floor_edge * limit)
+        hi = upper_edges(at_most, -limit, limit, ceil_edge * limit)
         value = bm.code_table(self.quant_type).to(limit.device)[q.codes.reshape(-1).long()] * limit
         return _pinned_box(value, lo, hi, pinned.reshape(-1) | (limit == 0), q.shape)
 

@@ -3,7 +3,7 @@
 Read from ``bitsandbytes/backends/default/ops.py`` (the CPU backend registers no quantize kernel of its own):
 
 - **LLM.int8()** ``int8_vectorwise_quant``: ``a = max|row|`` (input dtype, exact) cast to fp32;
-  ``code = round(A * (127.0 / a))``; ``A`` (fp16/bf16) times the fp32 ``127/a`` promotes to **fp32**, so every
+  ``code = int8(round(A * (127.0 / a)))``; ``A`` (fp16/bf16) times the fp32 ``127/a`` promotes to **fp32**, so every
   input dtype is quantized in fp32 arithmetic.  ``round`` is half-to-even.  Dequant: ``code * a * 7.874015718698502e-3``.
 - **NF4/FP4** ``quantize_4bit``: input upcast with ``.float()``; per block of ``blocksize`` flat elements
   ``a = max|block|``, ``scaled = clamp(x * (1.0 / max(a, 1e-38)), -1, 1)`` (multiply by the fp32 reciprocal);
@@ -85,5 +85,14 @@ def int8_scale(absmax: torch.Tensor) -> torch.Tensor:
 
 
 def int8_levels(rows: torch.Tensor, absmax: torch.Tensor) -> torch.Tensor:
-    """``round(A * (127/a))`` in fp32 for a (rows, cols) tensor, before the int8 cast."""
-    return torch.round(rows * int8_scale(absmax))
+    """Stored int8 code of each element of a (rows, cols) tensor, widened to int16 so it can be negated.
+
+    The cast is part of the level: when ``1/a`` overflows (``a`` below ~2.9e-39) the multiplier is ``inf`` and
+    the cast of ``±inf``/``NaN`` decides the code (0 on x86), so the whole row shares one code.
+    """
+    return torch.round(rows * int8_scale(absmax)).to(torch.int8).to(torch.int16)
+
+
+def int8_codes_at(x: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    """:func:`int8_levels` for loose elements ``x`` with their own row multipliers ``scale``."""
+    return torch.round(x * scale).to(torch.int8).to(torch.int16)
