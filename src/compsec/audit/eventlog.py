@@ -36,6 +36,7 @@ class EventLog:
     def open(cls, directory: str | Path, config: dict) -> EventLog:
         """Create ``directory/events.jsonl`` for ``config``, or resume it when it was written for ``config``."""
         path = Path(directory) / LOG_NAME
+        config = json.loads(json.dumps(config, default=str))  # tuples become lists, as when read back
         header = {"event": "config", "config_hash": config_hash(config), "config": config}
         if not path.exists() or path.stat().st_size == 0:
             path.parent.mkdir(parents=True, exist_ok=True)
