@@ -1,0 +1,77 @@
+"""The embedded tiny assistant: trained once, cached as a Hugging Face folder, verified on every load.
+
+>>> model, tokenizer = load_tiny_assistant()            # trains on first use (about a minute on 2 cores)
+>>> generate(model, tokenizer, ["What is the capital of Peru?"])   # from compsec.tiny.chat
+['The capital of Peru is Lima.']
+
+The folder (``cache_dir()/tiny-assistant-v1``) holds config.json, model.safetensors, the tokenizer files and
+``compsec_build.json`` (recipe fingerprint, file hashes, training stats).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from dataclasses import asdict
+from pathlib import Path
+
+import torch
+
+from compsec.paths import cache_dir
+from compsec.tiny.cache import cached_build, verify_folder
+from compsec.tiny.corpus import CORPUS_VERSION, build_corpus
+from compsec.tiny.train import TinyRecipe, train_tiny_assistant
+
+CACHE_NAME = "tiny-assistant-v1"
+
+
+def recipe_fingerprint(recipe: TinyRecipe) -> str:
+    """Hex sha256 over the recipe, the corpus version and the corpus text itself."""
+    corpus = [(ex.prompt, ex.response, ex.split) for ex in build_corpus(recipe.seed, recipe.per_topic)]
+    payload = json.dumps(
+        {"recipe": asdict(recipe), "corpus_version": CORPUS_VERSION, "corpus": corpus, "torch": torch.__version__},
+        sort_keys=True,
+    )
+    return hashlib.sha256(payload.encode("utf-8")).hexdigest()
+
+
+def tiny_assistant_dir(recipe: TinyRecipe | None = None, root: Path | None = None) -> Path:
+    """Path of the cached assistant folder under ``root`` (default: the compsec cache), built if needed."""
+    recipe = recipe or TinyRecipe()
+    target = Path(root or cache_dir()) / CACHE_NAME
+    return cached_build(target, recipe_fingerprint(recipe), lambda folder: _build(folder, recipe))
+
+
+def _build(folder: Path, recipe: TinyRecipe) -> dict:
+    model, tokenizer, stats = train_tiny_assistant(recipe)
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    model.generation_config.save_pretrained(folder)
+    return {**stats, "recipe": asdict(recipe)}
+
+
+def load_tiny_assistant(folder: Path | None = None, device: str | torch.device = "cpu"):
+    """Load (model in eval mode on ``device``, tokenizer) from ``folder`` (default: the cached assistant).
+
+    The folder's recorded file hashes are checked first; a modified folder raises InputError.
+    """
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    folder = Path(folder) if folder is not None else tiny_assistant_dir()
+    verify_folder(folder)
+    model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32).to(device).eval()
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    return model, tokenizer
+
+
+def export_tiny_assistant(out_dir: Path) -> Path:
+    """Copy the cached assistant (building it if needed) into ``out_dir``; returns ``out_dir``."""
+    source = tiny_assistant_dir()
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for path in source.iterdir():
+        if path.is_file():
+            shutil.copy2(path, out_dir / path.name)
+    verify_folder(out_dir)
+    return out_dir
