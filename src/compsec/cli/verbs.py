@@ -7,3 +7,5 @@ from compsec.cli import manifest_cmd  # noqa: F401
 from compsec.cli import scan_cmd  # noqa: F401
 from compsec.cli import diff_cmd  # noqa: F401
 from compsec.cli import demo_cmd, tiny_cmd  # noqa: F401
+from compsec.cli import provenance_cmd  # noqa: F401
+from compsec.cli import check_cmd  # noqa: F401

@@ -1,0 +1,41 @@
+"""``compsec check PATH``: hostile-file checks (safetensors/GGUF headers, NaN/Inf, pickle imports, chat-template
+injection, symlinks) without loading anything.
+
+Exit 0 when clean (info findings only), 1 with warnings, 2 with a one-line message on stderr when any file is
+malformed or hostile (an error finding: compsec would refuse to load it).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+
+from compsec.cli.main import EXIT_ERROR, EXIT_FINDINGS, EXIT_OK, app
+
+
+@app.command("check")
+def check(
+    path: str = typer.Argument(..., help="A model file or folder to check before loading it."),
+    values: bool = typer.Option(True, "--values/--no-values", help="Also scan safetensors tensors for NaN/Inf."),
+    json_out: str = typer.Option(None, "--json", help="Also write the findings as JSON to this file."),
+) -> None:
+    """Check PATH for malformed or hostile content; nothing is loaded or unpickled."""
+    from compsec.integrity.collect import finding_as_json, finding_line, integrity_findings
+
+    findings = integrity_findings(path, scan_values=values)
+    for finding in findings:
+        typer.echo(finding_line(finding))
+    if json_out:
+        Path(json_out).write_text(json.dumps([finding_as_json(f) for f in findings], indent=2) + "\n",
+                                  encoding="utf-8")
+    errors = [f for f in findings if f.severity == "error"]
+    if errors:
+        more = f" (and {len(errors) - 1} more errors)" if len(errors) > 1 else ""
+        typer.echo(" ".join(f"error: refusing {path}: {errors[0].message}{more}".split()), err=True)
+        raise typer.Exit(EXIT_ERROR)
+    if any(f.severity == "warning" for f in findings):
+        raise typer.Exit(EXIT_FINDINGS)
+    typer.echo(f"clean: {path}")
+    raise typer.Exit(EXIT_OK)

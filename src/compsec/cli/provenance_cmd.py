@@ -1,0 +1,50 @@
+"""``compsec provenance verify ARTIFACT --source ORIGINAL`` and ``compsec provenance show ARTIFACT``.
+
+verify exits 0 when the record, the artifact and the source agree (and re-derivation matched where the
+operation allows it), 1 with one line per mismatch, 2 when there is no readable record or input.
+"""
+
+from __future__ import annotations
+
+import json
+
+import typer
+
+from compsec.cli.main import EXIT_FINDINGS, EXIT_OK, app
+
+provenance_app = typer.Typer(help="Provenance records of compsec-produced models: show and verify them.",
+                             no_args_is_help=True)
+app.add_typer(provenance_app, name="provenance")
+
+
+@provenance_app.command("verify")
+def verify(
+    artifact: str = typer.Argument(..., help="A model folder or .safetensors file carrying a provenance record."),
+    source: str = typer.Option(..., "--source", help="The original model the artifact claims to come from."),
+) -> None:
+    """Check the artifact's tensors and the source's digest against the record; re-derive when possible."""
+    from compsec.integrity.provenance_verify import verify_provenance
+
+    check = verify_provenance(artifact, source)
+    for line in check.problems:
+        typer.echo(line)
+    for line in check.notes:
+        typer.echo(f"note: {line}")
+    record = check.record
+    if check.problems:
+        typer.echo(f"{len(check.problems)} provenance mismatches for {artifact}", err=True)
+        raise typer.Exit(EXIT_FINDINGS)
+    typer.echo(f"verified: {artifact} = {record.operation} {json.dumps(record.parameters, sort_keys=True)} "
+               f"of {source}")
+    raise typer.Exit(EXIT_OK)
+
+
+@provenance_app.command("show")
+def show(artifact: str = typer.Argument(..., help="A model folder or .safetensors file.")) -> None:
+    """Print the provenance record (the digests of output tensors are summarised by count)."""
+    from compsec.integrity.provenance_verify import read_provenance
+
+    record = json.loads(read_provenance(artifact).to_json())
+    record["output_tensor_digests"] = f"{len(record['output_tensor_digests'])} tensors"
+    typer.echo(json.dumps(record, indent=2, sort_keys=True))
+    raise typer.Exit(EXIT_OK)
