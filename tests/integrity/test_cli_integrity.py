@@ -107,3 +107,24 @@ def test_hostile_files_are_refused_by_manifest_and_diff_too(tmp_path, tiny):
     assert run(["manifest", "create", str(files[0]), "-o", str(tmp_path / "m.json")]) == 2
     assert run(["manifest", "create", str(files[-1]), "-o", str(tmp_path / "m.json")]) == 2
     assert run(["diff", str(tiny), str(files[1])]) == 2
+
+
+def test_integrity_findings_lists_every_hostile_file_without_raising(tmp_path):
+    from compsec.integrity.collect import integrity_findings
+
+    files = _hostile_files(tmp_path)
+    findings = integrity_findings(tmp_path)
+    errors = {(f.kind, f.path) for f in findings if f.severity == "error"}
+    assert ("malformed", str(tmp_path / "truncated.safetensors")) in errors
+    assert ("malformed", str(tmp_path / "bad_magic.gguf")) in errors
+    assert ("dangerous-import", str(tmp_path / "evil.pkl")) in errors
+    assert ("template-injection", str(tmp_path / "templ" / "tokenizer_config.json")) in errors
+    assert ("symlink-escape", str(tmp_path / "escape" / "weights.safetensors")) in errors
+    assert len({path for _, path in errors}) == len(files)
+
+
+def test_check_json_output(tmp_path):
+    (tmp_path / "evil.pkl").write_bytes(pickle.dumps(_RunsCode()))
+    assert run(["check", str(tmp_path / "evil.pkl"), "--json", str(tmp_path / "f.json")]) == 2
+    kinds = [f["kind"] for f in json.loads((tmp_path / "f.json").read_text())]
+    assert kinds == ["pickle-file", "dangerous-import"]

@@ -52,17 +52,20 @@ class DiffReport:
         return not (self.changed or self.only_a or self.only_b)
 
     def summary(self) -> list[str]:
-        """Human lines such as ``3 tensors changed; all changes invisible after nf4``."""
+        """Human lines; the first reads like ``3 of 40 tensors changed; all changes invisible after nf4``."""
         if self.identical:
             return [f"identical: {self.n_compared} tensors, same names, dtypes, shapes and bits"]
-        lines = [f"{len(self.changed)} of {self.n_compared} tensors changed"]
+        invisible = [f for f in self.formats if self.changed and self._visible(f) == 0]
+        lines = [f"{len(self.changed)} of {self.n_compared} tensors changed"
+                 + (f"; all changes invisible after {', '.join(invisible)}" if invisible else "")]
         lines += [f"{len(names)} tensors only in {side}" for side, names in (("A", self.only_a), ("B", self.only_b))
                   if names]
-        for fmt in self.formats if self.changed else ():
-            visible = [c for c in self.changed if c.same_after.get(fmt) is not True]
-            lines.append(f"all changes invisible after {fmt}" if not visible
-                         else f"{len(visible)} of {len(self.changed)} changed tensors still differ after {fmt}")
+        lines += [f"{self._visible(f)} of {len(self.changed)} changed tensors still differ after {f}"
+                  for f in self.formats if self.changed and f not in invisible]
         return lines
+
+    def _visible(self, fmt: str) -> int:
+        return sum(c.same_after.get(fmt) is not True for c in self.changed)
 
     def as_json(self) -> dict:
         return {"n_compared": self.n_compared, "formats": self.formats, "summary": self.summary(),
