@@ -1,0 +1,99 @@
+"""Exact preimage boxes of ggml's legacy block quantizers (see :mod:`compsec.formats.gguf_math`).
+
+A box keeps every block's float32 parameters (``d``, ``1/d`` and, for the ``_1`` types, ``min``) and every code.
+
+*Pinned* (``lo == hi``) are the elements whose code interval reaches a scale-defining value, read off the codes:
+``|q| == 127`` in Q8_0 (the abs-max side), ``q == 0`` in Q4_0/Q5_0 (the side of the signed abs-max ``M``), and
+``q == 0`` or ``q == top`` in Q4_1/Q5_1 (the min and max sides); every element of a block lacking those codes
+(all-zero blocks, ``1/d`` overflowing) is pinned.  Moving such an element past the block extreme changes the
+float32 ``d`` or ``min`` but often not their float16 rounding nor any code, so the preimage is not a box there:
+pinning keeps the box sound, and every unpinned edge tight.
+
+Every other element gets the float interval keeping its code under the unchanged parameters, found exactly by
+bisection on the float32 grid (:func:`compsec.formats.float_grid.furthest_true`).  It lies strictly inside the
+block's range, except on the side opposite ``M`` in Q4_0/Q5_0 where it is cut at ``-M`` (or just inside ``-M``
+before ``M``'s position: numpy's argmax keeps the *first* maximum, and a tie there would flip the sign of ``d``).
+
+The parameters come from the pinned elements only, so ``w`` matters only through its pinned values.  Known gap:
+a Box cannot tell -0.0 from +0.0, and the sign of a zero scale-defining element reaches the stored ``d``/``m``.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from compsec.formats import gguf_math as gm
+from compsec.formats.float_grid import furthest_true
+
+
+def pinned_mask(codes: torch.Tensor, scheme: str, level: int) -> torch.Tensor:
+    """Elements whose interval reaches a block extreme (``codes``: float ``(n, 32)``); see the module docs."""
+    if scheme == "sym":
+        extreme = codes.abs() == 127
+        present = extreme.any(-1, keepdim=True)
+    elif scheme == "signed_max":
+        extreme = codes == 0
+        present = extreme.any(-1, keepdim=True)
+    else:
+        extreme = (codes == 0) | (codes == level)
+        present = (codes == 0).any(-1, keepdim=True) & (codes == level).any(-1, keepdim=True)
+    return extreme | ~present
+
+
+def params_from_pinned(blocks: torch.Tensor, pinned: torch.Tensor, scheme: str, level: int) -> dict:
+    """Block parameters computed from the pinned elements alone (the others replaced by a neutral value)."""
+    if scheme == "min_max":
+        neutral = torch.where(pinned, blocks, torch.full_like(blocks, float("inf"))).amin(-1, keepdim=True)
+        return gm.min_max_params(torch.where(pinned, blocks, neutral), level)
+    neutral = torch.where(pinned, blocks, torch.zeros_like(blocks))
+    return gm.sym_params(neutral) if scheme == "sym" else gm.signed_max_params(neutral, level)
+
+
+def search_limits(blocks: torch.Tensor, p: dict, scheme: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(lo_lim, hi_lim)`` bounding each unpinned element: the block range, cut as the module docs say."""
+    if scheme == "sym":
+        return (-p["amax"]).expand_as(blocks), p["amax"].expand_as(blocks)
+    if scheme == "min_max":
+        return p["min"].expand_as(blocks), p["max"].expand_as(blocks)
+    m = p["max"]
+    negative = torch.signbit(m)
+    before = torch.arange(blocks.shape[-1], device=blocks.device) < p["idx"]
+    opposite = (-m).expand_as(blocks)
+    opposite = torch.where(before, torch.nextafter(opposite, torch.zeros_like(opposite)), opposite)
+    same = m.expand_as(blocks)
+    return torch.where(negative, same, opposite), torch.where(negative, opposite, same)
+
+
+def code_centres(codes: torch.Tensor, p: dict, scheme: str, level: int) -> tuple[torch.Tensor, ...]:
+    """``(centre, e1, e2)``: a value inside each code's interval and its two approximate edges (order unknown)."""
+    if scheme == "sym":
+        n, base = codes, 0.0
+    elif scheme == "signed_max":
+        n, base = codes - level, 0.0
+    else:
+        n, base = codes, p["min"]
+    return base + n * p["d"], base + (n - 0.5) * p["d"], base + (n + 0.5) * p["d"]
+
+
+def block_box(blocks: torch.Tensor, codes: torch.Tensor, scheme: str, level: int, code_of):
+    """``(lo, hi)`` for float32 ``blocks`` ``(n, 32)`` quantized to ``codes``.
+
+    ``code_of(x, p)`` gives the codes of ``x`` under block parameters ``p`` (broadcastable; it reads only
+    ``p["inv"]`` and ``p["min"]``).  Raises ValueError when the codes do not fit the pinned weights.
+    """
+    codes = codes.float()
+    pinned = pinned_mask(codes, scheme, level)
+    p = params_from_pinned(blocks, pinned, scheme, level)
+    lo_lim, hi_lim = search_limits(blocks, p, scheme)
+    centre, e1, e2 = code_centres(codes, p, scheme, level)
+    start = torch.where(pinned, blocks, centre)
+    if not bool((code_of(start, p) == codes).all()) or not bool(((start >= lo_lim) & (start <= hi_lim)).all()):
+        raise ValueError("the quantized codes do not come from these weights; pass the tensor that was quantized")
+    flat = {k: v.expand(blocks.shape).reshape(-1) for k, v in p.items() if k in ("inv", "min")}
+    flat_codes = codes.reshape(-1)
+    keeps = lambda x, sel: code_of(x, {k: v[sel] for k, v in flat.items()}) == flat_codes[sel]
+    offset = p["min"].abs() if scheme == "min_max" else 0.0    # rounding of x - min and of the added constant
+    slack = (e1.abs() + e2.abs() + offset) * 2.0**-20 + p["d"].abs() * 2.0**-18 + 1e-38
+    lo = furthest_true(keeps, start, torch.where(pinned, start, lo_lim), torch.minimum(e1, e2), slack)
+    hi = furthest_true(keeps, start, torch.where(pinned, start, hi_lim), torch.maximum(e1, e2), slack)
+    return torch.where(pinned, blocks, lo), torch.where(pinned, blocks, hi)
