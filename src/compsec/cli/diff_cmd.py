@@ -23,14 +23,16 @@ def print_diff(report) -> None:
     from rich.table import Table
 
     console = Console()
+    console = console if console.is_terminal else Console(width=max(console.width, 140))  # pipes: no crushing
     if report.changed:
         table = Table(title="changed tensors (B vs A)")
-        for column in ("tensor", "shape", "max |Δ|", "rel. norm", "changed", *report.formats):
-            table.add_column(column, overflow="fold")
+        table.add_column("tensor", overflow="fold", min_width=24)
+        for column in ("shape", "max |Δ|", "rel. norm", "changed", *report.formats):
+            table.add_column(column)
         for change in report.changed[:MAX_ROWS]:
             table.add_row(change.name + (f" [{change.note}]" if change.note else ""),
                           "×".join(map(str, change.shape)), f"{change.max_abs:.3g}", f"{change.rel_norm:.3g}",
-                          f"{change.frac_changed:.2%}", *(_verdict(change.same_after[f]) for f in report.formats))
+                          f"{100 * change.frac_changed:.3g}%", *(_verdict(change.same_after[f]) for f in report.formats))
         console.print(table)
         if len(report.changed) > MAX_ROWS:
             console.print(f"... and {len(report.changed) - MAX_ROWS} more changed tensors (see --json)")
