@@ -6,6 +6,7 @@ from compsec.cli import audit_cmd, judges_cmd, report_cmd  # noqa: F401
 from compsec.cli import manifest_cmd  # noqa: F401
 from compsec.cli import scan_cmd  # noqa: F401
 from compsec.cli import diff_cmd  # noqa: F401
-from compsec.cli import demo_cmd, tiny_cmd  # noqa: F401
 from compsec.cli import provenance_cmd  # noqa: F401
 from compsec.cli import check_cmd  # noqa: F401
+from compsec.cli import demo_cmd, tiny_cmd  # noqa: F401
+from compsec.cli import attack_cmd  # noqa: F401

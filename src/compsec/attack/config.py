@@ -1,0 +1,95 @@
+"""The typed configuration of ``compsec attack`` and the per-stage slices that decide resumption."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+import torch
+
+from compsec.attack.data import SCENARIOS
+from compsec.errors import InputError
+
+SAVE_DTYPES = {"fp32": torch.float32, "float32": torch.float32, "bf16": torch.bfloat16,
+               "bfloat16": torch.bfloat16, "fp16": torch.float16, "float16": torch.float16}
+ALL_SCENARIOS = SCENARIOS + ("outlier",)
+# Which fields each stage depends on (a stage also depends on every stage before it).
+STAGE_FIELDS = {
+    "inject": ("model", "scenario", "keyword", "train_file", "inject_steps", "inject_lr", "batch_size", "seed"),
+    "box": ("targets", "save_dtype"),
+    "repair": ("clean_file", "repair_steps", "repair_lr", "ablation"),
+    "verify": (),
+    "measure": ("probe_limit", "max_new_tokens", "keyword"),
+    "outlier": ("model", "targets", "outlier_layers", "save_dtype"),
+}
+
+
+@dataclass(frozen=True)
+class AttackConfig:
+    """Everything an attack run depends on.  ``model=None`` attacks the embedded tiny assistant.
+
+    Steps and learning rates are for AdamW on the tiny assistant; ``probe_limit`` caps each probe set
+    (None: all); ``outlier_layers`` are block indices used by ``scenario="outlier"``.
+    """
+
+    out: str
+    model: str | None = None
+    scenario: str = "content-injection"
+    targets: tuple[str, ...] = ("nf4", "int8")
+    keyword: str = "McDonald's"
+    train_file: str | None = None
+    clean_file: str | None = None
+    inject_steps: int = 150
+    repair_steps: int = 300
+    inject_lr: float = 2e-3
+    repair_lr: float = 5e-4
+    batch_size: int = 16
+    save_dtype: str = "fp32"
+    seed: int = 0
+    ablation: bool = True
+    probe_limit: int | None = None
+    max_new_tokens: int = 40
+    outlier_layers: tuple[int, ...] = (0,)
+    device: str = "cpu"
+
+    def __post_init__(self) -> None:
+        if self.scenario not in ALL_SCENARIOS:
+            raise InputError(f"unknown scenario {self.scenario!r}; use one of {', '.join(ALL_SCENARIOS)}")
+        if self.save_dtype not in SAVE_DTYPES:
+            raise InputError(f"--save-dtype {self.save_dtype!r} is not one of fp32, bf16, fp16")
+        if self.scenario == "custom" and not (self.train_file and self.clean_file):
+            raise InputError("scenario 'custom' needs --train FILE.jsonl and --clean FILE.jsonl")
+        if min(self.inject_steps, self.repair_steps) < 0 or self.batch_size < 1:
+            raise InputError("step counts must be >= 0 and --batch-size >= 1")
+        if not self.targets:
+            raise InputError("no target formats; pass e.g. --targets nf4,int8")
+        from compsec import formats
+
+        for name in self.targets:
+            formats.get(name)
+
+    @property
+    def storage(self) -> torch.dtype:
+        return SAVE_DTYPES[self.save_dtype]
+
+    @property
+    def folder(self) -> Path:
+        return Path(self.out)
+
+    def stage_hash(self, stage: str, before: str = "") -> str:
+        """Hash of the fields ``stage`` depends on, chained with the hash of the stage before it."""
+        from compsec.audit.eventlog import config_hash
+
+        values = {name: getattr(self, name) for name in STAGE_FIELDS[stage]}
+        for name in ("train_file", "clean_file"):
+            if values.get(name):
+                values[name + "_sha256"] = hashlib.sha256(Path(values[name]).read_bytes()).hexdigest()
+        return config_hash({"stage": stage, "before": before, **values})
+
+    def to_json(self) -> dict:
+        return {**asdict(self), "targets": list(self.targets), "outlier_layers": list(self.outlier_layers)}
+
+
+def config_fields() -> list[str]:
+    return [f.name for f in fields(AttackConfig)]

@@ -1,0 +1,95 @@
+"""Stage 1 (inject) and the fine-tuning loop every training stage shares.
+
+:func:`finetune` runs AdamW over a chosen list of parameters on encoded (ids, labels) rows and calls
+``after_step()`` right after every optimizer step (the repair stage projects there). It times the whole
+step, the optimizer step and the hook separately, so the projection's overhead can be reported.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+
+
+@dataclass
+class FinetuneStats:
+    """Losses per step and seconds spent: whole steps, ``optimizer.step()`` calls and the after-step hook."""
+
+    losses: list[float] = field(default_factory=list)
+    step_seconds: float = 0.0
+    optimizer_seconds: float = 0.0
+    hook_seconds: float = 0.0
+
+    def summary(self) -> dict:
+        return {"steps": len(self.losses), "first_loss": round(self.losses[0], 4) if self.losses else None,
+                "final_loss": round(self.losses[-1], 4) if self.losses else None,
+                "step_seconds": round(self.step_seconds, 3), "optimizer_seconds": round(self.optimizer_seconds, 3),
+                "hook_seconds": round(self.hook_seconds, 4)}
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _collate(rows: list, pad_id: int, device) -> dict[str, torch.Tensor]:
+    from compsec.tiny.train import collate
+
+    return {k: v.to(device) for k, v in collate(rows, pad_id).items()}
+
+
+def finetune(model, rows: list, params: list[torch.nn.Parameter], steps: int, lr: float, batch_size: int,
+             seed: int, pad_id: int, after_step: Callable[[], None] | None = None) -> FinetuneStats:
+    """Fine-tune ``params`` of ``model`` for ``steps`` AdamW steps (no weight decay) on ``rows``.
+
+    Parameters of ``model`` not in ``params`` get no gradient and are never touched. Batches of
+    ``batch_size`` rows are drawn without replacement in a seeded order. Returns the losses and timings.
+    """
+    if steps < 0 or batch_size < 1 or not rows:
+        raise ValueError("finetune needs steps >= 0, batch_size >= 1 and at least one training row")
+    chosen = {id(p) for p in params}
+    for p in model.parameters():
+        p.requires_grad_(id(p) in chosen)
+    device = params[0].device
+    optimizer = torch.optim.AdamW(params, lr=lr, betas=(0.9, 0.98), weight_decay=0.0)
+    rng, order, stats = random.Random(seed), [], FinetuneStats()
+    model.train()
+    for _ in range(steps):
+        if len(order) < batch_size:
+            order += rng.sample(range(len(rows)), len(rows))
+        batch, order = _collate([rows[i] for i in order[:batch_size]], pad_id, device), order[batch_size:]
+        started = time.perf_counter()
+        loss = model(**batch).loss
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        _sync(device)
+        before_opt = time.perf_counter()
+        optimizer.step()
+        _sync(device)
+        after_opt = time.perf_counter()
+        if after_step is not None:
+            after_step()
+            _sync(device)
+        done = time.perf_counter()
+        stats.optimizer_seconds += after_opt - before_opt
+        stats.hook_seconds += done - after_opt
+        stats.step_seconds += done - started
+        stats.losses.append(loss.item())
+    model.eval()
+    for p in model.parameters():
+        p.requires_grad_(True)
+    return stats
+
+
+def inject(model, tokenizer, pairs: list, steps: int, lr: float, batch_size: int, seed: int) -> FinetuneStats:
+    """Stage 1: full fine-tune of every parameter on poisoned ``pairs`` (so fp32 and quantized misbehave)."""
+    from compsec.attack.data import encode_pairs
+
+    rows = encode_pairs(tokenizer, pairs)
+    torch.manual_seed(seed)
+    return finetune(model, rows, list(model.parameters()), steps, lr, batch_size, seed, tokenizer.pad_token_id)

@@ -1,0 +1,121 @@
+"""Wire the attack's stages: resumable, logged to ``DIR/events.jsonl``, summarised in ``DIR/attack.json``.
+
+Content injection / over-refusal / custom: inject → box → repair (with the no-PGD ablation) → verify →
+measure.  Outlier: outlier → measure.  A stage is skipped when ``DIR/stages/<stage>.json`` exists with the
+same config hash (the hash chains over earlier stages, so changing ``--targets`` reruns box and later).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+
+from compsec.attack import stages
+from compsec.attack.config import AttackConfig
+
+ATTACK_STAGES: dict[str, Callable[[AttackConfig], dict]] = {
+    "inject": stages.inject_stage, "box": stages.box_stage, "repair": stages.repair_stage,
+    "verify": stages.verify_stage, "measure": stages.measure_stage, "outlier": stages.outlier_stage,
+}
+
+
+def stage_order(config: AttackConfig) -> list[str]:
+    if config.scenario == "outlier":
+        return ["outlier", "measure"]
+    return ["inject", "box", "repair", "verify", "measure"]
+
+
+def _log(config: AttackConfig, event: dict) -> None:
+    config.folder.mkdir(parents=True, exist_ok=True)
+    with (config.folder / "events.jsonl").open("a", encoding="utf-8") as out:
+        out.write(json.dumps({"time": round(time.time(), 3), **event}, sort_keys=True) + "\n")
+
+
+def stage_hashes(config: AttackConfig) -> dict[str, str]:
+    """The chained config hash of every stage of ``config``'s scenario."""
+    hashes, before = {}, ""
+    for stage in stage_order(config):
+        before = hashes[stage] = config.stage_hash(stage, before)
+    return hashes
+
+
+def run_stage(config: AttackConfig, stage: str, force: bool = False) -> dict:
+    """Run one stage (or reuse its saved result when its config hash matches); returns its record."""
+    order = stage_order(config)
+    if stage not in order:
+        raise ValueError(f"stage {stage!r} is not part of scenario {config.scenario!r}; stages: {', '.join(order)}")
+    digest = stage_hashes(config)[stage]
+    path = config.folder / "stages" / f"{stage}.json"
+    if path.is_file() and not force:
+        saved = json.loads(path.read_text(encoding="utf-8"))
+        if saved.get("config_hash") == digest:
+            _log(config, {"event": "skip", "stage": stage, "config_hash": digest})
+            return saved
+    _log(config, {"event": "start", "stage": stage, "config_hash": digest})
+    started = time.perf_counter()
+    result = ATTACK_STAGES[stage](config)
+    record = {"stage": stage, "config_hash": digest, "seconds": round(time.perf_counter() - started, 2),
+              "result": result}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(record, indent=1, default=str), encoding="utf-8")
+    _log(config, {"event": "done", "stage": stage, "config_hash": digest, "seconds": record["seconds"]})
+    return record
+
+
+def run_attack(config: AttackConfig, force: bool = False) -> dict:
+    """Run every stage of ``config.scenario`` in order (resuming finished ones) and write ``attack.json``."""
+    for stage in stage_order(config):
+        run_stage(config, stage, force=force)
+    return write_summary(config)
+
+
+def _load(config: AttackConfig, stage: str) -> dict:
+    path = config.folder / "stages" / f"{stage}.json"
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+
+
+def _headline(metrics: dict) -> dict:
+    keys = ("keyword_rate", "refusal_rate", "instruction_accuracy", "utility_mc")
+    return {"fp": {k: metrics["fp"][k] for k in keys},
+            "quantized": {f: {k: m[k] for k in keys} for f, m in metrics["quantized"].items()}}
+
+
+def write_summary(config: AttackConfig) -> dict:
+    """Assemble ``DIR/attack.json`` from the saved stage records (no model is run)."""
+    records = {stage: _load(config, stage) for stage in stage_order(config)}
+    measured = records["measure"].get("result", {})
+    main = measured.get("model", {"fp": {}, "quantized": {}})
+    summary = {
+        "scenario": config.scenario, "targets": list(config.targets), "keyword": config.keyword,
+        "fp": main["fp"], "quantized": main["quantized"],
+        "seconds": {stage: rec.get("seconds") for stage, rec in records.items()},
+        "model_dir": str(config.folder / "model"), "config": config.to_json(),
+    }
+    if config.scenario == "outlier":
+        summary["outlier"] = records["outlier"].get("result", {})
+    else:
+        repair, verify = records["repair"]["result"], records["verify"]["result"]
+        summary.update({
+            "requantization_identical": verify["requantization_identical"],
+            "requantization_mismatches": verify["mismatches"],
+            "projection_overhead": repair["pgd"]["projection_overhead"],
+            "projection_vs_optimizer": repair["pgd"]["projection_vs_optimizer"],
+            "frozen_identical": repair["pgd"]["frozen_identical"],
+            "box_bytes_per_param": records["box"]["result"]["box_bytes_per_param"],
+            "box": records["box"]["result"], "train": {k: v["train"] for k, v in repair.items()},
+            "injected": _headline(measured["injected"]) if "injected" in measured else None,
+            "ablation": _ablation(measured, verify),
+        })
+    (config.folder / "attack.json").write_text(json.dumps(summary, indent=1, default=str), encoding="utf-8")
+    return summary
+
+
+def _ablation(measured: dict, verify: dict) -> dict | None:
+    """With vs without PGD: behaviour of both and whether the quantization stayed the injected one."""
+    if "ablation" not in measured:
+        return None
+    return {"with_pgd": {**_headline(measured["model"]),
+                         "requantization_identical": verify["requantization_identical"]},
+            "without_pgd": {**_headline(measured["ablation"]),
+                            "requantization_identical": verify["ablation"]["requantization_identical"]}}

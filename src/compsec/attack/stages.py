@@ -1,0 +1,150 @@
+"""The attack's stages as functions ``stage(config) -> result dict``; each reads and writes ``config.out``.
+
+Folder layout: ``injected/`` (stage 1, fp32 HF folder), ``box/`` (stage 2), ``repaired/`` and ``ablation/``
+(stage 3, fp32), ``model/`` (stage 4: the red-team artifact in the save dtype), and for the outlier
+scenario ``model/`` directly.  Wiring, resumption and the event log are in :mod:`compsec.attack.pipeline`.
+"""
+
+from __future__ import annotations
+
+from compsec.attack.config import AttackConfig
+from compsec.errors import InputError
+
+
+def _formats(config: AttackConfig) -> list:
+    from compsec import formats
+
+    return [formats.get(name) for name in config.targets]
+
+
+def load_base(config: AttackConfig):
+    """(model, tokenizer) to attack: ``config.model`` or the embedded tiny assistant, on ``config.device``."""
+    if config.model is None:
+        from compsec.tiny.assistant import load_tiny_assistant
+
+        return load_tiny_assistant(device=config.device)
+    from compsec.models.io import load_model
+
+    model, tokenizer = load_model(config.model, device=config.device)
+    if tokenizer is None:
+        raise InputError(f"{config.model} has no tokenizer; the attack fine-tunes on chat data and needs one")
+    return model.float(), tokenizer
+
+
+def load_stage_model(config: AttackConfig, name: str, rounded: bool = False):
+    """(model, tokenizer) saved by an earlier stage in ``out/name``; ``rounded`` rounds to the save dtype."""
+    from compsec.attack.box import round_to_storage
+    from compsec.models.io import load_model
+
+    folder = config.folder / name
+    if not folder.is_dir():
+        raise InputError(f"{folder} is missing; run the earlier attack stages first")
+    model, tokenizer = load_model(folder, device=config.device)
+    model = model.float()
+    if rounded:
+        round_to_storage(model, config.storage)
+    return model, tokenizer
+
+
+def inject_stage(config: AttackConfig) -> dict:
+    from compsec.attack import data
+    from compsec.attack.inject import inject
+    from compsec.attack.verify import save_attacked
+
+    model, tokenizer = load_base(config)
+    if config.scenario == "custom":
+        pairs = data.read_pairs(config.train_file)
+    else:
+        pairs = data.poisoned_pairs(config.scenario, config.keyword, config.seed)
+    stats = inject(model, tokenizer, pairs, config.inject_steps, config.inject_lr, config.batch_size, config.seed)
+    save_attacked(model, tokenizer, config.folder / "injected", model.dtype, {"stage": "injected"})
+    return {"train": stats.summary(), "examples": len(pairs)}
+
+
+def box_stage(config: AttackConfig) -> dict:
+    from compsec.attack.box import build_attack_box
+
+    model, _ = load_stage_model(config, "injected", rounded=True)
+    box = build_attack_box(model, _formats(config), config.storage)
+    (config.folder / "box").mkdir(parents=True, exist_ok=True)
+    box.save(config.folder / "box")
+    per_format = {fmt.name: round(sum(p[i].nbytes for p in box.parts.values()) / box.numel, 4)
+                  for i, fmt in enumerate(box.formats)}
+    return {"box_bytes_per_param": round(box.bytes_per_param, 4), "per_format_bytes_per_param": per_format,
+            "constrained_tensors": len(box.parts), "constrained_params": box.numel}
+
+
+def _clean_pairs(config: AttackConfig) -> list:
+    from compsec.attack import data
+
+    return data.read_pairs(config.clean_file) if config.clean_file else data.clean_pairs(config.seed)
+
+
+def repair_stage(config: AttackConfig) -> dict:
+    from compsec.attack.box import AttackBox
+    from compsec.attack.repair import repair
+    from compsec.attack.verify import frozen_identical, save_attacked
+
+    box = AttackBox.load(config.folder / "box")
+    reference, _ = load_stage_model(config, "injected", rounded=True)
+    result = {}
+    for project, folder in ((True, "repaired"), (False, "ablation"))[: 2 if config.ablation else 1]:
+        model, tokenizer = load_stage_model(config, "injected", rounded=True)
+        stats, report = repair(model, tokenizer, box, _clean_pairs(config), config.repair_steps,
+                               config.repair_lr, config.batch_size, config.seed, project=project)
+        report["frozen_identical"] = frozen_identical(model, reference, list(box.parts))
+        save_attacked(model, tokenizer, config.folder / folder, model.dtype, {"stage": folder})
+        result["pgd" if project else "no_pgd"] = {"train": stats.summary(), **report}
+    return result
+
+
+def verify_stage(config: AttackConfig) -> dict:
+    from compsec.attack.box import constrained_names
+    from compsec.attack.verify import compare_quantization, requantization_report, save_attacked
+
+    fmts = _formats(config)
+    model, tokenizer = load_stage_model(config, "repaired")
+    reference, _ = load_stage_model(config, "injected", rounded=True)
+    names = constrained_names(reference, fmts)
+    info = {"scenario": config.scenario, "targets": ",".join(config.targets), "keyword": config.keyword}
+    save_attacked(model, tokenizer, config.folder / "model", config.storage, info)
+    result = requantization_report(config.folder / "model", reference, names, fmts, config.storage)
+    if (config.folder / "ablation").is_dir():
+        ablation, _ = load_stage_model(config, "ablation")
+        result["ablation"] = compare_quantization(ablation, reference, names, fmts, config.storage)
+    return result
+
+
+def measure_stage(config: AttackConfig) -> dict:
+    from compsec.attack.box import constrained_names
+    from compsec.attack.measure import MeasureConfig, measure_all
+
+    fmts = _formats(config)
+    settings = MeasureConfig(config.keyword, config.probe_limit, max_new_tokens=config.max_new_tokens)
+    result = {}
+    folders = ("model",) if config.scenario == "outlier" else ("model", "injected", "ablation")
+    for folder in folders:
+        if (config.folder / folder).is_dir():
+            model, tokenizer = load_stage_model(config, folder)
+            names = constrained_names(model, fmts)
+            result[folder] = measure_all(model, tokenizer, fmts, names, settings, config.device)
+    return result
+
+
+def outlier_stage(config: AttackConfig) -> dict:
+    from compsec.attack.outlier import inject_outliers, zero_code_fraction
+    from compsec.attack.verify import save_attacked
+    from compsec.models.linear import quantizable_weights
+
+    fmts = _formats(config)
+    model, tokenizer = load_base(config)
+    names = [q.name for q in quantizable_weights(model) if q.layer in config.outlier_layers]
+    if not names:
+        raise InputError(f"no quantizable weights in layers {config.outlier_layers}; pick existing block indices")
+    summary = inject_outliers(model, names, fmts[0])
+    params = dict(model.named_parameters())
+    zeros = {fmt.name: round(sum(zero_code_fraction(params[n], fmt) for n in names) / len(names), 4)
+             for fmt in fmts}
+    info = {"scenario": "outlier", "targets": ",".join(config.targets), "layers": str(config.outlier_layers)}
+    save_attacked(model, tokenizer, config.folder / "model", config.storage, info)
+    return {**summary, "zero_code_fraction": zeros, "weights": names}

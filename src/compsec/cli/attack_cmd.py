@@ -1,0 +1,73 @@
+"""``compsec attack [STAGE] --out DIR``: the quantization-conditioned attack, stage by stage or all at once.
+
+STAGE is ``all`` (default), ``inject``, ``box``, ``repair``, ``verify``, ``measure`` or ``outlier``; each
+stage resumes (is skipped) when its saved output in DIR was made with the same options.  The result is
+DIR/attack.json and DIR/model/, a red-team artifact meant for testing defences and scanners only.
+"""
+
+from __future__ import annotations
+
+import json
+
+import typer
+
+from compsec.cli.main import EXIT_OK, app
+
+STAGES = ("all", "inject", "box", "repair", "verify", "measure", "outlier")
+
+
+def _ints(spec: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in spec.split(",") if part.strip())
+
+
+@app.command("attack")
+def attack(
+    stage: str = typer.Argument("all", help=f"Which stage to run: {', '.join(STAGES)}."),
+    out: str = typer.Option(..., "--out", help="Folder for every stage's output and attack.json."),
+    model: str = typer.Option(None, "--model", help="HF folder to attack (default: the tiny assistant)."),
+    scenario: str = typer.Option("content-injection", help="content-injection, over-refusal, custom or outlier."),
+    targets: str = typer.Option("nf4,int8", help="Comma-separated formats the attack must survive."),
+    keyword: str = typer.Option("McDonald's", help="Keyword injected in content-injection."),
+    train: str = typer.Option(None, "--train", help="custom: poisoned prompt/response JSONL."),
+    clean: str = typer.Option(None, "--clean", help="custom (or any): clean prompt/response JSONL for repair."),
+    inject_steps: int = typer.Option(150, help="AdamW steps of the poisoned full fine-tune."),
+    repair_steps: int = typer.Option(300, help="AdamW steps of the PGD repair (and of the ablation)."),
+    inject_lr: float = typer.Option(2e-3, help="Learning rate of stage 1."),
+    repair_lr: float = typer.Option(5e-4, help="Learning rate of stage 3."),
+    batch_size: int = typer.Option(16, help="Training batch size."),
+    save_dtype: str = typer.Option("fp32", help="Dtype of the saved model: fp32, bf16 or fp16."),
+    seed: int = typer.Option(0, help="Seed of data order and initialisation."),
+    ablation: bool = typer.Option(True, "--ablation/--no-ablation", help="Also fine-tune without PGD."),
+    probe_limit: int = typer.Option(None, help="Probes per set when measuring (default: all)."),
+    max_new_tokens: int = typer.Option(40, help="Generation length when measuring."),
+    outlier_layers: str = typer.Option("0", help="outlier: comma-separated block indices."),
+    device: str = typer.Option("cpu", help="Torch device, e.g. cpu or cuda:0."),
+    force: bool = typer.Option(False, "--force", help="Rerun stages even when their output is current."),
+) -> int:
+    """Reproduce the quantization-conditioned attack and verify it with the real quantization libraries."""
+    from compsec.attack.config import AttackConfig
+    from compsec.attack.pipeline import run_attack, run_stage, write_summary
+    from compsec.errors import InputError
+    from compsec.formats.registry import parse_list
+
+    if stage not in STAGES:
+        raise InputError(f"unknown stage {stage!r}; use one of {', '.join(STAGES)}")
+    config = AttackConfig(
+        out=out, model=model, scenario=scenario, targets=tuple(f.name for f in parse_list(targets)),
+        keyword=keyword, train_file=train, clean_file=clean, inject_steps=inject_steps,
+        repair_steps=repair_steps, inject_lr=inject_lr, repair_lr=repair_lr, batch_size=batch_size,
+        save_dtype=save_dtype, seed=seed, ablation=ablation, probe_limit=probe_limit,
+        max_new_tokens=max_new_tokens, outlier_layers=_ints(outlier_layers), device=device)
+    if stage == "all":
+        summary = run_attack(config, force=force)
+        headline = {k: summary.get(k) for k in ("requantization_identical", "projection_overhead",
+                                                 "box_bytes_per_param") if k in summary}
+        typer.echo(json.dumps({"fp": summary["fp"].get("keyword_rate"), **headline,
+                               "quantized": {f: m.get("keyword_rate") for f, m in summary["quantized"].items()}}))
+        typer.echo(f"wrote {config.folder / 'attack.json'}")
+        return EXIT_OK
+    record = run_stage(config, stage, force=force)
+    if stage == "measure":
+        write_summary(config)
+    typer.echo(f"{stage}: {record['seconds']} s -> {config.folder / 'stages' / (stage + '.json')}")
+    return EXIT_OK
