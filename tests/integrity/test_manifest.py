@@ -162,3 +162,48 @@ def test_malformed_manifest_is_an_input_error(tmp_path, text):
 
 def test_check_manifest_accepts_what_create_writes(tiny):
     check_manifest(create_manifest(tiny))
+
+
+@settings(max_examples=30, deadline=None)
+@given(data=st.data())
+def test_any_flipped_data_byte_is_pinned_to_its_tensor(data):
+    sizes = data.draw(st.lists(st.integers(1, 40), min_size=1, max_size=4))
+    tensors = {f"t{i}": torch.arange(n, dtype=torch.float32) for i, n in enumerate(sizes)}
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "x.safetensors"
+        save_file(tensors, str(path))
+        manifest = create_manifest(path)
+        raw = bytearray(path.read_bytes())
+        data_start = 8 + int.from_bytes(raw[:8], "little")
+        position = data.draw(st.integers(data_start, len(raw) - 1))
+        raw[position] ^= 1 << data.draw(st.integers(0, 7))
+        path.write_bytes(bytes(raw))
+        from safetensors import safe_open
+
+        with safe_open(str(path), framework="pt") as handle:
+            owner = next(name for name in tensors if not torch.equal(handle.get_tensor(name), tensors[name]))
+        assert lines(verify_manifest(path, manifest)) == ["changed file x.safetensors",
+                                                          f"changed tensor x.safetensors: {owner}"]
+
+
+def _valid_safetensors_bytes() -> bytes:
+    with tempfile.TemporaryDirectory() as folder:
+        save_file({"a": torch.ones(3, 2), "b": torch.zeros(4, dtype=torch.int8)}, f"{folder}/v.safetensors")
+        return (Path(folder) / "v.safetensors").read_bytes()
+
+
+@settings(max_examples=60, deadline=None)
+@given(edits=st.lists(st.tuples(st.integers(0, 150), st.integers(0, 255)), min_size=1, max_size=4),
+       cut=st.integers(0, 200))
+def test_mutated_files_give_an_input_error_or_a_manifest(edits, cut):
+    blob = bytearray(_valid_safetensors_bytes())
+    for position, value in edits:
+        blob[position % len(blob)] = value
+    with tempfile.TemporaryDirectory() as folder:
+        for suffix in (".safetensors", ".gguf"):
+            path = Path(folder) / f"x{suffix}"
+            path.write_bytes(bytes(blob[: len(blob) - cut % len(blob)]))
+            try:
+                check_manifest(create_manifest(path))
+            except InputError:
+                pass
