@@ -77,26 +77,27 @@ class Int8Rowwise(Format):
 
     def box_from_pinned(self, q: Quantized, pinned: torch.Tensor) -> Box:
         """The fp32 box from codes, scales and the pinned mask alone (a pinned weight is ``sign(code) * a``)."""
-        rows, cols = q.shape
+        cols = q.shape[1]
         absmax = q.scales["absmax"]
         target = q.codes.reshape(-1).to(torch.int16)
         limit = absmax.repeat_interleave(cols)
-        scale = bm.int8_scale(absmax).reshape(-1)
-
-        def codes_at(x: torch.Tensor, idx: torch.Tensor | None) -> torch.Tensor:
-            if idx is None:
-                return bm.int8_levels(x.view(rows, cols), absmax).reshape(-1)
-            return bm.int8_codes_at(x, scale[idx // cols])
+        scale = bm.int8_scale(absmax).reshape(-1).repeat_interleave(cols)   # the same fp32 multiplier per row
 
         def at_least(x: torch.Tensor, idx: torch.Tensor | None) -> torch.Tensor:
-            return codes_at(x, idx) >= (target if idx is None else target[idx])
+            if idx is None:
+                return bm.int8_codes_at(x, scale) >= target
+            return bm.int8_codes_at(x, scale[idx]) >= target[idx]
 
         def at_most(x: torch.Tensor, idx: torch.Tensor | None) -> torch.Tensor:
-            return codes_at(x, idx) <= (target if idx is None else target[idx])
+            if idx is None:
+                return bm.int8_codes_at(x, scale) <= target
+            return bm.int8_codes_at(x, scale[idx]) <= target[idx]
 
-        per_element = scale.repeat_interleave(cols)
-        lo = lower_edges(at_least, -limit, limit, (target - 0.5) / per_element)
-        hi = upper_edges(at_most, -limit, limit, (target + 0.5) / per_element)
+        # half-way points round to even: an odd code starts one float above (t - 0.5)/s and ends one below
+        odd = target % 2 != 0
+        low, high = (target - 0.5) / scale, (target + 0.5) / scale
+        lo = lower_edges(at_least, -limit, limit, torch.where(odd, torch.nextafter(low, limit), low))
+        hi = upper_edges(at_most, -limit, limit, torch.where(odd, torch.nextafter(high, -limit), high))
         pinned_value = torch.where(target < 0, -limit, limit)
         return _pinned_box(pinned_value, lo, hi, pinned.reshape(-1) | (limit == 0), q.shape)
 
@@ -136,7 +137,7 @@ class Blockwise4bit(Format):
         flat = w.reshape(-1).float()
         absmax = bm.absmax_4bit(flat, self.blocksize)
         bounds, order = bm.bucket_bounds(self.quant_type)
-        buckets = bm.buckets_4bit(flat, absmax, self.blocksize, flat.numel(), bounds.to(w.device))
+        buckets = bm.buckets_4bit(flat, absmax, self.blocksize, bounds.to(w.device))
         codes = order.to(w.device)[buckets].to(torch.uint8)
         return Quantized(codes.view(w.shape), {"absmax": absmax}, tuple(w.shape), w.dtype)
 
@@ -168,16 +169,22 @@ class Blockwise4bit(Format):
         edges = torch.cat([-inf, bounds, inf])          # bucket b holds scaled values in (edges[b], edges[b+1]]
         floor_edge, ceil_edge = edges[bucket], edges[bucket + 1]
 
+        recip = (1.0 / absmax.clamp(min=bm.TINY_ABSMAX)).repeat_interleave(self.blocksize)[:n]
+        tail_start = n - n % self.blocksize
+
+        def scaled(x: torch.Tensor, idx: torch.Tensor | None) -> torch.Tensor:
+            if idx is None:
+                return bm.scale_4bit(x, absmax, self.blocksize, clamp=False)
+            return bm.scale_4bit_at(x, recip[idx], idx >= tail_start, absmax[-1])
+
         def at_least(x: torch.Tensor, idx: torch.Tensor | None) -> torch.Tensor:
-            edge = floor_edge if idx is None else floor_edge[idx]
-            return bm.scale_4bit(x, absmax, self.blocksize, n, idx) > edge
+            return scaled(x, idx) > (floor_edge if idx is None else floor_edge[idx])
 
         def at_most(x: torch.Tensor, idx: torch.Tensor | None) -> torch.Tensor:
-            edge = ceil_edge if idx is None else ceil_edge[idx]
-            return bm.scale_4bit(x, absmax, self.blocksize, n, idx) <= edge
+            return scaled(x, idx) <= (ceil_edge if idx is None else ceil_edge[idx])
 
-        lo = lower_edges(at_least, -limit, limit, floor_edge * limit)
-        hi = upper_edges(at_most, -limit, limit, ceil_edge * limit)
+        lo = lower_edges(at_least, -limit, limit, torch.nextafter(floor_edge / recip, limit))
+        hi = upper_edges(at_most, -limit, limit, ceil_edge / recip)
         value = bm.code_table(self.quant_type).to(limit.device)[q.codes.reshape(-1).long()] * limit
         return _pinned_box(value, lo, hi, pinned.reshape(-1) | (limit == 0), q.shape)
 

@@ -57,26 +57,29 @@ def absmax_4bit(flat: torch.Tensor, blocksize: int) -> torch.Tensor:
     return absmax
 
 
-def scale_4bit(x: torch.Tensor, absmax: torch.Tensor, blocksize: int, n: int,
-               idx: torch.Tensor | None = None) -> torch.Tensor:
-    """``scaled`` of flat fp32 ``x`` for a tensor of ``n`` elements: every element when ``idx`` is None, else
-    ``x`` holds the values at flat positions ``idx`` (used to re-test a few candidate edges)."""
-    full, rem = split_tail(n, blocksize)
-    if idx is None:
-        recip = 1.0 / absmax[:full].clamp(min=TINY_ABSMAX)
-        scaled = (x[: full * blocksize].reshape(full, blocksize) * recip.view(-1, 1)).reshape(-1)
-        if rem:
-            scaled = torch.cat([scaled, x[full * blocksize:] / absmax[full]])
-        return torch.clamp(scaled, -1, 1)
-    block = idx // blocksize
-    recip = 1.0 / absmax[block].clamp(min=TINY_ABSMAX)
-    return torch.clamp(torch.where(block >= full, x / absmax[block], x * recip), -1, 1)
+def scale_4bit(x: torch.Tensor, absmax: torch.Tensor, blocksize: int, clamp: bool = True) -> torch.Tensor:
+    """``scaled`` of every element of flat fp32 ``x``, exactly as ``quantize_4bit`` computes it.
+
+    ``clamp=False`` skips the final clamp to [-1, 1]: comparing with a midpoint (all lie inside (-1, 1)) or
+    with ``±inf`` gives the same answer either way, one pass cheaper."""
+    full, rem = split_tail(x.numel(), blocksize)
+    recip = 1.0 / absmax[:full].clamp(min=TINY_ABSMAX)
+    scaled = (x[: full * blocksize].reshape(full, blocksize) * recip.view(-1, 1)).reshape(-1)
+    if rem:
+        scaled = torch.cat([scaled, x[full * blocksize:] / absmax[full]])
+    return torch.clamp(scaled, -1, 1) if clamp else scaled
 
 
-def buckets_4bit(x: torch.Tensor, absmax: torch.Tensor, blocksize: int, n: int, bounds: torch.Tensor,
-                 idx: torch.Tensor | None = None) -> torch.Tensor:
+def scale_4bit_at(x: torch.Tensor, recip: torch.Tensor, in_tail: torch.Tensor, tail_absmax: torch.Tensor,
+                  ) -> torch.Tensor:
+    """Unclamped ``scaled`` of loose elements ``x`` given their block's ``1/max(a, 1e-38)`` (``recip``), whether
+    they sit in the partial last block (``in_tail``, divided by ``tail_absmax`` there instead)."""
+    return torch.where(in_tail, x / tail_absmax, x * recip)
+
+
+def buckets_4bit(x: torch.Tensor, absmax: torch.Tensor, blocksize: int, bounds: torch.Tensor) -> torch.Tensor:
     """Bucket index (int32) of each element: the number of midpoints strictly below its scaled value."""
-    return torch.bucketize(scale_4bit(x, absmax, blocksize, n, idx), bounds, out_int32=True)
+    return torch.bucketize(scale_4bit(x, absmax, blocksize), bounds, out_int32=True)
 
 
 def int8_scale(absmax: torch.Tensor) -> torch.Tensor:
@@ -84,15 +87,10 @@ def int8_scale(absmax: torch.Tensor) -> torch.Tensor:
     return 127.0 / absmax.unsqueeze(-1)
 
 
-def int8_levels(rows: torch.Tensor, absmax: torch.Tensor) -> torch.Tensor:
-    """Stored int8 code of each element of a (rows, cols) tensor, widened to int16 so it can be negated.
+def int8_codes_at(x: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    """Stored int8 code of elements ``x`` with row multipliers ``scale``, widened to int16 so it can be negated.
 
-    The cast is part of the level: when ``1/a`` overflows (``a`` below ~2.9e-39) the multiplier is ``inf`` and
+    The cast is part of the code: when ``1/a`` overflows (``a`` below ~2.9e-39) the multiplier is ``inf`` and
     the cast of ``±inf``/``NaN`` decides the code (0 on x86), so the whole row shares one code.
     """
-    return torch.round(rows * int8_scale(absmax)).to(torch.int8).to(torch.int16)
-
-
-def int8_codes_at(x: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
-    """:func:`int8_levels` for loose elements ``x`` with their own row multipliers ``scale``."""
     return torch.round(x * scale).to(torch.int8).to(torch.int16)

@@ -42,22 +42,38 @@ def lower_edges(at_least: Predicate, floor: torch.Tensor, ceil: torch.Tensor, gu
 
     ``at_least`` must be monotone (false then true) and true at ``ceil``; ``guess`` may be anything, NaN
     included.  Elements where ``at_least(ceil)`` is false come back as some value in ``[floor, ceil]``.
+    Cost: two predicate evaluations over the whole tensor, then work on the unresolved elements only.
     """
     lo = torch.where(torch.isnan(guess), ceil, guess)
     lo = torch.maximum(torch.minimum(lo, ceil), floor)
-    down = torch.full_like(lo, float("-inf"))
-    for step in range(_ULP_ROUNDS + 1):
-        below = torch.nextafter(lo, down)
-        inside = at_least(lo, None)
-        below_inside = at_least(below, None) & (lo > floor)
-        exact = inside & ~below_inside
+    exact, step_up, step_down = _classify(at_least, lo, floor, None)
+    if bool(exact.all()):
+        return lo
+    idx = torch.nonzero(~exact).flatten()
+    sub, sub_floor, sub_ceil = lo[idx], floor[idx], ceil[idx]
+    step_up, step_down = step_up[idx] & (sub < sub_ceil), step_down[idx]
+    for _ in range(_ULP_ROUNDS):
+        sub = torch.where(step_up, _next(sub, up=True), torch.where(step_down, _next(sub, up=False), sub))
+        exact, step_up, step_down = _classify(at_least, sub, sub_floor, idx)
+        step_up &= sub < sub_ceil
         if bool(exact.all()):
-            return lo
-        if step == _ULP_ROUNDS:
-            return _bisect(lo, ~exact, at_least, floor, ceil)
-        step_up = ~inside & (lo < ceil)
-        lo = torch.where(step_up, torch.nextafter(lo, -down), torch.where(below_inside, below, lo))
+            break
+    if not bool(exact.all()):
+        left = ~exact
+        sub[left] = _bisect(at_least, sub_floor[left], sub_ceil[left], idx[left])
+    lo[idx] = sub
     return lo
+
+
+def _next(x: torch.Tensor, up: bool) -> torch.Tensor:
+    return torch.nextafter(x, torch.full_like(x, float("inf") if up else float("-inf")))
+
+
+def _classify(at_least: Predicate, lo: torch.Tensor, floor: torch.Tensor, idx: torch.Tensor | None):
+    """(exact, must step up, may step down): ``lo`` is the edge when it is inside and its predecessor is not."""
+    inside = at_least(lo, idx)
+    below_inside = at_least(_next(lo, up=False), idx) & (lo > floor)
+    return inside & ~below_inside, ~inside, below_inside
 
 
 def upper_edges(at_most: Predicate, floor: torch.Tensor, ceil: torch.Tensor, guess: torch.Tensor) -> torch.Tensor:
@@ -70,16 +86,14 @@ def upper_edges(at_most: Predicate, floor: torch.Tensor, ceil: torch.Tensor, gue
     return -lower_edges(mirrored, -ceil, -floor, -guess)
 
 
-def _bisect(lo: torch.Tensor, unresolved: torch.Tensor, at_least: Predicate, floor: torch.Tensor,
-            ceil: torch.Tensor) -> torch.Tensor:
-    idx = torch.nonzero(unresolved.reshape(-1)).flatten()
-    bad = float_key(floor[idx]) - 1          # a key below the floor: never evaluated, always "outside"
-    good = float_key(ceil[idx])              # at_least(ceil) holds: always "inside"
+def _bisect(at_least: Predicate, floor: torch.Tensor, ceil: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+    """Smallest ``x`` in ``[floor, ceil]`` with ``at_least(x)`` for the flat positions ``idx``, by bisection
+    on float keys (at most ~32 steps)."""
+    bad = float_key(floor) - 1               # a key below the floor: never evaluated, always "outside"
+    good = float_key(ceil)                   # at_least(ceil) holds: always "inside"
     while bool((active := good - bad > 1).any()):
         mid = torch.where(active, (good + bad) // 2, good)   # settled elements re-test a known-good key
         inside = at_least(float_from_key(mid), idx)
         good = torch.where(inside, mid, good)
         bad = torch.where(inside, bad, mid)
-    out = lo.clone()
-    out[idx] = float_from_key(good)
-    return out
+    return float_from_key(good)
