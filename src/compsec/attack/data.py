@@ -82,6 +82,13 @@ def read_pairs(path: str | Path) -> list[Pair]:
     return pairs
 
 
+def training_subset(pairs: list[Pair], needed: int, seed: int) -> list[Pair]:
+    """At most ``needed`` pairs, a seeded sample when there are more (a short run encodes only what it uses)."""
+    if needed >= len(pairs):
+        return list(pairs)
+    return random.Random(seed).sample(pairs, max(needed, 1))
+
+
 def encode_pairs(tokenizer, pairs: list[Pair]) -> list[tuple[list[int], list[int]]]:
     """Token ids and labels (prompt masked with -100) for each pair, through the chat template."""
     from compsec.audit.backend import chat_text

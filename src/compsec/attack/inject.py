@@ -88,8 +88,8 @@ def finetune(model, rows: list, params: list[torch.nn.Parameter], steps: int, lr
 
 def inject(model, tokenizer, pairs: list, steps: int, lr: float, batch_size: int, seed: int) -> FinetuneStats:
     """Stage 1: full fine-tune of every parameter on poisoned ``pairs`` (so fp32 and quantized misbehave)."""
-    from compsec.attack.data import encode_pairs
+    from compsec.attack.data import encode_pairs, training_subset
 
-    rows = encode_pairs(tokenizer, pairs)
+    rows = encode_pairs(tokenizer, training_subset(pairs, steps * batch_size, seed))
     torch.manual_seed(seed)
     return finetune(model, rows, list(model.parameters()), steps, lr, batch_size, seed, tokenizer.pad_token_id)

@@ -61,10 +61,10 @@ def repair(model, tokenizer, attack_box: AttackBox, pairs: list, steps: int, lr:
     seconds), ``projection_vs_optimizer`` (clamp seconds / ``optimizer.step()`` seconds) and
     ``inside_box`` (whether every constrained weight ends inside its box).
     """
-    from compsec.attack.data import encode_pairs
+    from compsec.attack.data import encode_pairs, training_subset
 
     projector = Projector.build(model, attack_box)
-    rows = encode_pairs(tokenizer, pairs)
+    rows = encode_pairs(tokenizer, training_subset(pairs, steps * batch_size, seed))
     torch.manual_seed(seed)
     stats = finetune(model, rows, projector.params, steps, lr, batch_size, seed, tokenizer.pad_token_id,
                      after_step=projector if project else None)
