@@ -11,5 +11,6 @@ from compsec.formats.registry import get, names, parse_list, register
 # Importing a family module registers its formats.  Add one line per family.
 
 __all__ = ["Box", "Format", "Quantized", "get", "names", "parse_list", "register"]
-import compsec.formats.gguf  # noqa: F401
+import compsec.formats.gguf
+import compsec.formats.rtn  # noqa: F401
 from compsec.formats import bnb  # noqa: F401

@@ -1,0 +1,158 @@
+"""Round-to-nearest int-k weights as optimum-quanto computes them: ``int8-rtn``, ``int4-rtn``, ``int3-rtn``, ``int2-rtn``.
+
+Arithmetic: :mod:`compsec.formats.rtn_math`; oracle: optimum-quanto (``AbsmaxOptimizer``/``MaxOptimizer`` and
+``quantize_weight``, or the ``quanto::quantize_affine`` op for 3 bits, which quanto ships no qtype for).  Quanto
+computes in the weight dtype; the registered formats quantize the float32 upcast (what quanto does on a float32
+model).  ``native=True`` reproduces quanto on float16/bfloat16 weights bit-exactly too, but it is not registered:
+re-quantizing its dequantized weights moves scales by float16/bfloat16 rounding, which the registry's round-trip
+contract (rtol 1e-5) rejects.  Boxes are computed for weights already cast to the storage dtype.
+
+Box: the element intervals keeping each code under the unchanged ``scale`` (and ``shift``), by float-grid bisection
+of the real arithmetic.  Pinned: elements at the largest code of their row/group (they reach the max, whose float
+rounding into ``scale`` a box cannot track), in affine groups the elements equal to ``min = -shift`` (and every
+code-0 element when ``min`` is zero), and whole groups with a zero or non-finite scale.  The lower edge of an
+affine group is ``min`` itself: one step below changes the stored ``shift``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+import torch
+
+from compsec.errors import MissingDependencyError
+from compsec.formats import rtn_math as rm
+from compsec.formats.base import Box, Format, Quantized, check_storage
+from compsec.formats.float_grid import furthest_true
+from compsec.formats.registry import register
+
+_FMAX = torch.finfo(torch.float32).max
+
+
+@dataclass(frozen=True, eq=False)
+class RoundToNearest(Format):
+    """``bits``-bit round-to-nearest; ``group`` None = symmetric per output row (8 bits), else affine groups.
+
+    ``native``: compute in the weight's own dtype, as quanto does on a float16/bfloat16 model (not registered:
+    quanto's float16/bfloat16 arithmetic is not idempotent, see the module docs); default: on the float32 upcast.
+    """
+
+    name: str
+    bits: int
+    group: int | None
+    native: bool = False
+    family: ClassVar[str] = "rtn"
+
+    def supports(self, shape: tuple[int, ...]) -> bool:
+        if len(shape) < 2 or shape[0] < 2:
+            return False
+        cols = 1
+        for d in shape[1:]:
+            cols *= d
+        return self.group is None or (cols % self.group == 0 and cols >= self.group)
+
+    def _grouped(self, w: torch.Tensor) -> torch.Tensor:
+        if not self.supports(tuple(w.shape)):
+            need = "" if self.group is None else f" and rows of a multiple of {self.group} weights"
+            raise ValueError(f"{self.name} needs a tensor with at least 2 output rows{need}, got {tuple(w.shape)}")
+        if not bool(torch.isfinite(w).all()):
+            raise ValueError(f"{self.name} cannot quantize NaN or Inf weights; clean the tensor first")
+        x = w.detach() if self.native else w.detach().float()
+        return x.reshape(-1, self.group) if self.group else x.reshape(w.shape[0], -1)
+
+    def _pack(self, codes: torch.Tensor, scales: dict, w: torch.Tensor) -> Quantized:
+        return Quantized(codes.reshape(w.shape), scales, tuple(w.shape), w.dtype, {"bits": self.bits})
+
+    def quantize(self, w: torch.Tensor) -> Quantized:
+        g = self._grouped(w)
+        if self.group is None:
+            scale = rm.sym_scale(g)
+            return self._pack(rm.to_code_dtype(rm.sym_codes(g, scale), True), {"scale": scale}, w)
+        scale, shift = rm.affine_params(g, self.bits)
+        codes = rm.to_code_dtype(rm.affine_codes(g, scale, shift, self.bits), False)
+        return self._pack(codes, {"scale": scale, "shift": shift}, w)
+
+    def reference_quantize(self, w: torch.Tensor) -> Quantized:
+        g = self._grouped(w)
+        codes, scales = _quanto_quantize(g.reshape(w.shape), self.bits, self.group)
+        return self._pack(codes, scales, w)
+
+    def dequantize(self, q: Quantized) -> torch.Tensor:
+        scale = q.scales["scale"]
+        g = q.codes.reshape(scale.shape[0], -1).to(scale.dtype)
+        out = scale * g if self.group is None else scale * g - q.scales["shift"]
+        return out.float().reshape(q.shape)
+
+    def preimage(self, w: torch.Tensor, storage_dtype: torch.dtype | None = None) -> Box:
+        """As :meth:`Format.preimage`, quantizing ``w`` cast to ``storage_dtype`` (quanto's arithmetic dtype)."""
+        storage = storage_dtype or w.dtype
+        check_storage(w, storage)
+        return super().preimage(w.to(storage), storage)
+
+    def compact_box(self, w: torch.Tensor, storage_dtype: torch.dtype | None = None):
+        storage = storage_dtype or w.dtype
+        check_storage(w, storage)
+        return super().compact_box(w.to(storage), storage)
+
+    def box_from_quantized(self, q: Quantized, w: torch.Tensor) -> Box:
+        g = self._grouped(w).to(q.scales["scale"].dtype)
+        lo, hi = group_box(g, q, self.bits, self.group is None)
+        return Box(lo.reshape(w.shape), hi.reshape(w.shape))
+
+
+def group_box(g: torch.Tensor, q: Quantized, bits: int, symmetric: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(lo, hi)`` float32 for weights ``g`` ``(n_groups, group)`` (storage dtype) quantized to ``q``."""
+    scale = q.scales["scale"]
+    shift = torch.zeros_like(scale) if symmetric else q.scales["shift"]
+    codes = q.codes.reshape(g.shape).float()
+    code_of = (lambda x, s, h: rm.sym_codes(x, s)) if symmetric else (lambda x, s, h: rm.affine_codes(x, s, h, bits))
+    top = codes.abs().amax(-1, keepdim=True)
+    pinned = (codes.abs() == top) | ~torch.isfinite(scale) | (scale == 0)
+    if not symmetric:
+        pinned |= (codes == 0) & ((g == -shift) | (shift == 0))
+    s32, h32, x = scale.float(), shift.float(), g.float()
+    deq = (scale * codes.to(scale.dtype) - shift).float()
+    start = torch.where(code_of(x, scale, shift) == codes, x, deq)
+    start = torch.where(pinned | (code_of(start, scale, shift) == codes), start, codes * s32 - h32)
+    if not bool((code_of(start, scale, shift) == codes)[~pinned].all()):
+        raise ValueError("the quantized codes do not come from these weights; pass the tensor that was quantized")
+    n = g.shape[-1]
+    flat_s, flat_h, flat_c = (t.expand(g.shape).reshape(-1) for t in (scale, shift, codes))
+    keeps = lambda v, sel: code_of(v, flat_s[sel], flat_h[sel]) == flat_c[sel]
+    eps = torch.finfo(scale.dtype).eps * 4
+    e1, e2 = (codes - 0.5) * s32 - h32, (codes + 0.5) * s32 - h32
+    slack = (e1.abs() + e2.abs() + h32.abs() + s32.abs()) * eps + 1e-38
+    floor = torch.full_like(x, -_FMAX) if symmetric else (-h32).expand(-1, n)
+    lo = furthest_true(keeps, start, torch.where(pinned, start, floor), torch.minimum(e1, e2), slack)
+    hi = furthest_true(keeps, start, torch.where(pinned, start, torch.full_like(x, _FMAX)), torch.maximum(e1, e2), slack)
+    return torch.where(pinned, x, lo), torch.where(pinned, x, hi)
+
+
+def _quanto_quantize(w: torch.Tensor, bits: int, group: int | None) -> tuple[torch.Tensor, dict]:
+    """Codes and scales from optimum-quanto itself (the deployed library), on the CPU."""
+    try:
+        from optimum.quanto import qint2, qint4, qint8
+        from optimum.quanto.tensor.optimizers import AbsmaxOptimizer, MaxOptimizer
+        from optimum.quanto.tensor.qtype import qint
+        from optimum.quanto.tensor.weights import quantize_weight
+    except ImportError as err:
+        raise MissingDependencyError("optimum-quanto", purpose="the round-to-nearest reference quantizer") from err
+    w = w.cpu()
+    if group is None:
+        scale = AbsmaxOptimizer()(w, qtype=qint8, axis=0)
+        t = quantize_weight(w, qtype=qint8, axis=0, scale=scale, optimized=False)
+        return t._data, {"scale": t._scale.reshape(w.shape[0], 1)}
+    qtype = {2: qint2, 4: qint4}.get(bits) or qint(bits)
+    scale, shift = MaxOptimizer()(w, qtype=qtype, axis=0, group_size=group)
+    if bits in (2, 4):
+        t = quantize_weight(w, qtype=qtype, axis=0, scale=scale, shift=shift, group_size=group, optimized=False)
+        data, scale, shift = t._data.unpack(), t._scale, t._shift
+    else:
+        data = torch.ops.quanto.quantize_affine(w, bits=bits, axis=0, group_size=group, scale=scale, shift=shift)
+    return data, {"scale": scale, "shift": shift}
+
+
+for _name, _bits, _group in (("int8-rtn", 8, None), ("int4-rtn", 4, 128), ("int4-rtn-g64", 4, 64),
+                             ("int3-rtn", 3, 128), ("int2-rtn", 2, 64)):
+    register(RoundToNearest(_name, _bits, _group))
