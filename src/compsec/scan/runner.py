@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from compsec.errors import CompsecError
+from compsec.errors import CompsecError, InputError
 from compsec.scan.aggregate import decide
 from compsec.scan.config import ScanConfig
 from compsec.scan.findings import Evidence, ScanFinding, ScanReport
@@ -72,13 +72,28 @@ def examined_tensors(path: Path, cfg: ScanConfig, notes: list[str]) -> Iterator[
 
 
 def behavioural_contrast(path: Path, cfg: ScanConfig) -> list[Evidence]:
-    """Hook for ``--behaviour``: KL(original || quantized variant) on probe prompts, from compsec.audit.
+    """Hook for ``--behaviour``: KL(original || quantized variant) on the audit's contrast texts.
 
-    Not wired yet: the audit's KL measurement has no stable entry point to call.  Raises so that a user never
-    mistakes "not run" for "clean".
+    Not wired yet.  The measurement exists (``compsec.audit.backend.mean_token_kl``, run by ``compsec audit
+    --contrast`` for each variant) but a *test* needs a null: the KL that benign quantization to each format
+    causes, for this model size, so that a tampered model's excess KL gets a p-value.  Until that calibration
+    exists this raises, so that a user never mistakes "not run" for "clean".
     """
-    raise CompsecError("--behaviour is not available yet: the behavioural contrast will call the audit's "
-                       "KL(original || variant) once compsec.audit exposes it; run `compsec audit` meanwhile")
+    raise CompsecError("--behaviour is not available yet (no calibrated null for KL(original || variant)); run "
+                       "`compsec audit MODEL --contrast` for the raw per-format KL meanwhile")
+
+
+def integrity_notes(path: Path) -> list[str]:
+    """Refuse hostile or malformed files (InputError naming the first error) and return warnings as notes;
+    tensor values are not read here (the scan reads only the examined rows)."""
+    from compsec.integrity.collect import finding_line, integrity_findings
+
+    findings = integrity_findings(path, scan_values=False)
+    errors = [finding_line(f) for f in findings if f.severity == "error"]
+    if errors:
+        raise InputError(f"{errors[0]} ({len(errors)} integrity error(s)); run `compsec check` for all of them "
+                         "and fix the files before scanning")
+    return [finding_line(f) for f in findings if f.severity == "warning"]
 
 
 def scan_path(path: str | Path, cfg: ScanConfig | None = None,
@@ -93,7 +108,7 @@ def scan_path(path: str | Path, cfg: ScanConfig | None = None,
     candidates = [formats.get(name) for name in formats.names()]
     evidence: list[Evidence] = []
     info: list[ScanFinding] = []
-    notes: list[str] = []
+    notes: list[str] = integrity_notes(path)
     if cfg.behaviour:
         evidence += behavioural_contrast(path, cfg)
     counts, batch = [0, 0, 0], []  # parameters, examined weights, tensors

@@ -18,6 +18,20 @@ from compsec.scan.grid_provenance import grid_provenance
 
 _STORAGE_NAMES = {torch.float32: "float32", torch.float16: "float16", torch.bfloat16: "bfloat16"}
 _GGUF_BLOCK = 32
+_NARROWER = {torch.float32: (torch.bfloat16, torch.float16), torch.float16: (torch.bfloat16,)}
+
+
+def effective_storage(rows: torch.Tensor) -> torch.Tensor:
+    """``rows`` in the narrowest dtype that holds every value exactly (bf16, then fp16, else unchanged).
+
+    A checkpoint trained in bf16 and saved as float32 only takes bf16 values; judged against the float32 grid,
+    bf16 granularity inside a narrow interval would look like edge clustering (a false alarm).
+    """
+    for narrow in _NARROWER.get(rows.dtype, ()):
+        cast = rows.to(narrow)
+        if torch.equal(cast.to(rows.dtype), rows):
+            return cast
+    return rows
 
 
 def block_size_of(fmt: Format, row_length: int) -> int:
@@ -92,6 +106,7 @@ def scan_batch(batch: list[tuple[str, torch.Tensor, bool]], fmts: list[Format], 
     their storage dtype).  ``fmts``: formats whose boxes are checked; ``candidates``: provenance sources."""
     evidence, info, edge_jobs = [], [], []
     for name, rows, sampled in batch:
+        rows = effective_storage(rows)
         ok = [fmt for fmt in fmts if usable(fmt, rows, sampled)]
         origin = grid_provenance(rows, [f for f in candidates if usable(f, rows, sampled)])
         if origin is not None:
