@@ -52,8 +52,13 @@ def _repaired(micro, storage=torch.float32, project=True, lr=3e-2, steps=3):
     return injected, attacked, box, report
 
 
-def test_pgd_keeps_every_constrained_tensor_identical_under_the_real_library(micro):
-    injected, attacked, _box, report = _repaired(micro)
+@pytest.fixture(scope="module")
+def pgd_run(micro):
+    return _repaired(micro)
+
+
+def test_pgd_keeps_every_constrained_tensor_identical_under_the_real_library(pgd_run):
+    injected, attacked, _, report = pgd_run
     names = constrained_names(injected, _fmts())
     assert len(names) == 7 and report["inside_box"]
     result = compare_quantization(attacked, injected, names, _fmts(), torch.float32)
@@ -64,15 +69,15 @@ def test_pgd_keeps_every_constrained_tensor_identical_under_the_real_library(mic
 
 
 def test_without_projection_the_same_training_changes_the_codes(micro):
-    injected, attacked, _, report = _repaired(micro, project=False)
+    injected, attacked, _, report = _repaired(micro, project=False, steps=2)
     names = constrained_names(injected, _fmts())
     result = compare_quantization(attacked, injected, names, _fmts(), torch.float32)
     assert not report["inside_box"]
     assert result["requantization_identical"] == {"nf4": False, "int8": False}
 
 
-def test_parameters_never_quantized_stay_bitwise_identical(micro):
-    injected, attacked, box, _ = _repaired(micro)
+def test_parameters_never_quantized_stay_bitwise_identical(pgd_run):
+    injected, attacked, box, _ = pgd_run
     frozen = [n for n, _ in attacked.named_parameters() if n not in box.parts]
     assert any("embed" in n for n in frozen) and any("norm" in n for n in frozen)
     assert frozen_identical(attacked, injected, list(box.parts))

@@ -10,7 +10,7 @@ intersects them: any weight inside keeps every target's codes and scales.  Saved
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 import torch
@@ -61,27 +61,19 @@ class AttackBox:
         return Box(out.lo.to(device=device, dtype=dtype), out.hi.to(device=device, dtype=dtype))
 
     def save(self, folder: Path) -> None:
+        """Write ``box.safetensors`` (every tensor) and ``box.json`` (formats, layout, other fields)."""
+        from safetensors.torch import save_file
+
         tensors, layout = {}, {"formats": [f.name for f in self.formats], "storage": dtype_name(self.storage),
                                "weights": {}}
         for name, parts in self.parts.items():
-            layout["weights"][name] = []
-            for part in parts:
-                key = f"{name}|{part.fmt.name}"
-                tensors[f"{key}|codes"], tensors[f"{key}|pinned"] = part.packed_codes, part.pinned_bits
-                tensors.update({f"{key}|scale|{k}": v.contiguous() for k, v in part.quantized.scales.items()})
-                if part.pinned_values is not None:
-                    tensors[f"{key}|values"] = part.pinned_values.contiguous()
-                layout["weights"][name].append(
-                    {"format": part.fmt.name, "code_bits": part.code_bits, "code_dtype": str(part.code_dtype),
-                     "code_shape": list(part.code_shape), "shape": list(part.quantized.shape),
-                     "dtype": dtype_name(part.quantized.dtype), "scales": sorted(part.quantized.scales)})
-        from safetensors.torch import save_file
-
+            layout["weights"][name] = [_part_to_json(part, f"{name}|{part.fmt.name}", tensors) for part in parts]
         save_file({k: v.contiguous().cpu() for k, v in tensors.items()}, str(Path(folder) / "box.safetensors"))
         (Path(folder) / "box.json").write_text(json.dumps(layout, indent=1), encoding="utf-8")
 
     @classmethod
     def load(cls, folder: Path) -> AttackBox:
+        """Read a box written by :meth:`save`."""
         from safetensors.torch import load_file
 
         from compsec import formats
@@ -92,20 +84,57 @@ class AttackBox:
         layout = json.loads((folder / "box.json").read_text(encoding="utf-8"))
         tensors = load_file(str(folder / "box.safetensors"))
         fmts, storage = [formats.get(n) for n in layout["formats"]], DTYPES[layout["storage"]]
-        parts = {name: [_part(tensors, name, e, storage) for e in entries]
+        parts = {name: [_part_from_json(entry, f"{name}|{entry['fmt']}", tensors) for entry in entries]
                  for name, entries in layout["weights"].items()}
         return cls(fmts, storage, parts)
 
 
-def _part(tensors: dict, name: str, entry: dict, storage: torch.dtype) -> CompactBox:
+def _part_to_json(part: CompactBox, key: str, tensors: dict) -> dict:
+    """Every field of ``part``: tensors go to ``tensors`` under ``key|field``, the rest into the returned dict."""
+    entry = {}
+    for f in fields(part):
+        value = getattr(part, f.name)
+        if f.name == "fmt":
+            entry["fmt"] = value.name
+        elif f.name == "quantized":
+            entry["quantized"] = {"shape": list(value.shape), "dtype": dtype_name(value.dtype),
+                                  "code_dtype": dtype_name(value.codes.dtype), "scales": sorted(value.scales)}
+            tensors.update({f"{key}|scale|{k}": v for k, v in value.scales.items()})
+        elif isinstance(value, torch.Tensor):
+            tensors[f"{key}|{f.name}"], entry[f.name] = value, "tensor"
+        elif isinstance(value, torch.dtype):
+            entry[f.name] = {"dtype": dtype_name(value)}
+        else:
+            entry[f.name] = list(value) if isinstance(value, tuple) else value
+    return entry
+
+
+def _part_from_json(entry: dict, key: str, tensors: dict) -> CompactBox:
     from compsec import formats
 
-    key = f"{name}|{entry['format']}"
-    code_dtype = getattr(torch, entry["code_dtype"].removeprefix("torch."))
-    scales = {k: tensors[f"{key}|scale|{k}"] for k in entry["scales"]}
-    light = Quantized(torch.empty(0, dtype=code_dtype), scales, tuple(entry["shape"]), DTYPES[entry["dtype"]])
-    return CompactBox(formats.get(entry["format"]), storage, light, tensors[f"{key}|codes"], entry["code_bits"],
-                      tensors[f"{key}|pinned"], code_dtype, tuple(entry["code_shape"]), tensors.get(f"{key}|values"))
+    values = {}
+    for f in fields(CompactBox):
+        raw = entry.get(f.name)
+        if f.name == "fmt":
+            values["fmt"] = formats.get(raw)
+        elif f.name == "quantized":
+            scales = {k: tensors[f"{key}|scale|{k}"] for k in raw["scales"]}
+            codes = torch.empty(0, dtype=_dtype(raw["code_dtype"]))
+            values["quantized"] = Quantized(codes, scales, tuple(raw["shape"]), _dtype(raw["dtype"]))
+        elif raw == "tensor":
+            values[f.name] = tensors[f"{key}|{f.name}"]
+        elif isinstance(raw, dict):
+            values[f.name] = _dtype(raw["dtype"])
+        elif f.name in entry:
+            values[f.name] = tuple(raw) if isinstance(raw, list) else raw
+    return CompactBox(**values)
+
+
+def _dtype(name: str) -> torch.dtype:
+    dtype = getattr(torch, name, None)
+    if not isinstance(dtype, torch.dtype):
+        raise InputError(f"box.json names an unknown dtype {name!r}; rebuild the box with `compsec attack box`")
+    return dtype
 
 
 def build_attack_box(model, formats: list, storage: torch.dtype = torch.float32) -> AttackBox:
