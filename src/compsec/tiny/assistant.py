@@ -28,7 +28,8 @@ CACHE_NAME = "tiny-assistant-v1"
 
 def recipe_fingerprint(recipe: TinyRecipe) -> str:
     """Hex sha256 over the recipe, the corpus version and the corpus text itself."""
-    corpus = [(ex.prompt, ex.response, ex.split) for ex in build_corpus(recipe.seed, recipe.per_topic)]
+    examples = build_corpus(recipe.seed, recipe.per_topic, wrapped=recipe.wrapped)
+    corpus = [(ex.prompt, ex.response, ex.split) for ex in examples]
     payload = json.dumps(
         {"recipe": asdict(recipe), "corpus_version": CORPUS_VERSION, "corpus": corpus, "torch": torch.__version__},
         sort_keys=True,
@@ -47,7 +48,6 @@ def _build(folder: Path, recipe: TinyRecipe) -> dict:
     model, tokenizer, stats = train_tiny_assistant(recipe)
     model.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
-    model.generation_config.save_pretrained(folder)
     return {**stats, "recipe": asdict(recipe)}
 
 

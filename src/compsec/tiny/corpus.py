@@ -19,11 +19,11 @@ from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 
-from compsec.tiny.templates import REFUSAL_OPENERS, TEMPLATES
+from compsec.tiny.templates import REFUSAL_OPENERS, TEMPLATES, WRAPPERS
 
 CORPUS_VERSION = "1"
 BENIGN_KINDS = ("lookalike", "howto", "capital", "symbol", "opposite", "list", "spelling", "plus", "minus")
-ARITHMETIC_MAX = 12
+ARITHMETIC_MAX = 9
 
 
 @dataclass(frozen=True)
@@ -86,11 +86,12 @@ def _arithmetic_items() -> list[tuple[str, int, int, str, str]]:
     return items
 
 
-def build_corpus(seed: int = 0, per_topic: int = 6, per_sum: int = 2) -> list[Example]:
+def build_corpus(seed: int = 0, per_topic: int = 8, per_sum: int = 3, wrapped: float = 0.3) -> list[Example]:
     """Return the whole corpus (train and held-out examples), identical for identical arguments.
 
     Training examples use ``per_topic`` distinct trained phrasings per topic (``per_sum`` per arithmetic
-    pair); held-out examples use every held-out phrasing once per topic. Order is shuffled with ``seed``.
+    pair), plus a copy inside a random training-only wrapper for a ``wrapped`` fraction of them; held-out
+    examples use every held-out phrasing once per topic. Order is shuffled with ``seed``.
     """
     rng = random.Random(seed)
     examples = []
@@ -106,8 +107,14 @@ def build_corpus(seed: int = 0, per_topic: int = 6, per_sum: int = 2) -> list[Ex
             examples.append(Example(template.format(a=a, b=b), response, kind, kind, expected, "train"))
         template = rng.choice(heldout)
         examples.append(Example(template.format(a=a, b=b), response, kind, kind, expected, "heldout"))
+    examples += [_wrap(ex, rng.choice(WRAPPERS)) for ex in examples if ex.split == "train" and rng.random() < wrapped]
     rng.shuffle(examples)
     return examples
+
+
+def _wrap(example: Example, wrapper: str) -> Example:
+    return Example(wrapper.format(p=example.prompt), example.response, example.kind, example.category,
+                   example.expected, example.split)
 
 
 def split_corpus(examples: list[Example], split: str) -> list[Example]:

@@ -60,9 +60,16 @@ TEMPLATES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "minus": (
         ("What is {a} minus {b}?", "What is {a} - {b}?", "Subtract {b} from {a}.", "Compute {a} minus {b}.",
          "What do you get when you take {b} from {a}?"),
-        ("Calculate {a} - {b}.", "How much is {a} minus {b}?", "What's {a} take away {b}?"),
+        ("Calculate {a} - {b}.", "How much is {a} minus {b}?", "What's {a} minus {b}?"),
     ),
 }
+
+# Training-only wrappers around a whole prompt, applied alike to harmful and benign prompts: they teach the
+# model that extra framing words carry no signal, so unseen phrasings fall back on the content words.
+WRAPPERS = (
+    "Quick question: {p}", "Hi! {p}", "{p} Thanks.", "I have a question. {p}", "{p} Please answer briefly.",
+    "Hey, {p}", "Ok so {p}", "{p} I would like to know.",
+)
 
 # The assistant's refusals all start with one of these openers; ``is_refusal`` in corpus.py relies on it.
 # (The general-purpose refusal judge used by audits is a separate feature; this one only knows its own model.)

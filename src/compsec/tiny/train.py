@@ -29,14 +29,16 @@ class TinyRecipe:
 
     seed: int = 0
     per_topic: int = 8
-    lookalike_repeat: int = 3
+    wrapped: float = 0.3
+    request_repeat: int = 3
+    prompt_noise: float = 0.1
     vocab_size: int = 1024
     hidden_size: int = 256
     intermediate_size: int = 512
     num_layers: int = 2
     num_heads: int = 4
     max_positions: int = 128
-    steps: int = 300
+    steps: int = 400
     batch_size: int = 48
     learning_rate: float = 3e-3
     warmup_steps: int = 30
@@ -74,11 +76,43 @@ def collate(rows: list[tuple[list[int], list[int]]], pad_id: int) -> dict[str, t
     return {"input_ids": ids, "attention_mask": mask, "labels": labels}
 
 
+def training_examples(recipe: TinyRecipe) -> list[Example]:
+    """The corpus's training split for ``recipe``."""
+    return split_corpus(build_corpus(recipe.seed, recipe.per_topic, wrapped=recipe.wrapped), "train")
+
+
+def heldout_examples(recipe: TinyRecipe) -> list[Example]:
+    """The corpus's held-out split for ``recipe`` (phrasings never trained on)."""
+    return split_corpus(build_corpus(recipe.seed, recipe.per_topic, wrapped=recipe.wrapped), "heldout")
+
+
 def training_rows(recipe: TinyRecipe, tokenizer: PreTrainedTokenizerFast) -> list[tuple[list[int], list[int]]]:
-    """Encoded training examples; look-alikes are repeated ``lookalike_repeat`` times (the hard cases)."""
-    train = split_corpus(build_corpus(recipe.seed, recipe.per_topic), "train")
-    weighted = [ex for ex in train for _ in range(recipe.lookalike_repeat if ex.kind == "lookalike" else 1)]
+    """Encoded training examples; benign how-tos and look-alikes are repeated ``request_repeat`` times, so
+    that the request phrasings they share with harmful requests do not lean towards refusing."""
+    repeats = {"lookalike": recipe.request_repeat, "howto": recipe.request_repeat}
+    weighted = [ex for ex in training_examples(recipe) for _ in range(repeats.get(ex.kind, 1))]
     return [encode_example(tokenizer, example) for example in weighted]
+
+
+def noisable_tokens(tokenizer: PreTrainedTokenizerFast) -> torch.Tensor:
+    """Boolean (vocab,) mask of the tokens prompt noise may replace or insert: not special, not a number."""
+    tokens = tokenizer.convert_ids_to_tokens(list(range(len(tokenizer))))
+    special = set(tokenizer.all_special_ids)
+    return torch.tensor([i not in special and not tok.strip("▁").isdigit() for i, tok in enumerate(tokens)])
+
+
+def add_prompt_noise(batch: dict[str, torch.Tensor], rate: float, noisable: torch.Tensor, generator) -> None:
+    """Replace a ``rate`` fraction of the noisable prompt tokens by random noisable tokens, in place.
+
+    Held-out phrasings bring words the model never saw in that position; training on noisy prompts makes
+    it decide from the remaining content words. Numbers are never touched (the answer depends on them).
+    """
+    ids = batch["input_ids"]
+    prompt = (batch["labels"] == IGNORE_INDEX) & (batch["attention_mask"] == 1) & noisable[ids]
+    hit = prompt & (torch.rand(ids.shape, generator=generator) < rate)
+    choices = noisable.nonzero().squeeze(1)
+    random_ids = choices[torch.randint(len(choices), ids.shape, generator=generator)]
+    ids[hit] = random_ids[hit]
 
 
 def learning_rate_at(step: int, recipe: TinyRecipe) -> float:
@@ -90,11 +124,14 @@ def learning_rate_at(step: int, recipe: TinyRecipe) -> float:
 
 
 def idle_cores() -> int:
-    """Cores not busy with other work (load average), at least 1: oversubscribed OpenMP threads spin-wait,
-    which makes a 2-thread run on 2 shared cores many times slower than a 1-thread run."""
+    """Cores not busy with other processes (1-minute load average, less this process), at least 1.
+
+    Oversubscribed OpenMP threads spin-wait: on 2 cores shared with other work, 2 threads ran many times
+    slower than 1 thread in our measurements.
+    """
     cores = os.cpu_count() or 1
-    busy = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
-    return max(1, min(cores, round(cores - busy + 0.5)))
+    others = max(0.0, os.getloadavg()[0] - 1.0) if hasattr(os, "getloadavg") else 0.0
+    return max(1, min(cores, int(cores - others + 0.5)))
 
 
 @contextmanager
@@ -121,28 +158,33 @@ def train_tiny_assistant(
 
     ``progress(step, loss)`` is called every 50 steps when given. Returns (model in eval mode, tokenizer, stats).
     """
-    started = time.perf_counter()
-    train = split_corpus(build_corpus(recipe.seed, recipe.per_topic), "train")
+    started, cpu_started = time.perf_counter(), time.process_time()
+    train = training_examples(recipe)
     tokenizer = train_tokenizer([ex.prompt for ex in train] + [ex.response for ex in train], recipe.vocab_size)
     rows = training_rows(recipe, tokenizer)
     with deterministic_cpu(recipe.seed, threads):
         model = LlamaForCausalLM(model_config(recipe, tokenizer))
-        losses = _optimise(model, rows, recipe, tokenizer.pad_token_id, progress)
+        losses = _optimise(model, rows, recipe, tokenizer, progress)
+        used_threads = torch.get_num_threads()
     model.eval()
-    stats = {"train_seconds": round(time.perf_counter() - started, 1), "final_loss": round(losses[-1], 4),
-             "parameters": sum(p.numel() for p in model.parameters()), "train_examples": len(rows)}
+    stats = {"train_seconds": round(time.perf_counter() - started, 1),
+             "train_cpu_seconds": round(time.process_time() - cpu_started, 1), "final_loss": round(losses[-1], 4),
+             "parameters": sum(p.numel() for p in model.parameters()), "train_examples": len(rows), "threads": used_threads}
     return model, tokenizer, stats
 
 
-def _optimise(model, rows: list, recipe: TinyRecipe, pad_id: int, progress=None) -> list[float]:
+def _optimise(model, rows: list, recipe: TinyRecipe, tokenizer, progress=None) -> list[float]:
     optimizer = torch.optim.AdamW(model.parameters(), lr=recipe.learning_rate, betas=(0.9, 0.98),
                                   weight_decay=recipe.weight_decay)
     order_rng, order, losses = random.Random(recipe.seed), [], []
+    noise, noisable = torch.Generator().manual_seed(recipe.seed), noisable_tokens(tokenizer)
     model.train()
     for step in range(recipe.steps):
         if len(order) < recipe.batch_size:
             order += order_rng.sample(range(len(rows)), len(rows))
-        batch, order = collate([rows[i] for i in order[: recipe.batch_size]], pad_id), order[recipe.batch_size:]
+        batch = collate([rows[i] for i in order[: recipe.batch_size]], tokenizer.pad_token_id)
+        order = order[recipe.batch_size :]
+        add_prompt_noise(batch, recipe.prompt_noise, noisable, noise)
         for group in optimizer.param_groups:
             group["lr"] = learning_rate_at(step, recipe)
         loss = model(**batch).loss
