@@ -5,6 +5,7 @@ monotone function of each weight, so the set of float32 values keeping a code is
 here by bisecting over the *ordered integer keys* of float32 values (consecutive floats have consecutive keys),
 which takes at most 32 steps per edge and is exact by construction.
 
+>>> import torch
 >>> x = torch.tensor([1.0])
 >>> hi = furthest_true(lambda v, sel: v * 3 < 4, x, torch.tensor([10.0]))   # largest v >= 1 with 3v < 4
 >>> bool(hi * 3 < 4) and not bool(torch.nextafter(hi, torch.tensor(11.0)) * 3 < 4)

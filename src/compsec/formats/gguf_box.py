@@ -15,7 +15,10 @@ block's range, except on the side opposite ``M`` in Q4_0/Q5_0 where it is cut at
 before ``M``'s position: numpy's argmax keeps the *first* maximum, and a tie there would flip the sign of ``d``).
 
 The parameters come from the pinned elements only, so ``w`` matters only through its pinned values.  Known gap:
-a Box cannot tell -0.0 from +0.0, and the sign of a zero scale-defining element reaches the stored ``d``/``m``.
+a Box cannot tell -0.0 from +0.0, and the sign of a zero scale-defining element reaches the stored ``d``/``m``
+(all-zero blocks; Q4_1/Q5_1 blocks whose minimum is a zero: which signed zero numpy's ``min`` returns from a mix
+of -0.0 and +0.0 depends on its SIMD reduction order, so ``quantize`` may differ from gguf in the sign bit of
+``m`` there, never in a dequantized value).
 """
 
 from __future__ import annotations
