@@ -107,4 +107,18 @@ def test_sampling_reads_whole_rows_and_counts_all_params(tmp_path, sample):
     report = scan_path(write_model(tmp_path / "m", torch.Generator()), ScanConfig(formats=("nf4",),
                                                                                 sample_weights=sample))
     assert report.params_scanned == len(NAMES) * 64 * 512
-    assert report.weights_examined == len(NAMES) * (64 * 512 if sample == 0 else 512)
+    assert report.weights_examined == len(NAMES) * (64 * 512 if sample == 0 else 2 * 512)  # at least 2 rows
+
+
+def test_examined_rows_are_exactly_the_chosen_rows(tmp_path):
+    from safetensors import safe_open
+
+    from compsec.scan.runner import pick_rows, read_rows
+
+    w = torch.arange(40 * 8, dtype=torch.float32).reshape(40, 8)
+    save_file({"w": w}, str(tmp_path / "w.safetensors"))
+    rows = pick_rows(40, 8, 8 * 9, "w", seed=3)
+    assert len(rows) == 9 and rows == sorted(set(rows)) and rows == pick_rows(40, 8, 8 * 9, "w", seed=3)
+    with safe_open(str(tmp_path / "w.safetensors"), framework="pt") as handle:
+        assert torch.equal(read_rows(handle.get_slice("w"), rows, 40), w[rows])
+        assert torch.equal(read_rows(handle.get_slice("w"), list(range(40)), 40), w)

@@ -28,9 +28,10 @@ _DTYPES = {"F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16}
 
 
 def pick_rows(n_rows: int, row_length: int, budget: int, key: str, seed: int) -> list[int]:
-    """Sorted distinct row indices: enough rows for ``budget`` weights (all rows when ``budget`` is 0), chosen
-    uniformly at random with a generator seeded by ``seed`` and the tensor name ``key``."""
-    wanted = n_rows if budget == 0 else min(n_rows, max(1, -(-budget // max(row_length, 1))))
+    """Sorted distinct row indices: enough rows for ``budget`` weights (all rows when ``budget`` is 0; at least
+    two, which row-wise formats need), chosen uniformly at random with a generator seeded by ``seed`` and the
+    tensor name ``key``."""
+    wanted = n_rows if budget == 0 else min(n_rows, max(2, -(-budget // max(row_length, 1))))
     if wanted == n_rows:
         return list(range(n_rows))
     gen = torch.Generator().manual_seed(seed * 1_000_003 + zlib.crc32(key.encode()))

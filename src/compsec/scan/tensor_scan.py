@@ -36,7 +36,7 @@ def effective_storage(rows: torch.Tensor) -> torch.Tensor:
 
 def block_size_of(fmt: Format, row_length: int) -> int:
     """Weights per scale block of ``fmt`` for rows of ``row_length`` (a row for row-wise formats)."""
-    size = getattr(fmt, "blocksize", None) or getattr(fmt, "block_size", None)
+    size = getattr(fmt, "blocksize", None) or getattr(fmt, "block_size", None) or getattr(fmt, "group", None)
     if size:
         return int(size)
     if fmt.family.lower().startswith("gguf") or fmt.name.startswith("q"):
