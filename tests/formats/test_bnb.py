@@ -182,3 +182,20 @@ def test_compact_box_fallback_stores_pinned_values_and_rebuilds_exactly():
 def test_compact_box_refuses_formats_whose_box_needs_more_than_pinned_weights():
     with pytest.raises(ValueError, match="box_from_pinned"):
         _WithoutPinnedHook(widen=0.5).compact_box(random_weights((8, 256), torch.float32, seed=14))
+
+
+@pytest.mark.parametrize("name", ["int8", "nf4", "fp4"])
+def test_compact_box_names_pinned_candidates_and_rebuilds_degenerate_blocks(name):
+    """The mask covers only candidate weights (extreme codes, degenerate blocks), so it must still rebuild
+    zero blocks, sub-1e-38 blocks (clamped multiplier) and rows whose ``127/a`` overflows."""
+    fmt = formats.get(name)
+    w = random_weights((8, 256), torch.float32, seed=15)
+    w[1] = 0.0
+    w[2] *= 1e-38
+    w[3] *= 1e-42
+    compact, box = fmt.compact_box(w), fmt.preimage(w)
+    assert compact.sparse_mask
+    rebuilt = compact.box()
+    assert torch.equal(rebuilt.lo, box.lo) and torch.equal(rebuilt.hi, box.hi)
+    plain = fmt.compact_box(random_weights((16, 512), torch.float32, seed=16))
+    assert plain.bytes_per_param < (0.64 if name != "int8" else 1.02)   # nf4 fp32: 0.5 + 4/64 + 4/64 + mask

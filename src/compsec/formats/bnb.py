@@ -73,10 +73,17 @@ class Int8Rowwise(Format):
 
     def box_from_quantized(self, q: Quantized, w: torch.Tensor) -> Box:
         absmax = q.scales["absmax"].view(-1, 1)
-        return _keep_pinned_sign(self.box_from_pinned(q, w.float().abs() == absmax), w)
+        pinned = w.float().abs() == absmax
+        return self.box_from_pinned(q, pinned, w[pinned])
 
-    def box_from_pinned(self, q: Quantized, pinned: torch.Tensor) -> Box:
-        """The fp32 box from codes, scales and the pinned mask alone (a pinned weight is ``sign(code) * a``)."""
+    def pinned_candidates(self, q: Quantized) -> torch.Tensor:
+        """Weights that may be pinned, from codes and scales alone: codes ±127, and whole rows whose ``127/a``
+        is not finite (abs-max 0 or below ~2.9e-39)."""
+        degenerate = ~torch.isfinite(bm.int8_scale(q.scales["absmax"]))
+        return (q.codes.abs() == 127) | degenerate
+
+    def box_from_pinned(self, q: Quantized, pinned: torch.Tensor, pinned_values: torch.Tensor) -> Box:
+        """The fp32 box from codes, scales, the pinned mask and the pinned weights (``w[pinned]``) alone."""
         cols = q.shape[1]
         absmax = q.scales["absmax"]
         target = q.codes.reshape(-1).to(torch.int16)
@@ -98,20 +105,16 @@ class Int8Rowwise(Format):
         low, high = (target - 0.5) / scale, (target + 0.5) / scale
         lo = lower_edges(at_least, -limit, limit, torch.where(odd, torch.nextafter(low, limit), low))
         hi = upper_edges(at_most, -limit, limit, torch.where(odd, torch.nextafter(high, -limit), high))
-        pinned_value = torch.where(target < 0, -limit, limit)
-        return _pinned_box(pinned_value, lo, hi, pinned.reshape(-1) | (limit == 0), q.shape)
+        return _pinned_box(lo, hi, pinned, pinned_values, q.shape)
 
 
-def _keep_pinned_sign(box: Box, w: torch.Tensor) -> Box:
-    """Pinned intervals take ``w`` itself, so a pinned -0.0 stays -0.0."""
-    pinned = box.lo == box.hi
-    w32 = w.float()
-    return Box(torch.where(pinned, w32, box.lo), torch.where(pinned, w32, box.hi))
-
-
-def _pinned_box(value: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor, pinned: torch.Tensor,
+def _pinned_box(lo: torch.Tensor, hi: torch.Tensor, pinned: torch.Tensor, values: torch.Tensor,
                 shape: tuple[int, ...]) -> Box:
-    return Box(torch.where(pinned, value, lo).view(shape), torch.where(pinned, value, hi).view(shape))
+    """Flat edges ``lo``/``hi`` with the pinned weights set to their own values, shaped ``shape``."""
+    mask = pinned.reshape(-1)
+    lo[mask] = values.float()
+    hi[mask] = values.float()
+    return Box(lo.view(shape), hi.view(shape))
 
 
 @dataclass(frozen=True)
@@ -156,10 +159,19 @@ class Blockwise4bit(Format):
 
     def box_from_quantized(self, q: Quantized, w: torch.Tensor) -> Box:
         limit = q.scales["absmax"].repeat_interleave(self.blocksize)[: w.numel()].view(w.shape)
-        return _keep_pinned_sign(self.box_from_pinned(q, w.float().abs() == limit), w)
+        pinned = w.float().abs() == limit
+        return self.box_from_pinned(q, pinned, w[pinned])
 
-    def box_from_pinned(self, q: Quantized, pinned: torch.Tensor) -> Box:
-        """The fp32 box from codes, scales and the pinned mask alone (a pinned weight is ``code value * a``)."""
+    def pinned_candidates(self, q: Quantized) -> torch.Tensor:
+        """Weights that may be pinned, from codes and scales alone: the two extreme buckets (an abs-max scales to
+        about ±1), and whole blocks with abs-max below 1e-38 (their multiplier is clamped, or they are zero)."""
+        _, order = bm.bucket_bounds(self.quant_type)
+        extreme = (q.codes == order[0].item()) | (q.codes == order[-1].item())
+        tiny = (q.scales["absmax"] < bm.TINY_ABSMAX).repeat_interleave(self.blocksize)[: q.codes.numel()]
+        return extreme | tiny.view(q.shape)
+
+    def box_from_pinned(self, q: Quantized, pinned: torch.Tensor, pinned_values: torch.Tensor) -> Box:
+        """The fp32 box from codes, scales, the pinned mask and the pinned weights (``w[pinned]``) alone."""
         n = q.codes.numel()
         absmax = q.scales["absmax"]
         bounds, order = (t.to(q.codes.device) for t in bm.bucket_bounds(self.quant_type))
@@ -185,8 +197,7 @@ class Blockwise4bit(Format):
 
         lo = lower_edges(at_least, -limit, limit, torch.nextafter(floor_edge / recip, limit))
         hi = upper_edges(at_most, -limit, limit, ceil_edge / recip)
-        value = bm.code_table(self.quant_type).to(limit.device)[q.codes.reshape(-1).long()] * limit
-        return _pinned_box(value, lo, hi, pinned.reshape(-1) | (limit == 0), q.shape)
+        return _pinned_box(lo, hi, pinned, pinned_values, q.shape)
 
 
 register(Int8Rowwise())

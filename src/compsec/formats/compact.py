@@ -6,11 +6,14 @@ function of the quantized tensor and of which weights are pinned, so :class:`Com
 - the codes, packed by the format's bit width (``fmt.bits`` of 1, 2 or 4: two 4-bit codes per byte),
   else one byte (or the codes' own width) per code;
 - the scales, as stored;
-- the pinned mask, one bit per weight;
-- for formats without ``box_from_pinned(q, pinned)``, the pinned weights themselves (about one per block).
+- the pinned mask, one bit per weight, or only one bit per *candidate* weight when the format can name the
+  candidates from codes and scales (``pinned_candidates(q)``: e.g. NF4's extreme codes), which is far fewer;
+- the pinned weights themselves (about one per block), in the storage dtype.
 
-``.box()`` rebuilds the exact box on demand.  For NF4 with 64-weight blocks this is 0.5 (codes) + 0.0625
-(absmax) + 0.125 (mask) = 0.6875 bytes per parameter.
+``.box()`` rebuilds the exact box on demand, through ``fmt.box_from_pinned(q, pinned, pinned_values)`` when the
+format has it, else through ``fmt.box_from_quantized`` on a stand-in tensor (checked once at build time).  For
+NF4 with 64-weight blocks: 0.5 (codes) + 0.0625 (absmax) + ~0.004 (one bit per extreme code) + ~0.03-0.06
+(pinned weights, bf16-fp32) = ~0.6 bytes per parameter.
 """
 
 from __future__ import annotations
@@ -52,14 +55,20 @@ def _pack_codes(codes: torch.Tensor, bits: int | None) -> tuple[torch.Tensor, in
     return codes.contiguous().reshape(-1).view(torch.uint8), 8 * codes.element_size()
 
 
+def _candidates(fmt: Format, q: Quantized) -> torch.Tensor | None:
+    """The format's superset of pinned weights named from codes and scales alone, or None if it has none."""
+    name = getattr(fmt, "pinned_candidates", None)
+    return None if name is None else name(q).reshape(q.shape)
+
+
 def _nbytes(t: torch.Tensor | None) -> int:
     return 0 if t is None else t.numel() * t.element_size()
 
 
 @dataclass(frozen=True, eq=False)
 class CompactBox:
-    """Codes, scales and pinned bits of one tensor; ``.box()`` is bit-identical to ``fmt.preimage(w, storage)``
-    up to the sign of pinned zeros (a pinned ``-0.0`` comes back as ``0.0``, which compares equal)."""
+    """Codes, scales, pinned bits and pinned weights of one tensor; ``.box()`` is bit-identical to
+    ``fmt.preimage(w, storage)``."""
 
     fmt: Format
     storage: torch.dtype
@@ -69,7 +78,8 @@ class CompactBox:
     pinned_bits: torch.Tensor
     code_dtype: torch.dtype
     code_shape: tuple[int, ...]
-    pinned_values: torch.Tensor | None = None
+    pinned_values: torch.Tensor
+    sparse_mask: bool = False
 
     @classmethod
     def build(cls, fmt: Format, w: torch.Tensor, storage: torch.dtype) -> CompactBox:
@@ -77,11 +87,14 @@ class CompactBox:
         q = fmt.quantize(w)
         pinned = fmt.box_from_quantized(q, w).pinned
         packed, code_bits = _pack_codes(q.codes, getattr(fmt, "bits", None))
-        values = None if hasattr(fmt, "box_from_pinned") else w.to(storage)[pinned]
+        values = w.to(storage)[pinned]
         light = Quantized(torch.empty(0, dtype=q.codes.dtype), q.scales, q.shape, q.dtype, dict(q.meta))
-        built = cls(fmt, storage, light, packed, code_bits, pack_bits(pinned, 1), q.codes.dtype,
-                    tuple(q.codes.shape), values)
-        if values is not None:
+        candidates = _candidates(fmt, q)
+        sparse = candidates is not None and not bool((pinned & ~candidates).any())
+        bits = pack_bits(pinned[candidates] if sparse else pinned, 1)
+        built = cls(fmt, storage, light, packed, code_bits, bits, q.codes.dtype, tuple(q.codes.shape), values,
+                    sparse)
+        if not hasattr(fmt, "box_from_pinned"):
             built._check_rebuilds(w)
         return built
 
@@ -113,17 +126,22 @@ class CompactBox:
             flat = self.packed_codes.view(self.code_dtype)
         return flat.view(self.code_shape)
 
-    def pinned(self) -> torch.Tensor:
-        """Boolean mask of pinned weights, shape of the tensor."""
-        return unpack_bits(self.pinned_bits, 1, self.numel, torch.uint8).bool().view(self.quantized.shape)
+    def pinned(self, q: Quantized) -> torch.Tensor:
+        """Boolean mask of pinned weights, shape of the tensor (``q``: the quantized tensor with its codes)."""
+        if not self.sparse_mask:
+            return unpack_bits(self.pinned_bits, 1, self.numel, torch.uint8).bool().view(q.shape)
+        candidates = _candidates(self.fmt, q)
+        mask = torch.zeros(q.shape, dtype=torch.bool, device=candidates.device)
+        mask[candidates] = unpack_bits(self.pinned_bits, 1, int(candidates.sum()), torch.uint8).bool()
+        return mask
 
     def box(self) -> Box:
         """Rebuild the exact box (``lo``/``hi`` in the storage dtype)."""
         q = self.quantized
         full = Quantized(self.codes(), q.scales, q.shape, q.dtype, q.meta)
-        pinned = self.pinned()
-        if self.pinned_values is None:
-            return snap_inward(self.fmt.box_from_pinned(full, pinned), self.storage)
+        pinned = self.pinned(full)
+        if hasattr(self.fmt, "box_from_pinned"):
+            return snap_inward(self.fmt.box_from_pinned(full, pinned, self.pinned_values), self.storage)
         # unpinned weights only need to look unpinned: dequantized values pulled slightly toward zero, so none
         # equals a block extreme (a bare dequantized top code can equal the abs-max exactly)
         hint = (self.fmt.dequantize(full).float() * (1 - 2**-8)).to(self.storage)
