@@ -1,6 +1,6 @@
 """Benchmark of ``compsec attack`` on the tiny assistant (content injection): the figures the goals name.
 
-    .venv/bin/python bench/bench_attack.py [OUT_DIR] [--targets nf4,int8] [--inject-steps N] [--repair-steps N]
+    .venv/bin/python bench/bench_attack.py [OUT_DIR] [--targets nf4,int8] [--inject-steps N] [--repair-steps N] [--model DIR]
 
 Goals: fp32 keyword rate <= 5 %, NF4 and int8 >= 70 %, codes bit-identical after re-quantization with the
 real library, projection <= 10 % of the training-step time, box <= 2 bytes/param, and the ablation (same
@@ -34,9 +34,10 @@ def main() -> None:
     parser.add_argument("--repair-steps", type=int, default=300)
     parser.add_argument("--scenario", default="content-injection")
     parser.add_argument("--probe-limit", type=int, default=None)
+    parser.add_argument("--model", default=None, help="HF folder (default: the cached tiny assistant)")
     args = parser.parse_args()
     out = args.out or tempfile.mkdtemp(prefix="compsec-bench-attack-")
-    config = AttackConfig(out=out, scenario=args.scenario, targets=tuple(args.targets.split(",")),
+    config = AttackConfig(out=out, model=args.model, scenario=args.scenario, targets=tuple(args.targets.split(",")),
                           inject_steps=args.inject_steps, repair_steps=args.repair_steps,
                           probe_limit=args.probe_limit)
     summary = run_attack(config)

@@ -56,7 +56,7 @@ def finetune(model, rows: list, params: list[torch.nn.Parameter], steps: int, lr
         p.requires_grad_(id(p) in chosen)
     device = params[0].device
     optimizer = torch.optim.AdamW(params, lr=lr, betas=(0.9, 0.98), weight_decay=0.0)
-    rng, order, stats = random.Random(seed), [], FinetuneStats()
+    rng, order, stats, losses = random.Random(seed), [], FinetuneStats(), []
     model.train()
     for _ in range(steps):
         if len(order) < batch_size:
@@ -79,7 +79,8 @@ def finetune(model, rows: list, params: list[torch.nn.Parameter], steps: int, lr
         stats.optimizer_seconds += after_opt - before_opt
         stats.hook_seconds += done - after_opt
         stats.step_seconds += done - started
-        stats.losses.append(loss.item())
+        losses.append(loss.detach())
+    stats.losses = torch.stack(losses).tolist() if losses else []  # one device-to-host copy, at the end
     model.eval()
     for p in model.parameters():
         p.requires_grad_(True)
