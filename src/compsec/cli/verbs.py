@@ -10,3 +10,4 @@ from compsec.cli import provenance_cmd  # noqa: F401
 from compsec.cli import check_cmd  # noqa: F401
 from compsec.cli import demo_cmd, tiny_cmd  # noqa: F401
 from compsec.cli import attack_cmd  # noqa: F401
+from compsec.cli import heads_cmd, prune_cmd  # noqa: F401
