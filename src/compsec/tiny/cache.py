@@ -69,6 +69,7 @@ def cached_build(target: Path, fingerprint: str, build: Callable[[Path], dict]) 
             verify_folder(target)
             return target
         staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
+        staging.chmod(0o755)  # mkdtemp makes it private; the cache is as readable as its parent
         try:
             stats = build(staging)
             _write_meta(staging, fingerprint, stats)
