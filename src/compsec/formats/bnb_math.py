@@ -17,6 +17,9 @@ from __future__ import annotations
 
 import torch
 
+from compsec.errors import MissingDependencyError
+from compsec.formats.base import Box
+
 NF4_TABLE = [-1.0, -0.6961928009986877, -0.5250730514526367, -0.39491748809814453, -0.28444138169288635,
              -0.18477343022823334, -0.09105003625154495, 0.0, 0.07958029955625534, 0.16093020141124725,
              0.24611230194568634, 0.33791524171829224, 0.44070982933044434, 0.5626170039176941,
@@ -94,3 +97,29 @@ def int8_codes_at(x: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
     the cast of ``±inf``/``NaN`` decides the code (0 on x86), so the whole row shares one code.
     """
     return torch.round(x * scale).to(torch.int8).to(torch.int16)
+
+
+def load_functional():
+    """``bitsandbytes.functional``, imported on first use (MissingDependencyError with the pip line)."""
+    try:
+        import bitsandbytes.functional as bnb_functional
+    except ImportError as err:
+        raise MissingDependencyError("bitsandbytes", purpose="the bitsandbytes reference quantizer") from err
+    return bnb_functional
+
+
+def check_weights(w: torch.Tensor) -> None:
+    """ValueError for dtypes bitsandbytes does not quantize and for NaN/Inf weights."""
+    if w.dtype not in (torch.float32, torch.float16, torch.bfloat16):
+        raise ValueError(f"bitsandbytes quantizes float32/float16/bfloat16 weights, got {w.dtype}; cast first")
+    if not bool(torch.isfinite(w).all()):
+        raise ValueError("tensor contains NaN or Inf; bitsandbytes would store garbage for it, fix the weights")
+
+
+def box_with_pinned(lo: torch.Tensor, hi: torch.Tensor, pinned: torch.Tensor, values: torch.Tensor,
+                    shape: tuple[int, ...]) -> Box:
+    """Flat edges ``lo``/``hi`` with the pinned weights set to their own values, shaped ``shape``."""
+    mask = pinned.reshape(-1)
+    lo[mask] = values.float()
+    hi[mask] = values.float()
+    return Box(lo.view(shape), hi.view(shape))

@@ -1,0 +1,83 @@
+"""bitsandbytes LLM.int8() weight storage (``int8``): row-wise abs-max, exact boxes on the float32 grid.
+
+See :mod:`compsec.formats.bnb_math` for the library arithmetic reproduced here and
+:mod:`compsec.formats.float_edges` for how the edges are found exactly.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+import torch
+
+from compsec.formats import bnb_math as bm
+from compsec.formats.base import Box, Format, Quantized
+from compsec.formats.float_edges import lower_edges, upper_edges
+
+
+@dataclass(frozen=True)
+class Int8Rowwise(Format):
+    """LLM.int8() weight storage: one int8 code per weight, one fp32 abs-max per row (``SCB``)."""
+
+    name: str = "int8"
+    bits: int = 8
+    family: ClassVar[str] = "bnb"
+
+    def supports(self, shape: tuple[int, ...]) -> bool:
+        return len(shape) == 2 and shape[0] > 0 and shape[1] > 0
+
+    def _check(self, w: torch.Tensor) -> None:
+        bm.check_weights(w)
+        if not self.supports(tuple(w.shape)):
+            raise ValueError(f"int8 quantizes 2-D (out, in) weight matrices, got shape {tuple(w.shape)}")
+
+    def quantize(self, w: torch.Tensor) -> Quantized:
+        self._check(w)
+        absmax = torch.max(w.abs(), dim=1).values.float()
+        codes = torch.round(w * (127.0 / absmax.unsqueeze(-1))).to(torch.int8)
+        return Quantized(codes, {"absmax": absmax}, tuple(w.shape), w.dtype)
+
+    def reference_quantize(self, w: torch.Tensor) -> Quantized:
+        self._check(w)
+        codes, absmax, _ = bm.load_functional().int8_vectorwise_quant(w.clone(), threshold=0.0)
+        return Quantized(codes, {"absmax": absmax}, tuple(w.shape), w.dtype)
+
+    def dequantize(self, q: Quantized) -> torch.Tensor:
+        return q.codes * q.scales["absmax"].view(-1, 1) * bm.INT8_DEQUANT
+
+    def box_from_quantized(self, q: Quantized, w: torch.Tensor) -> Box:
+        absmax = q.scales["absmax"].view(-1, 1)
+        pinned = w.float().abs() == absmax
+        return self.box_from_pinned(q, pinned, w[pinned])
+
+    def pinned_candidates(self, q: Quantized) -> torch.Tensor:
+        """Weights that may be pinned, from codes and scales alone: codes ±127, and whole rows whose ``127/a``
+        is not finite (abs-max 0 or below ~2.9e-39)."""
+        degenerate = ~torch.isfinite(bm.int8_scale(q.scales["absmax"]))
+        return (q.codes.abs() == 127) | degenerate
+
+    def box_from_pinned(self, q: Quantized, pinned: torch.Tensor, pinned_values: torch.Tensor) -> Box:
+        """The fp32 box from codes, scales, the pinned mask and the pinned weights (``w[pinned]``) alone."""
+        cols = q.shape[1]
+        absmax = q.scales["absmax"]
+        target = q.codes.reshape(-1).to(torch.int16)
+        limit = absmax.repeat_interleave(cols)
+        scale = bm.int8_scale(absmax).reshape(-1).repeat_interleave(cols)   # the same fp32 multiplier per row
+
+        def at_least(x: torch.Tensor, idx: torch.Tensor | None) -> torch.Tensor:
+            if idx is None:
+                return bm.int8_codes_at(x, scale) >= target
+            return bm.int8_codes_at(x, scale[idx]) >= target[idx]
+
+        def at_most(x: torch.Tensor, idx: torch.Tensor | None) -> torch.Tensor:
+            if idx is None:
+                return bm.int8_codes_at(x, scale) <= target
+            return bm.int8_codes_at(x, scale[idx]) <= target[idx]
+
+        # half-way points round to even: an odd code starts one float above (t - 0.5)/s and ends one below
+        odd = target % 2 != 0
+        low, high = (target - 0.5) / scale, (target + 0.5) / scale
+        lo = lower_edges(at_least, -limit, limit, torch.where(odd, torch.nextafter(low, limit), low))
+        hi = upper_edges(at_most, -limit, limit, torch.where(odd, torch.nextafter(high, -limit), high))
+        return bm.box_with_pinned(lo, hi, pinned, pinned_values, q.shape)
