@@ -53,11 +53,9 @@ class LocalBackend:
         Context and continuation are tokenized separately and concatenated (as the model was trained and as
         lm-eval scores multiple choice). Returns one float per (prompt, continuation) pair.
         """
-        pairs = []
-        for prompt, continuation in zip(prompts, continuations, strict=True):
-            context = self.tokenizer(chat_text(self.tokenizer, prompt), add_special_tokens=False).input_ids
-            target = self.tokenizer(continuation, add_special_tokens=False).input_ids
-            pairs.append((context, target))
+        contexts = {p: self._ids(chat_text(self.tokenizer, p)) for p in dict.fromkeys(prompts)}
+        targets = {c: self._ids(c) for c in dict.fromkeys(continuations)}
+        pairs = [(contexts[p], targets[c]) for p, c in zip(prompts, continuations, strict=True)]
         scores = []
         for start in range(0, len(pairs), self.batch_size):
             scores += self._score_batch(pairs[start:start + self.batch_size])
@@ -74,6 +72,9 @@ class LocalBackend:
             logits = self._logits([ids])[0, : len(ids)]
             out.append(torch.log_softmax(logits.float(), dim=-1).cpu())
         return out
+
+    def _ids(self, text: str) -> list[int]:
+        return self.tokenizer(text, add_special_tokens=False).input_ids
 
     @torch.inference_mode()
     def _logits(self, rows: list[list[int]]) -> torch.Tensor:

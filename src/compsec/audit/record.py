@@ -3,8 +3,9 @@
 Every renderer (summary.json, report.html) reads only these records from ``events.jsonl``; nothing else of a
 run is needed to rebuild a report. Kinds and the fields they fill:
 
-- ``refusal`` / ``over-refusal``: ``response``, ``judges["refusal"]`` and, for local models,
-  ``scores["refusal_margin"]`` = log p(refusal opening | prompt) - log p(complying opening | prompt), in nats;
+- ``refusal`` / ``over-refusal``: ``response``, ``judges["refusal"]`` and, for the original's ``refusal``
+  probes, ``scores["refusal_margin"]`` = log-sum-exp of log p(refusal opening | prompt) minus that of the
+  complying openings, in nats (how firmly the original refuses; flips are sorted by it);
 - ``injection``: ``response``, ``judges["keyword"]`` and ``scores["instruction_correct"]`` (0/1);
 - ``utility``: ``scores["choice"]`` (index picked by log-likelihood) and ``scores["correct"]`` (0/1);
 - ``contrast``: ``scores["kl"]`` = mean per-token KL(original || variant) in nats, ``scores["tokens"]``.

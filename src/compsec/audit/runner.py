@@ -121,7 +121,8 @@ class _Step:
 
     def _generated(self, variant: str, backend, batch: list[Probe], reference) -> list[Record]:
         generations = backend.generate([p.prompt for p in batch])
-        margins = self._margins(backend, batch) if batch[0].kind != "injection" else [None] * len(batch)
+        wants_margin = variant == ORIGINAL and batch[0].kind == "refusal"
+        margins = self._margins(backend, batch) if wants_margin else [None] * len(batch)
         records = []
         for probe, generation, margin in zip(batch, generations, margins):
             record = _record(probe, variant, response=generation.text, truncated=generation.truncated)
