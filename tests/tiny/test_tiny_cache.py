@@ -41,6 +41,15 @@ def test_a_modified_file_is_reported_on_load(tmp_path):
         cached_build(tmp_path / "thing-v1", "recipe-a", _builder([]))
 
 
+def test_a_killed_builder_s_staging_folder_is_cleaned_by_the_next_build(tmp_path):
+    (tmp_path / ".thing-v1.staging-abandoned").mkdir()
+    (tmp_path / ".thing-v1.staging-abandoned" / "half.bin").write_bytes(b"x")
+    (tmp_path / ".thing-v1-int8.staging-busy").mkdir()  # another entry's builder: not ours to delete
+    cached_build(tmp_path / "thing-v1", "recipe-a", _builder([]))
+    names = sorted(p.name for p in tmp_path.iterdir() if not p.name.endswith(".lock"))
+    assert names == [".thing-v1-int8.staging-busy", "thing-v1"]
+
+
 def test_a_failed_build_leaves_nothing(tmp_path):
     def broken(folder):
         (folder / "half.bin").write_bytes(b"x")

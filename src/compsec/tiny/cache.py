@@ -68,7 +68,8 @@ def cached_build(target: Path, fingerprint: str, build: Callable[[Path], dict]) 
         if _fingerprint_of(target) == fingerprint:
             verify_folder(target)
             return target
-        staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
+        _remove_stale_staging(target)
+        staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.staging-", dir=target.parent))
         staging.chmod(0o755)  # mkdtemp makes it private; the cache is as readable as its parent
         try:
             stats = build(staging)
@@ -77,6 +78,13 @@ def cached_build(target: Path, fingerprint: str, build: Callable[[Path], dict]) 
         finally:
             shutil.rmtree(staging, ignore_errors=True)
     return target
+
+
+def _remove_stale_staging(target: Path) -> None:
+    """Delete staging folders left by builders that were killed; only the lock holder calls this."""
+    for stale in target.parent.glob(f".{target.name}.staging-*"):
+        if stale.is_dir():
+            shutil.rmtree(stale, ignore_errors=True)
 
 
 def _fingerprint_of(folder: Path) -> str | None:
@@ -96,7 +104,7 @@ def _replace_folder(staging: Path, target: Path) -> None:
     """Move ``staging`` to ``target``; an older ``target`` is moved aside first and then deleted."""
     old = None
     if target.exists():
-        old = Path(tempfile.mkdtemp(prefix=f".{target.name}-old-", dir=target.parent))
+        old = Path(tempfile.mkdtemp(prefix=f".{target.name}.staging-old-", dir=target.parent))
         os.replace(target, old / target.name)
     os.replace(staging, target)
     if old is not None:
