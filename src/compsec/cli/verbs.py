@@ -11,3 +11,4 @@ from compsec.cli import check_cmd  # noqa: F401
 from compsec.cli import demo_cmd, tiny_cmd  # noqa: F401
 from compsec.cli import attack_cmd  # noqa: F401
 from compsec.cli import heads_cmd, prune_cmd  # noqa: F401
+from compsec.cli import distill_cmd  # noqa: F401
