@@ -32,13 +32,14 @@ def main() -> None:
     parser.add_argument("--also", default="fp4")
     parser.add_argument("--inject-steps", type=int, default=150)
     parser.add_argument("--repair-steps", type=int, default=300)
+    parser.add_argument("--repair-lr", type=float, default=5e-4)
     parser.add_argument("--scenario", default="content-injection")
     parser.add_argument("--probe-limit", type=int, default=None)
     parser.add_argument("--model", default=None, help="HF folder (default: the cached tiny assistant)")
     args = parser.parse_args()
     out = args.out or tempfile.mkdtemp(prefix="compsec-bench-attack-")
     config = AttackConfig(out=out, model=args.model, scenario=args.scenario, targets=tuple(args.targets.split(",")),
-                          inject_steps=args.inject_steps, repair_steps=args.repair_steps,
+                          inject_steps=args.inject_steps, repair_steps=args.repair_steps, repair_lr=args.repair_lr,
                           probe_limit=args.probe_limit)
     summary = run_attack(config)
     key = "refusal_rate" if args.scenario == "over-refusal" else "keyword_rate"
