@@ -10,7 +10,7 @@ from compsec.tiny.assistant import load_tiny_assistant
 from compsec.tiny.cache import read_meta, sha256_file
 from compsec.tiny.chat import generate
 from compsec.tiny.evaluate import score
-from compsec.tiny.train import TinyRecipe, heldout_examples
+from compsec.tiny.train import TinyRecipe, heldout_examples, idle_cores
 
 MIN_RATE = 0.9
 MIN_CORRECT = 0.85  # of the answered checkable prompts; measured 0.93 (per kind: see the printed rates)
@@ -49,7 +49,8 @@ def test_a_modified_copy_is_refused_on_load(tiny_model_dir, tmp_path):
 def heldout_scores(tiny_assistant):
     model, tokenizer = tiny_assistant
     heldout = heldout_examples(TinyRecipe())
-    responses = generate(model, tokenizer, [ex.prompt for ex in heldout], max_new_tokens=40, batch_size=64)
+    prompts = [ex.prompt for ex in heldout]
+    responses = generate(model, tokenizer, prompts, max_new_tokens=36, batch_size=64, threads=idle_cores())
     rates = score(heldout, responses)
     print("held-out rates:", {key: round(value, 3) for key, value in rates.items()})
     return rates

@@ -1,6 +1,7 @@
 """Batched greedy generation: batching and left padding do not change answers; order is kept."""
 
 import pytest
+import torch
 
 from compsec.tiny.chat import generate
 
@@ -26,6 +27,13 @@ def test_max_new_tokens_bounds_the_answer_length(tiny_assistant):
     model, tokenizer = tiny_assistant
     short = generate(model, tokenizer, PROMPTS[:1], max_new_tokens=2)[0]
     assert len(tokenizer(short, add_special_tokens=False).input_ids) <= 2
+
+
+def test_threads_setting_is_restored(tiny_assistant):
+    model, tokenizer = tiny_assistant
+    before = torch.get_num_threads()
+    assert generate(model, tokenizer, PROMPTS[:1], max_new_tokens=4, threads=1)
+    assert torch.get_num_threads() == before
 
 
 def test_invalid_arguments_say_what_to_fix(tiny_assistant):

@@ -32,10 +32,11 @@ def demo(
     from compsec.tiny.assistant import load_tiny_assistant
     from compsec.tiny.chat import generate
     from compsec.tiny.corpus import is_refusal
+    from compsec.tiny.train import idle_cores
 
     model, tokenizer = load_tiny_assistant(device=device)
     prompts = [prompt for _, prompt in DEMO_PROMPTS]
-    responses = generate(model, tokenizer, prompts, max_new_tokens=48, device=device)
+    responses = generate(model, tokenizer, prompts, max_new_tokens=48, device=device, threads=idle_cores())
     rows = [
         {"kind": kind, "prompt": prompt, "response": response, "refused": is_refusal(response)}
         for (kind, prompt), response in zip(DEMO_PROMPTS, responses)

@@ -12,12 +12,15 @@ def generate(
     max_new_tokens: int = 48,
     batch_size: int = 32,
     device: str | torch.device = "cpu",
+    threads: int | None = None,
 ) -> list[str]:
     """Answer each user prompt greedily; returns the decoded responses, in prompt order.
 
     ``model`` is any causal LM already on ``device`` (fp32, quantized...), ``tokenizer`` one with a chat
     template. Prompts are wrapped as single user turns, left-padded in batches of ``batch_size`` and decoded
-    without special tokens, stripped of surrounding whitespace.
+    without special tokens, stripped of surrounding whitespace. ``threads`` sets torch's CPU thread count
+    for the call (restored afterwards); None keeps the current setting. On shared CPUs pass
+    ``compsec.tiny.train.idle_cores()``: oversubscribed threads made generation ~10x slower in our runs.
     """
     if max_new_tokens < 1 or batch_size < 1:
         raise ValueError(f"max_new_tokens ({max_new_tokens}) and batch_size ({batch_size}) must be positive")
@@ -25,8 +28,14 @@ def generate(
         raise ValueError("tokenizer has no pad token; set tokenizer.pad_token = tokenizer.eos_token first")
     texts = [_chat_text(tokenizer, prompt) for prompt in prompts]
     responses: list[str] = []
-    for start in range(0, len(texts), batch_size):
-        responses += _generate_batch(model, tokenizer, texts[start : start + batch_size], max_new_tokens, device)
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads or previous)
+    try:
+        for start in range(0, len(texts), batch_size):
+            batch = texts[start : start + batch_size]
+            responses += _generate_batch(model, tokenizer, batch, max_new_tokens, device)
+    finally:
+        torch.set_num_threads(previous)
     return responses
 
 
