@@ -21,6 +21,7 @@ from compsec.tiny.corpus import Example, build_corpus, split_corpus
 from compsec.tiny.tokenizer import chat_prompt, train_tokenizer
 
 IGNORE_INDEX = -100
+TRAIN_THREADS = 1  # fixed, so the same recipe gives the same weights on every machine whatever its load
 
 
 @dataclass(frozen=True)
@@ -154,7 +155,10 @@ def deterministic_cpu(seed: int, threads: int | None = None):
 def train_tiny_assistant(
     recipe: TinyRecipe = TinyRecipe(), threads: int | None = None, progress=None
 ) -> tuple[LlamaForCausalLM, PreTrainedTokenizerFast, dict]:
-    """Train tokenizer and model from scratch on ``threads`` CPU threads (default: the idle cores).
+    """Train tokenizer and model from scratch on ``threads`` CPU threads (default: ``TRAIN_THREADS``).
+
+    Float reductions depend on the thread count, so the default is fixed rather than taken from the machine:
+    a cached model then has the same weights wherever it was built.
 
     ``progress(step, loss)`` is called every 50 steps when given. Returns (model in eval mode, tokenizer, stats).
     """
@@ -162,7 +166,7 @@ def train_tiny_assistant(
     train = training_examples(recipe)
     tokenizer = train_tokenizer([ex.prompt for ex in train] + [ex.response for ex in train], recipe.vocab_size)
     rows = training_rows(recipe, tokenizer)
-    with deterministic_cpu(recipe.seed, threads):
+    with deterministic_cpu(recipe.seed, threads or TRAIN_THREADS):
         model = LlamaForCausalLM(model_config(recipe, tokenizer))
         losses = _optimise(model, rows, recipe, tokenizer, progress)
         used_threads = torch.get_num_threads()
