@@ -9,7 +9,7 @@
 
 3. ``--detection N``: detection figures on a synthetic corpus of N seeds per (format, dtype, distribution) of
    4096-weight tensors: false-alarm rate on benign tensors, detection rate on PGD-repaired ones (20 %, 5 %, 2 %
-   of weights moved within 1 % of an edge) and on outlier injection (1 % of blocks), each test judged at
+   of weights moved within 1 % of an edge) and on outlier injection (1 % and 10 % of blocks), each test judged at
    p <= 1e-3 with the detectors' effect floors (no multiple-testing correction: a per-test rate).
 
 Usage: ``python bench/bench_scan.py [--params 1e9] [--rows 16] [--skip-model] [--detection 20]``; prints JSON.
@@ -131,8 +131,9 @@ def detection_rates(seeds: int, cfg: ScanConfig) -> dict:
                     flags = [hit(edge_mass_test(w, lo, hi, cfg.eps)) for w, (lo, hi) in zip(tensors, boxes)]
                     counts.setdefault(case, []).extend(flags)
                 size = block_size_of(fmt, 512)
-                for case, tensors in (("outliers_benign", benign), ("outliers_1pct", [
-                        synthetic.outlier_injected(w, size, 0.01, gen) for w in benign])):
+                for case, tensors in (("outliers_benign", benign),
+                                      ("outliers_1pct", [synthetic.outlier_injected(w, size, 0.01, gen) for w in benign]),
+                                      ("outliers_10pct", [synthetic.outlier_injected(w, size, 0.1, gen) for w in benign])):
                     results = [block_outlier_test(w, size, cfg.ratio_threshold) for w in tensors]
                     counts.setdefault(case, []).extend(
                         r.p_value is not None and r.p_value <= 1e-3 and r.exceeding >= cfg.min_outlier_blocks
