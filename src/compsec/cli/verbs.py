@@ -13,4 +13,6 @@ from compsec.cli import attack_cmd  # noqa: F401
 from compsec.cli import heads_cmd, prune_cmd  # noqa: F401
 from compsec.cli import distill_cmd  # noqa: F401
 from compsec.cli import harden_cmd  # noqa: F401
+from compsec.cli import survival_cmd  # noqa: F401
 from compsec.cli import quantize_cmd  # noqa: F401
+from compsec.cli import defend_cmd  # noqa: F401

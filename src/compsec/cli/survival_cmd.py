@@ -1,0 +1,32 @@
+"""``compsec survival --fixture digits|tiny|both --out DIR``: plant a backdoor, compress, measure.
+
+Prints the table (attack success rate and clean accuracy per compression) and writes ``DIR/survival.json``
+with ``rows`` (each: model, compression, asr, clean_accuracy, notes). The full run trains: the digits
+fixture takes about a minute, the tiny assistant several minutes on 2 CPU cores.
+"""
+
+from __future__ import annotations
+
+import typer
+
+from compsec.cli.main import EXIT_OK, app
+
+
+@app.command("survival")
+def survival(
+    fixture: str = typer.Option("both", "--fixture", help="digits (BadNets patch), tiny (trigger phrase) or both."),
+    out: str = typer.Option(..., "--out", help="Folder for survival.json."),
+    compressions: str = typer.Option(None, "--compressions", help="Comma-separated subset of: original, int8, "
+                                     "nf4, fp4, q4_0 (any format), prune-30/50/70, 2:4, distilled, fine-pruning."),
+    seed: int = typer.Option(0, "--seed", help="Seed of poisoning, training and sampling."),
+    device: str = typer.Option("cpu", "--device", help="torch device for the tiny assistant: cpu, cuda, mps."),
+) -> int:
+    """Measure whether a planted backdoor survives quantization, pruning, distillation and fine-pruning."""
+    from compsec.survival.table import DEFAULT_COMPRESSIONS, format_table, run_survival, write_survival
+
+    chosen = [c.strip() for c in compressions.split(",") if c.strip()] if compressions else list(DEFAULT_COMPRESSIONS)
+    rows = run_survival(fixture, chosen, seed, device)
+    path = write_survival(out, rows, {"fixture": fixture, "compressions": chosen, "seed": seed})
+    typer.echo(format_table(rows))
+    typer.echo(f"wrote {path}")
+    return EXIT_OK
