@@ -28,6 +28,7 @@ from compsec.errors import InputError
 
 DEFAULT_C = 1.0
 AUTO = "auto"
+CALIBRATION_WEIGHTS = 65536
 
 
 def parse_noise(spec: str | float) -> str | float:
@@ -55,10 +56,12 @@ def gaussian_like(w: torch.Tensor, sigma: float, seed: int) -> torch.Tensor:
     return torch.randn(tuple(w.shape), generator=generator, dtype=torch.float32) * sigma
 
 
-def median_half_width(w: torch.Tensor, fmt) -> float | None:
+def median_half_width(w: torch.Tensor, fmt, max_weights: int = CALIBRATION_WEIGHTS) -> float | None:
     """Median half-width of ``fmt``'s exact fp32 intervals around ``w`` (pinned elements excluded); None when
-    every element is pinned (e.g. an all-zero tensor)."""
-    box = fmt.preimage(w.detach().cpu().float())
+    every element is pinned (e.g. an all-zero tensor).  Large tensors are calibrated on their first rows
+    (at least one, about ``max_weights`` weights): exact boxes of whole rows, a sample of the median."""
+    rows = max(1, max_weights // max(w.shape[-1], 1)) if w.dim() >= 2 else w.shape[0]
+    box = fmt.preimage(w.detach()[:rows].cpu().float())
     free = ~box.pinned
     if not bool(free.any()):
         return None
