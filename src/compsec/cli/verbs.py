@@ -15,3 +15,4 @@ from compsec.cli import distill_cmd  # noqa: F401
 from compsec.cli import harden_cmd  # noqa: F401
 from compsec.cli import survival_cmd  # noqa: F401
 from compsec.cli import quantize_cmd  # noqa: F401
+from compsec.cli import defend_cmd  # noqa: F401
