@@ -48,10 +48,10 @@ def test_prune_cli_writes_loadable_folder_with_provenance(tiny_model_dir, tmp_pa
 
 def test_heads_cli_ranks_and_prune_protects(tiny_model_dir, tmp_path, capsys):
     ranking_file = tmp_path / "heads.json"
-    assert run(["heads", str(tiny_model_dir), "--limit", "8", "--max-new-tokens", "6",
+    assert run(["heads", str(tiny_model_dir), "--limit", "4", "--max-new-tokens", "6",
                 "--min-drop", "0.0", "--out", str(ranking_file)]) == 0
     ranking = json.loads(ranking_file.read_text())
-    assert len(ranking["heads"]) == 8 and ranking["probes"] == 8
+    assert len(ranking["heads"]) == 8 and ranking["probes"] == 4
     drops = [row["refusal_drop"] for row in ranking["heads"]]
     assert drops == sorted(drops, reverse=True)
     assert all(abs(row["baseline"] - row["refusal_rate"] - row["refusal_drop"]) < 1e-9

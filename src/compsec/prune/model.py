@@ -44,6 +44,7 @@ def weight_masks(model, method: str, sparsity: float, weights: dict | None = Non
 def prune_model(model, method: str, sparsity: float = 0.5, protect: Iterable[Head] = ()) -> dict:
     """Prune ``model`` in place; returns a summary (method, sparsity asked, achieved weight sparsity, heads)."""
     check_sparsity(sparsity)
+    protect = [tuple(h) for h in protect]
     summary: dict = {"method": method, "sparsity": sparsity}
     if method == "heads":
         summary["heads_removed"] = [list(h) for h in prune_heads(model, heads_to_prune(model, sparsity, protect))]
