@@ -26,7 +26,7 @@ from __future__ import annotations
 import torch
 
 from compsec.formats import gguf_math as gm
-from compsec.formats.float_grid import furthest_true
+from compsec.formats.float_grid import furthest_true, half_gap_below, refine_threshold
 
 
 def pinned_mask(codes: torch.Tensor, scheme: str, level: int) -> torch.Tensor:
@@ -67,15 +67,37 @@ def search_limits(blocks: torch.Tensor, p: dict, scheme: str) -> tuple[torch.Ten
     return torch.where(negative, same, opposite), torch.where(negative, opposite, same)
 
 
-def code_centres(codes: torch.Tensor, p: dict, scheme: str, level: int) -> tuple[torch.Tensor, ...]:
-    """``(centre, e1, e2)``: a value inside each code's interval and its two approximate edges (order unknown)."""
+def code_centres(codes: torch.Tensor, p: dict, scheme: str, level: int) -> torch.Tensor:
+    """A value inside each code's interval (its dequantized value)."""
     if scheme == "sym":
-        n, base = codes, 0.0
-    elif scheme == "signed_max":
-        n, base = codes - level, 0.0
-    else:
-        n, base = codes, p["min"]
-    return base + n * p["d"], base + (n - 0.5) * p["d"], base + (n + 0.5) * p["d"]
+        return codes * p["d"]
+    if scheme == "signed_max":
+        return (codes - level) * p["d"]
+    return p["min"] + codes * p["d"]
+
+
+def code_threshold(t: torch.Tensor, p: dict, scheme: str, level: int) -> torch.Tensor:
+    """Algebraic estimate (float32, within an ulp or so) of the weight where the code reaches ``t`` (Q4/Q5).
+
+    The rounding steps are undone one by one in float64: the code test on ``s = fl(y + c)`` becomes
+    ``y >= t - c - half_gap_below(t)``, ``y = fl(x * inv)`` gives ``x = y / inv`` and, for Q4_1/Q5_1,
+    ``fl(x - min) >= z`` gives ``x = z + min - half_gap_below(z)``.  ``furthest_true`` corrects the rest."""
+    inv = p["inv"].double()
+    offset = level + 0.5 if scheme == "signed_max" else 0.5
+    z = ((t.double() - offset - half_gap_below(t)) / inv).float()
+    if scheme == "signed_max":     # the top code is clipped: it reaches the block's far side, -M
+        return torch.where(t >= 2 * level, -p["max"], z)
+    half = torch.tensor(offset, dtype=torch.float32)
+    z = refine_threshold(lambda v: v * p["inv"] + half >= t, z)      # the float32 z = x - min where code t starts
+    return (z.double() + p["min"].double() - half_gap_below(z)).float()
+
+
+def edge_guesses(codes: torch.Tensor, p: dict, scheme: str, level: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Estimates of both edges of each code's interval (order unknown: ``d`` may be negative)."""
+    if scheme == "sym":     # rounding half away from zero: code c holds y = x * inv within c -+ 0.5
+        inv = p["inv"].double()
+        return ((codes - 0.5) / inv).float(), ((codes + 0.5) / inv).float()
+    return code_threshold(codes, p, scheme, level), code_threshold(codes + 1, p, scheme, level)
 
 
 def block_box(blocks: torch.Tensor, codes: torch.Tensor, scheme: str, level: int, code_of):
@@ -88,15 +110,18 @@ def block_box(blocks: torch.Tensor, codes: torch.Tensor, scheme: str, level: int
     pinned = pinned_mask(codes, scheme, level)
     p = params_from_pinned(blocks, pinned, scheme, level)
     lo_lim, hi_lim = search_limits(blocks, p, scheme)
-    centre, e1, e2 = code_centres(codes, p, scheme, level)
-    start = torch.where(pinned, blocks, centre)
+    start = torch.where(pinned, blocks, code_centres(codes, p, scheme, level))
     if not bool((code_of(start, p) == codes).all()) or not bool(((start >= lo_lim) & (start <= hi_lim)).all()):
         raise ValueError("the quantized codes do not come from these weights; pass the tensor that was quantized")
     flat = {k: v.expand(blocks.shape).reshape(-1) for k, v in p.items() if k in ("inv", "min")}
     flat_codes = codes.reshape(-1)
-    keeps = lambda x, sel: code_of(x, {k: v[sel] for k, v in flat.items()}) == flat_codes[sel]
-    offset = p["min"].abs() if scheme == "min_max" else 0.0    # rounding of x - min and of the added constant
-    slack = (e1.abs() + e2.abs() + offset) * 2.0**-20 + p["d"].abs() * 2.0**-18 + 1e-38
-    lo = furthest_true(keeps, start, torch.where(pinned, start, lo_lim), torch.minimum(e1, e2), slack)
-    hi = furthest_true(keeps, start, torch.where(pinned, start, hi_lim), torch.maximum(e1, e2), slack)
+
+    def keeps(x: torch.Tensor, sel: torch.Tensor | None) -> torch.Tensor:
+        if sel is None:
+            return code_of(x.view(blocks.shape), p).reshape(-1) == flat_codes
+        return code_of(x, {k: v[sel] for k, v in flat.items()}) == flat_codes[sel]
+
+    e1, e2 = edge_guesses(codes, p, scheme, level)
+    lo = furthest_true(keeps, start, torch.where(pinned, start, lo_lim), torch.minimum(e1, e2))
+    hi = furthest_true(keeps, start, torch.where(pinned, start, hi_lim), torch.maximum(e1, e2))
     return torch.where(pinned, blocks, lo), torch.where(pinned, blocks, hi)

@@ -24,7 +24,7 @@ import torch
 from compsec.errors import MissingDependencyError
 from compsec.formats import rtn_math as rm
 from compsec.formats.base import Box, Format, Quantized, check_storage
-from compsec.formats.float_grid import furthest_true
+from compsec.formats.float_grid import furthest_true, half_gap_below, refine_threshold
 from compsec.formats.registry import register
 
 _FMAX = torch.finfo(torch.float32).max
@@ -119,14 +119,29 @@ def group_box(g: torch.Tensor, q: Quantized, bits: int, symmetric: bool) -> tupl
         raise ValueError("the quantized codes do not come from these weights; pass the tensor that was quantized")
     n = g.shape[-1]
     flat_s, flat_h, flat_c = (t.expand(g.shape).reshape(-1) for t in (scale, shift, codes))
-    keeps = lambda v, sel: code_of(v, flat_s[sel], flat_h[sel]) == flat_c[sel]
-    eps = torch.finfo(scale.dtype).eps * 4
-    e1, e2 = (codes - 0.5) * s32 - h32, (codes + 0.5) * s32 - h32
-    slack = (e1.abs() + e2.abs() + h32.abs() + s32.abs()) * eps + 1e-38
+    flat_codes = codes.reshape(-1)
+
+    def keeps(v: torch.Tensor, sel: torch.Tensor | None) -> torch.Tensor:
+        if sel is None:
+            return code_of(v.view(g.shape), scale, shift).reshape(-1) == flat_codes
+        return code_of(v, flat_s[sel], flat_h[sel]) == flat_c[sel]
+
+    e1, e2 = code_threshold(codes, scale, shift), code_threshold(codes + 1, scale, shift)
     floor = torch.full_like(x, -_FMAX) if symmetric else (-h32).expand(-1, n)
-    lo = furthest_true(keeps, start, torch.where(pinned, start, floor), torch.minimum(e1, e2), slack)
-    hi = furthest_true(keeps, start, torch.where(pinned, start, torch.full_like(x, _FMAX)), torch.maximum(e1, e2), slack)
+    lo = furthest_true(keeps, start, torch.where(pinned, start, floor), e1)
+    hi = furthest_true(keeps, start, torch.where(pinned, start, torch.full_like(x, _FMAX)), e2)
     return torch.where(pinned, x, lo), torch.where(pinned, x, hi)
+
+
+def code_threshold(t: torch.Tensor, scale: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
+    """Estimate (float32, within an ulp or so) of the smallest weight whose code is at least ``t``.
+
+    ``round(y)`` reaches ``t`` at ``y = t - 0.5``; ``y = fl(z / scale)`` there at ``z ~ y * scale``, placed on
+    the float grid with the real arithmetic; ``fl(x + shift) >= z`` from ``x = z - shift - half_gap_below(z)``.
+    :func:`furthest_true` settles the remaining ulp or two (and anything this misses, e.g. float16 scales)."""
+    z = ((t.double() - 0.5) * scale.double()).float()
+    z = refine_threshold(lambda v: torch.round(v.to(scale.dtype) / scale).float() >= t, z)
+    return (z.double() - shift.double() - half_gap_below(z)).float()
 
 
 def _quanto_quantize(w: torch.Tensor, bits: int, group: int | None) -> tuple[torch.Tensor, dict]:
