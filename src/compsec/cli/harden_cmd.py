@@ -1,4 +1,7 @@
-"""``compsec harden MODEL --noise auto|SIGMA --formats nf4,int8 --seed N [--clip-outliers] --out DIR``."""
+"""``compsec harden MODEL --noise auto|SIGMA --formats nf4,int8 --seed N [--clip-outliers] --out DIR``.
+
+Importing this module also registers the defence audit variants (``harden-auto``, ``noise-1e-3``, ``clip``).
+"""
 
 from __future__ import annotations
 
@@ -6,6 +9,7 @@ import json
 
 import typer
 
+import compsec.defend.variants  # noqa: F401  (registers the defence audit variants)
 from compsec.cli.main import EXIT_OK, app
 from compsec.defend.clip import RATIO_THRESHOLD, ROBUST_K
 from compsec.defend.noise import DEFAULT_C
