@@ -81,33 +81,52 @@ class Blockwise4bit(Format):
         return extreme | tiny.view(q.shape)
 
     def box_from_pinned(self, q: Quantized, pinned: torch.Tensor, pinned_values: torch.Tensor) -> Box:
-        """The fp32 box from codes, scales, the pinned mask and the pinned weights (``w[pinned]``) alone."""
+        """The fp32 box from codes, scales, the pinned mask and the pinned weights (``w[pinned]``) alone.
+
+        An unpinned element's interval depends only on its block and bucket, so the exact edges are found once
+        per (block, bucket) pair (16 per block, see :func:`bucket_edge_table`) and gathered per element."""
         n = q.codes.numel()
-        absmax = q.scales["absmax"]
-        bounds, order = (t.to(q.codes.device) for t in bm.bucket_bounds(self.quant_type))
-        bucket = torch.argsort(order)[q.codes.reshape(-1).long()]
-        limit = absmax.repeat_interleave(self.blocksize)[:n]
-        inf = bounds.new_tensor([float("inf")])
-        edges = torch.cat([-inf, bounds, inf])          # bucket b holds scaled values in (edges[b], edges[b+1]]
-        floor_edge, ceil_edge = edges[bucket], edges[bucket + 1]
-
-        recip = (1.0 / absmax.clamp(min=bm.TINY_ABSMAX)).repeat_interleave(self.blocksize)[:n]
-        tail_start = n - n % self.blocksize
-
-        def scaled(x: torch.Tensor, idx: torch.Tensor | None) -> torch.Tensor:
-            if idx is None:
-                return bm.scale_4bit(x, absmax, self.blocksize, clamp=False)
-            return bm.scale_4bit_at(x, recip[idx], idx >= tail_start, absmax[-1])
-
-        def at_least(x: torch.Tensor, idx: torch.Tensor | None) -> torch.Tensor:
-            return scaled(x, idx) > (floor_edge if idx is None else floor_edge[idx])
-
-        def at_most(x: torch.Tensor, idx: torch.Tensor | None) -> torch.Tensor:
-            return scaled(x, idx) <= (ceil_edge if idx is None else ceil_edge[idx])
-
-        lo = lower_edges(at_least, -limit, limit, torch.nextafter(floor_edge / recip, limit))
-        hi = upper_edges(at_most, -limit, limit, ceil_edge / recip)
+        _, order = bm.bucket_bounds(self.quant_type)
+        bucket = torch.argsort(order).to(q.codes.device)[q.codes.reshape(-1).long()]
+        lo_table, hi_table = bucket_edge_table(q.scales["absmax"], self.quant_type, n % self.blocksize != 0)
+        blocks = lo_table.shape[0]
+        index = torch.nn.functional.pad(bucket, (0, blocks * self.blocksize - n)).view(blocks, self.blocksize)
+        lo = lo_table.gather(1, index).reshape(-1)[:n]
+        hi = hi_table.gather(1, index).reshape(-1)[:n]
         return bm.box_with_pinned(lo, hi, pinned, pinned_values, q.shape)
+
+
+def bucket_edge_table(absmax: torch.Tensor, quant_type: str, has_tail: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(lo, hi)``, each ``(blocks, 16)`` fp32: for every block and bucket, the exact float32 interval of weights
+    that land in that bucket under the block's stored abs-max and stay within ``[-absmax, absmax]``.
+
+    Edges come from the algebraic threshold (midpoint / multiplier) verified with the real arithmetic
+    (:mod:`compsec.formats.float_edges`); ``has_tail``: the last block is partial (bitsandbytes divides there)."""
+    bounds, _ = (t.to(absmax.device) for t in bm.bucket_bounds(quant_type))
+    blocks, levels = absmax.numel(), bounds.numel() + 1
+    inf = bounds.new_tensor([float("inf")])
+    edges = torch.cat([-inf, bounds, inf])          # bucket b holds scaled values in (edges[b], edges[b+1]]
+    floor_edge, ceil_edge = edges[:-1].repeat(blocks), edges[1:].repeat(blocks)
+    limit = absmax.repeat_interleave(levels)
+    recip = (1.0 / absmax.clamp(min=bm.TINY_ABSMAX)).repeat_interleave(levels)
+    in_tail = torch.zeros_like(limit, dtype=torch.bool)
+    if has_tail:
+        in_tail[-levels:] = True
+
+    def scaled(x: torch.Tensor, idx: torch.Tensor | None) -> torch.Tensor:
+        if idx is None:
+            return bm.scale_4bit_at(x, recip, in_tail, absmax[-1])
+        return bm.scale_4bit_at(x, recip[idx], in_tail[idx], absmax[-1])
+
+    def at_least(x: torch.Tensor, idx: torch.Tensor | None) -> torch.Tensor:
+        return scaled(x, idx) > (floor_edge if idx is None else floor_edge[idx])
+
+    def at_most(x: torch.Tensor, idx: torch.Tensor | None) -> torch.Tensor:
+        return scaled(x, idx) <= (ceil_edge if idx is None else ceil_edge[idx])
+
+    lo = lower_edges(at_least, -limit, limit, torch.nextafter(floor_edge / recip, limit))
+    hi = upper_edges(at_most, -limit, limit, ceil_edge / recip)
+    return lo.view(blocks, levels), hi.view(blocks, levels)
 
 
 register(Int8Rowwise())
