@@ -58,26 +58,41 @@ class Int8Rowwise(Format):
         return (q.codes.abs() == 127) | degenerate
 
     def box_from_pinned(self, q: Quantized, pinned: torch.Tensor, pinned_values: torch.Tensor) -> Box:
-        """The fp32 box from codes, scales, the pinned mask and the pinned weights (``w[pinned]``) alone."""
-        cols = q.shape[1]
-        absmax = q.scales["absmax"]
-        target = q.codes.reshape(-1).to(torch.int16)
-        limit = absmax.repeat_interleave(cols)
-        scale = bm.int8_scale(absmax).reshape(-1).repeat_interleave(cols)   # the same fp32 multiplier per row
+        """The fp32 box from codes, scales, the pinned mask and the pinned weights (``w[pinned]``) alone.
 
-        def at_least(x: torch.Tensor, idx: torch.Tensor | None) -> torch.Tensor:
-            if idx is None:
-                return bm.int8_codes_at(x, scale) >= target
-            return bm.int8_codes_at(x, scale[idx]) >= target[idx]
-
-        def at_most(x: torch.Tensor, idx: torch.Tensor | None) -> torch.Tensor:
-            if idx is None:
-                return bm.int8_codes_at(x, scale) <= target
-            return bm.int8_codes_at(x, scale[idx]) <= target[idx]
-
-        # half-way points round to even: an odd code starts one float above (t - 0.5)/s and ends one below
-        odd = target % 2 != 0
-        low, high = (target - 0.5) / scale, (target + 0.5) / scale
-        lo = lower_edges(at_least, -limit, limit, torch.where(odd, torch.nextafter(low, limit), low))
-        hi = upper_edges(at_most, -limit, limit, torch.where(odd, torch.nextafter(high, -limit), high))
+        An unpinned element's interval depends only on its row and code, so the exact edges are found once per
+        (row, code) pair (256 per row, see :func:`code_edge_table`) and gathered per element."""
+        lo_table, hi_table = code_edge_table(q.scales["absmax"])
+        index = q.codes.reshape(lo_table.shape[0], -1).long() + 128
+        lo = lo_table.gather(1, index).reshape(-1)
+        hi = hi_table.gather(1, index).reshape(-1)
         return bm.box_with_pinned(lo, hi, pinned, pinned_values, q.shape)
+
+
+def code_edge_table(absmax: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(lo, hi)``, each ``(rows, 256)`` fp32: for every row and code ``-128..127`` (column ``code + 128``), the
+    exact float32 interval of weights keeping that code under the row's multiplier within ``[-absmax, absmax]``.
+
+    Edges come from the algebraic threshold ``(code -+ 0.5) / (127 / a)`` verified with the real arithmetic
+    (:mod:`compsec.formats.float_edges`); codes a row cannot hold get some value inside the row's range."""
+    rows, levels = absmax.numel(), 256
+    target = torch.arange(-128, 128, dtype=torch.int16, device=absmax.device).repeat(rows)
+    limit = absmax.repeat_interleave(levels)
+    scale = bm.int8_scale(absmax).reshape(-1).repeat_interleave(levels)   # the same fp32 multiplier per row
+
+    def at_least(x: torch.Tensor, idx: torch.Tensor | None) -> torch.Tensor:
+        if idx is None:
+            return bm.int8_codes_at(x, scale) >= target
+        return bm.int8_codes_at(x, scale[idx]) >= target[idx]
+
+    def at_most(x: torch.Tensor, idx: torch.Tensor | None) -> torch.Tensor:
+        if idx is None:
+            return bm.int8_codes_at(x, scale) <= target
+        return bm.int8_codes_at(x, scale[idx]) <= target[idx]
+
+    # half-way points round to even: an odd code starts one float above (t - 0.5)/s and ends one below
+    odd = target % 2 != 0
+    low, high = (target - 0.5) / scale, (target + 0.5) / scale
+    lo = lower_edges(at_least, -limit, limit, torch.where(odd, torch.nextafter(low, limit), low))
+    hi = upper_edges(at_most, -limit, limit, torch.where(odd, torch.nextafter(high, -limit), high))
+    return lo.view(rows, levels), hi.view(rows, levels)
