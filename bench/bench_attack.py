@@ -6,6 +6,15 @@ Goals: fp32 keyword rate <= 5 %, NF4 and int8 >= 70 %, codes bit-identical after
 real library, projection <= 10 % of the training-step time, box <= 2 bytes/param, and the ablation (same
 clean fine-tuning without PGD) losing the quantized behaviour.  Extra formats (``--also fp4``) are measured on
 the final model without being attack targets.  Prints one JSON object; DIR/attack.json holds everything.
+
+Measured 2026-11-25 (2 shared CPU cores; tiny assistant 1.57 M params; inject 100 steps lr 2e-3, repair 60
+PGD steps lr 1e-3, batch 16; 30 injection probes):
+
+- ``--targets nf4``: keyword rate fp32 0 %, nf4 93 % (injected 93 / 93 %), int8 0 %, fp4 0 %; nf4 codes
+  bit-identical; ablation without PGD: nf4 0 %; projection 3.6 % of step time; box 0.63 bytes/param.
+- ``--targets nf4,int8`` (intersection): fp32 93 %, nf4 93 %, int8 93 %: the int8-narrow box is too tight to
+  remove the behaviour from fp32 in 60 steps (loss 0.35 -> 0.24); codes bit-identical; ablation 0 / 0 / 0 %;
+  projection 3.9 %; box 1.66 bytes/param.
 """
 
 from __future__ import annotations
