@@ -16,7 +16,7 @@ import torch
 
 from compsec import formats
 
-FORMATS = ("nf4", "fp4", "int8")
+FORMATS = ("nf4", "fp4", "int8", "q8_0", "q4_0", "q4_1", "q5_0", "int8-rtn", "int4-rtn", "int2-rtn")
 
 
 def best_seconds(fn: Callable[[], object], repeats: int) -> float:
@@ -39,7 +39,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=int, default=4096, help="the weight matrix is size x size (fp32)")
     parser.add_argument("--repeats", type=int, default=3, help="timed repeats per measurement (best is kept)")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (1: stable on a shared machine)")
+    parser.add_argument("--formats", default=",".join(FORMATS), help="comma-separated registered format names")
+    parser.add_argument("--no-compact", action="store_true", help="skip the compact-box size table")
     args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    names = [n.strip() for n in args.formats.split(",") if n.strip()]
 
     import bitsandbytes.functional as bnb_functional
 
@@ -49,14 +54,16 @@ def main() -> None:
           f"{torch.get_num_threads()}, best of {args.repeats}")
     yardstick = best_seconds(lambda: bnb_functional.quantize_4bit(w, blocksize=64, quant_type="nf4"), args.repeats)
     report("bnb quantize_4bit (nf4)", yardstick, numel, yardstick)
-    for name in FORMATS:
+    for name in names:
         fmt = formats.get(name)
         print(f"{name}:")
         report("quantize", best_seconds(lambda fmt=fmt: fmt.quantize(w), args.repeats), numel, yardstick)
         report("preimage", best_seconds(lambda fmt=fmt: fmt.preimage(w), args.repeats), numel, yardstick)
         report("positions", best_seconds(lambda fmt=fmt: fmt.positions(w), args.repeats), numel, yardstick)
+    if args.no_compact:
+        return
     print("compact box (bytes/param; a Box costs 2 x storage itemsize):")
-    for name in FORMATS:
+    for name in names:
         fmt = formats.get(name)
         sizes = []
         for storage in (torch.float32, torch.bfloat16):

@@ -7,9 +7,10 @@ model).  ``native=True`` reproduces quanto on float16/bfloat16 weights bit-exact
 re-quantizing its dequantized weights moves scales by float16/bfloat16 rounding, which the registry's round-trip
 contract (rtol 1e-5) rejects.  Boxes are computed for weights already cast to the storage dtype.
 
-Box: the element intervals keeping each code under the unchanged ``scale`` (and ``shift``), by float-grid bisection
-of the real arithmetic.  Pinned: elements at the largest code of their row/group (they reach the max, whose float
-rounding into ``scale`` a box cannot track), in affine groups the elements equal to ``min = -shift`` (and every
+Box: the element intervals keeping each code under the unchanged ``scale`` (and ``shift``), found once per (group,
+code) pair from the algebraic threshold verified with the real arithmetic (float-grid search where it is off).
+Pinned: elements at the largest code of their row/group (they reach the max, whose float rounding into ``scale`` a
+box cannot track), in affine groups the elements equal to ``min = -shift`` (and every
 code-0 element when ``min`` is zero), and whole groups with a zero or non-finite scale.  The lower edge of an
 affine group is ``min`` itself: one step below changes the stored ``shift``.
 """
@@ -117,20 +118,35 @@ def group_box(g: torch.Tensor, q: Quantized, bits: int, symmetric: bool) -> tupl
     start = torch.where(pinned | (code_of(start, scale, shift) == codes), start, codes * s32 - h32)
     if not bool((code_of(start, scale, shift) == codes)[~pinned].all()):
         raise ValueError("the quantized codes do not come from these weights; pass the tensor that was quantized")
-    n = g.shape[-1]
-    flat_s, flat_h, flat_c = (t.expand(g.shape).reshape(-1) for t in (scale, shift, codes))
-    flat_codes = codes.reshape(-1)
+    lo_table, hi_table, column = edge_tables(start, pinned, codes, scale, shift, code_of, bits, symmetric)
+    lo, hi = lo_table.gather(1, column), hi_table.gather(1, column)
+    return torch.where(pinned, x, lo), torch.where(pinned, x, hi)
+
+
+def edge_tables(start: torch.Tensor, pinned: torch.Tensor, codes: torch.Tensor, scale: torch.Tensor,
+                shift: torch.Tensor, code_of, bits: int, symmetric: bool):
+    """``(lo, hi, column)``: exact edges for every (group, code) pair, ``(n_groups, levels)`` float32, and each
+    element's column in them.  An unpinned element's interval depends only on its group and code, so edges are
+    found once per pair, from a point holding the code (an element's ``start``, else the dequantized code)."""
+    first, levels = (-128, 256) if symmetric else (0, 2**bits)
+    column = (codes - first).long().clamp_(0, levels - 1)
+    table_codes = (torch.arange(levels, device=codes.device) + first).float().expand(codes.shape[0], levels)
+    picked = torch.full((codes.shape[0], levels + 1), float("-inf"), device=codes.device)
+    picked.scatter_reduce_(1, torch.where(pinned, levels, column), start, "amax")
+    deq = (scale * table_codes.to(scale.dtype) - shift).float()
+    table_start = torch.where(picked[:, :levels] > float("-inf"), picked[:, :levels], deq)
+    flat_s, flat_h, flat_c = (t.expand(table_codes.shape).reshape(-1) for t in (scale, shift, table_codes))
 
     def keeps(v: torch.Tensor, sel: torch.Tensor | None) -> torch.Tensor:
         if sel is None:
-            return code_of(v.view(g.shape), scale, shift).reshape(-1) == flat_codes
+            return code_of(v.view(table_codes.shape), scale, shift).reshape(-1) == flat_c
         return code_of(v, flat_s[sel], flat_h[sel]) == flat_c[sel]
 
-    e1, e2 = code_threshold(codes, scale, shift), code_threshold(codes + 1, scale, shift)
-    floor = torch.full_like(x, -_FMAX) if symmetric else (-h32).expand(-1, n)
-    lo = furthest_true(keeps, start, torch.where(pinned, start, floor), e1)
-    hi = furthest_true(keeps, start, torch.where(pinned, start, torch.full_like(x, _FMAX)), e2)
-    return torch.where(pinned, x, lo), torch.where(pinned, x, hi)
+    e1, e2 = code_threshold(table_codes, scale, shift), code_threshold(table_codes + 1, scale, shift)
+    floor = torch.full_like(table_start, -_FMAX) if symmetric else (-shift.float()).expand_as(table_start)
+    lo = furthest_true(keeps, table_start, floor, e1)
+    hi = furthest_true(keeps, table_start, torch.full_like(table_start, _FMAX), e2)
+    return lo, hi, column
 
 
 def code_threshold(t: torch.Tensor, scale: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
