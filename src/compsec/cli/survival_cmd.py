@@ -25,7 +25,8 @@ def survival(
     from compsec.survival.table import DEFAULT_COMPRESSIONS, format_table, run_survival, write_survival
 
     chosen = [c.strip() for c in compressions.split(",") if c.strip()] if compressions else list(DEFAULT_COMPRESSIONS)
-    rows = run_survival(fixture, chosen, seed, device)
+    progress = lambda row: typer.echo(f"measured {row['model']} / {row['compression']}", err=True)
+    rows = run_survival(fixture, chosen, seed, device, progress)
     path = write_survival(out, rows, {"fixture": fixture, "compressions": chosen, "seed": seed})
     typer.echo(format_table(rows))
     typer.echo(f"wrote {path}")

@@ -18,7 +18,7 @@ DEFAULT_COMPRESSIONS = WEIGHT_COMPRESSIONS + EXTRA_ROWS
 FIXTURES = ("digits", "tiny")
 
 
-def _digits_rows(compressions: list[str], seed: int) -> list[dict]:
+def _digits_rows(compressions: list[str], seed: int, progress) -> list[dict]:
     from compsec.distill.train import DistillConfig, distill_classifier
     from compsec.survival.backdoor import backdoor_digits, digits_asr
     from compsec.survival.finepruning import fine_prune_digits
@@ -43,10 +43,11 @@ def _digits_rows(compressions: list[str], seed: int) -> list[dict]:
             variant, notes = compressed_copy(model, name)
         rows.append({"model": "digits-badnets", "compression": name, "asr": digits_asr(variant, x_test, y_test),
                      "clean_accuracy": accuracy(variant, x_test, y_test), **notes})
+        progress(rows[-1])
     return rows
 
 
-def _tiny_rows(compressions: list[str], seed: int, device: str) -> list[dict]:
+def _tiny_rows(compressions: list[str], seed: int, device: str, progress) -> list[dict]:
     from compsec.distill.train import DistillConfig, distill_tiny
     from compsec.survival.backdoor import TinyBackdoorConfig, backdoor_tiny, tiny_eval_set, tiny_measures
     from compsec.survival.finepruning import fine_prune_tiny
@@ -69,16 +70,20 @@ def _tiny_rows(compressions: list[str], seed: int, device: str) -> list[dict]:
             variant, notes = compressed_copy(model, name)
         measures = tiny_measures(variant, tokenizer, examples, device=device)
         rows.append({"model": "tiny-assistant-trigger", "compression": name, **measures, **notes})
+        progress(rows[-1])
     return rows
 
 
-def run_survival(fixture: str, compressions: list[str] | None = None, seed: int = 0, device: str = "cpu") -> list:
-    """Rows of the survival table for ``fixture`` (``digits``, ``tiny`` or ``both``)."""
+def run_survival(fixture: str, compressions: list[str] | None = None, seed: int = 0, device: str = "cpu",
+                 progress=None) -> list:
+    """Rows of the survival table for ``fixture`` (``digits``, ``tiny`` or ``both``); ``progress(row)`` is
+    called after each backdoored-model row is measured."""
+    progress = progress or (lambda row: None)
     compressions = list(compressions or DEFAULT_COMPRESSIONS)
     if fixture not in (*FIXTURES, "both"):
         raise InputError(f"unknown fixture {fixture!r}; use digits, tiny or both")
-    rows = _digits_rows(compressions, seed) if fixture in ("digits", "both") else []
-    return rows + (_tiny_rows(compressions, seed, device) if fixture in ("tiny", "both") else [])
+    rows = _digits_rows(compressions, seed, progress) if fixture in ("digits", "both") else []
+    return rows + (_tiny_rows(compressions, seed, device, progress) if fixture in ("tiny", "both") else [])
 
 
 def write_survival(out_dir: str | Path, rows: list[dict], params: dict) -> Path:
