@@ -52,12 +52,12 @@ class GgufLegacy(Format):
             return gm.signed_max_params(blocks, self.level)
         return gm.min_max_params(blocks, self.level)
 
-    def _codes(self, x: torch.Tensor, p: dict) -> torch.Tensor:
+    def _codes(self, x: torch.Tensor, p: dict, cast: bool = True) -> torch.Tensor:
         if self.scheme == "sym":
-            return gm.sym_codes(x, p)
+            return gm.sym_codes(x, p, cast)
         if self.scheme == "signed_max":
-            return gm.signed_max_codes(x, p, self.level)
-        return gm.min_max_codes(x, p, self.level)
+            return gm.signed_max_codes(x, p, self.level, cast)
+        return gm.min_max_codes(x, p, self.level, cast)
 
     def _pack(self, codes: torch.Tensor, d: torch.Tensor, m: torch.Tensor | None, w: torch.Tensor) -> Quantized:
         shape = tuple(w.shape)

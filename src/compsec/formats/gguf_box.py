@@ -103,8 +103,8 @@ def edge_guesses(codes: torch.Tensor, p: dict, scheme: str, level: int) -> tuple
 def block_box(blocks: torch.Tensor, codes: torch.Tensor, scheme: str, level: int, code_of):
     """``(lo, hi)`` for float32 ``blocks`` ``(n, 32)`` quantized to ``codes``.
 
-    ``code_of(x, p)`` gives the codes of ``x`` under block parameters ``p`` (broadcastable; it reads only
-    ``p["inv"]`` and ``p["min"]``).  Raises ValueError when the codes do not fit the pinned weights.
+    ``code_of(x, p, cast=True)`` gives the codes of ``x`` under block parameters ``p`` (broadcastable; it reads
+    only ``p["inv"]`` and ``p["min"]``; ``cast=False`` may skip the cast of inf/NaN).  Raises ValueError when the codes do not fit the pinned weights.
     """
     codes = codes.float()
     pinned = pinned_mask(codes, scheme, level)
@@ -116,10 +116,10 @@ def block_box(blocks: torch.Tensor, codes: torch.Tensor, scheme: str, level: int
     flat = {k: v.expand(blocks.shape).reshape(-1) for k, v in p.items() if k in ("inv", "min")}
     flat_codes = codes.reshape(-1)
 
-    def keeps(x: torch.Tensor, sel: torch.Tensor | None) -> torch.Tensor:
+    def keeps(x: torch.Tensor, sel: torch.Tensor | None) -> torch.Tensor:     # pinned elements: any answer
         if sel is None:
-            return code_of(x.view(blocks.shape), p).reshape(-1) == flat_codes
-        return code_of(x, {k: v[sel] for k, v in flat.items()}) == flat_codes[sel]
+            return code_of(x.view(blocks.shape), p, cast=False).reshape(-1) == flat_codes
+        return code_of(x, {k: v[sel] for k, v in flat.items()}, cast=False) == flat_codes[sel]
 
     e1, e2 = edge_guesses(codes, p, scheme, level)
     lo = furthest_true(keeps, start, torch.where(pinned, start, lo_lim), torch.minimum(e1, e2))

@@ -49,9 +49,11 @@ def sym_params(blocks: torch.Tensor) -> dict[str, torch.Tensor]:
     return {"d": d, "inv": reciprocal(d), "amax": amax}
 
 
-def sym_codes(x: torch.Tensor, p: dict[str, torch.Tensor]) -> torch.Tensor:
-    """Q8_0 codes of ``x`` (integral float32) under parameters ``p``."""
-    return finite_or_zero(round_half_away(x * p["inv"]))
+def sym_codes(x: torch.Tensor, p: dict[str, torch.Tensor], cast: bool = True) -> torch.Tensor:
+    """Q8_0 codes of ``x`` (integral float32) under parameters ``p``; ``cast=False`` skips numpy's cast of
+    inf/NaN to 0 (those only arise in blocks whose ``1/d`` overflows, which boxes pin whole)."""
+    codes = round_half_away(x * p["inv"])
+    return finite_or_zero(codes) if cast else codes
 
 
 def signed_max_params(blocks: torch.Tensor, half: int) -> dict[str, torch.Tensor]:
@@ -62,10 +64,10 @@ def signed_max_params(blocks: torch.Tensor, half: int) -> dict[str, torch.Tensor
     return {"d": d, "inv": reciprocal(d), "max": signed_max, "idx": idx}
 
 
-def signed_max_codes(x: torch.Tensor, p: dict[str, torch.Tensor], half: int) -> torch.Tensor:
+def signed_max_codes(x: torch.Tensor, p: dict[str, torch.Tensor], half: int, cast: bool = True) -> torch.Tensor:
     """Q4_0 / Q5_0 codes: ``clip(trunc(x * inv + (half + 0.5)), 0, 2 * half - 1)`` (integral float32)."""
-    shifted = x * p["inv"] + torch.tensor(half + 0.5, dtype=torch.float32)
-    return finite_or_zero(torch.trunc(shifted)).clamp_(0, 2 * half - 1)
+    shifted = torch.trunc(x * p["inv"] + torch.tensor(half + 0.5, dtype=torch.float32))
+    return (finite_or_zero(shifted) if cast else shifted).clamp_(0, 2 * half - 1)
 
 
 def min_max_params(blocks: torch.Tensor, top: int) -> dict[str, torch.Tensor]:
@@ -77,7 +79,7 @@ def min_max_params(blocks: torch.Tensor, top: int) -> dict[str, torch.Tensor]:
     return {"d": d, "inv": reciprocal(d), "min": lo, "max": hi, "imin": imin, "imax": imax}
 
 
-def min_max_codes(x: torch.Tensor, p: dict[str, torch.Tensor], top: int) -> torch.Tensor:
+def min_max_codes(x: torch.Tensor, p: dict[str, torch.Tensor], top: int, cast: bool = True) -> torch.Tensor:
     """Q4_1 / Q5_1 codes: ``clip(trunc((x - min) * inv + 0.5), 0, top)`` (integral float32)."""
-    shifted = (x - p["min"]) * p["inv"] + torch.tensor(0.5, dtype=torch.float32)
-    return finite_or_zero(torch.trunc(shifted)).clamp_(0, top)
+    shifted = torch.trunc((x - p["min"]) * p["inv"] + torch.tensor(0.5, dtype=torch.float32))
+    return (finite_or_zero(shifted) if cast else shifted).clamp_(0, top)
