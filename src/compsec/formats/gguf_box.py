@@ -10,7 +10,8 @@ float32 ``d`` or ``min`` but often not their float16 rounding nor any code, so t
 pinning keeps the box sound, and every unpinned edge tight.
 
 Every other element gets the float interval keeping its code under the unchanged parameters, found exactly by
-bisection on the float32 grid (:func:`compsec.formats.float_grid.furthest_true`).  It lies strictly inside the
+its closed-form threshold checked with the real float32 arithmetic (:func:`compsec.formats.float_grid.furthest_true`,
+searching the float grid only where the guess is off).  It lies strictly inside the
 block's range, except on the side opposite ``M`` in Q4_0/Q5_0 where it is cut at ``-M`` (or just inside ``-M``
 before ``M``'s position: numpy's argmax keeps the *first* maximum, and a tie there would flip the sign of ``d``).
 
