@@ -11,6 +11,20 @@ that can store the tensor (pinned abs-max elements excluded): the finest target 
 ``c = 1`` a weight sitting on an edge of its finest interval leaves it with probability 1/2; the default ``c``
 (:data:`DEFAULT_C`) comes from ``bench/bench_defence.py`` (fraction of codes changed versus fp32 KL).
 
+Measured on the tiny assistant (fp32 KL on generic text, nats/token; NF4 quantization itself: 0.007) and on an
+NF4 content-injection attack (NF4 keyword rate 90 % undefended, 30 probes):
+
+    calibrated on     c     median sigma   NF4 codes changed   fp32 KL    NF4 keyword rate   fp32 utility
+    nf4,int8 (int8)   0.5   2.2e-4         1.9 %               3e-5       -                  -
+    nf4,int8 (int8)   1     4.4e-4         3.7 %               1.4e-4     -                  -
+    nf4 (attack)      0.25  1.4e-3         17 %                0.002      0 %                +0 points
+    nf4 (attack)      0.5   2.8e-3         25 %                0.008      0 %                +0 points
+    nf4 (attack)      1     5.6e-3         41 %                -          0 %                +0 points
+
+``c = 0.5`` is the default: it already removes the attack, and its fp32 drift is about the size of NF4's own
+rounding error, half of what ``c = 1`` costs.  An attacker who expects the noise can shrink his box by a few
+sigma (:mod:`compsec.defend.adaptive`); a larger ``c`` is the defender's answer, at an fp32 cost.
+
 Worked example: int8 row abs-max ``a = 0.1`` gives intervals ``a / 127 = 7.9e-4`` wide, half-width ``3.9e-4``;
 NF4 with the same block abs-max has intervals about 10x wider, so int8 sets ``sigma = c * 3.9e-4``.
 
@@ -26,7 +40,7 @@ import torch
 
 from compsec.errors import InputError
 
-DEFAULT_C = 1.0
+DEFAULT_C = 0.5
 AUTO = "auto"
 CALIBRATION_WEIGHTS = 65536
 
