@@ -1,6 +1,8 @@
-"""``compsec demo --out DIR``: show the tiny assistant answering benign prompts and refusing harmful ones.
+"""``compsec demo --out DIR``: the main job, end to end on the embedded tiny assistant.
 
-Writes ``DIR/demo_tiny.jsonl`` (one line per prompt: prompt, kind, response, refused) and prints a table.
+First shows the assistant answering benign prompts and refusing harmful ones (``DIR/demo_tiny.jsonl``), then
+runs :func:`compsec.demo.pipeline.run_demo` (audits, attack, scans, hardening) and writes ``DIR/index.html``.
+``--quick`` stops after the first part.
 """
 
 from __future__ import annotations
@@ -27,8 +29,10 @@ DEMO_PROMPTS = (
 def demo(
     out: str = typer.Option(..., "--out", help="Folder for the demo's outputs (created if missing)."),
     device: str = typer.Option("cpu", help="Torch device to run the model on, e.g. cpu or cuda:0."),
+    quick: bool = typer.Option(False, "--quick", help="Only show the tiny assistant answering and refusing."),
+    probe_limit: int = typer.Option(24, help="Probes per set in each audit (more is slower and tighter)."),
 ) -> int:
-    """Train or load the tiny assistant and show how it answers and refuses."""
+    """Run everything compsec is for on the tiny assistant: audit, attack, scan, harden; write index.html."""
     from compsec.tiny.assistant import load_tiny_assistant
     from compsec.tiny.chat import generate
     from compsec.tiny.corpus import is_refusal
@@ -46,7 +50,36 @@ def demo(
     with open(folder / "demo_tiny.jsonl", "w", encoding="utf-8") as handle:
         handle.writelines(json.dumps(row) + "\n" for row in rows)
     _print_table(rows)
+    if quick:
+        return EXIT_OK
+    from compsec.demo.pipeline import DemoConfig, run_demo
+
+    headline = run_demo(DemoConfig(out=out, device=device, probe_limit=probe_limit), say=typer.echo)
+    _print_headline(headline)
+    typer.echo(f"open {folder / 'index.html'}")
     return EXIT_OK
+
+
+def _print_headline(headline: dict) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="compsec demo: key numbers")
+    table.add_column("what")
+    table.add_column("value", overflow="fold")
+    for key, value in headline.items():
+        table.add_row(key, _short(value))
+    Console().print(table)
+
+
+def _short(value) -> str:
+    if isinstance(value, dict):
+        return ", ".join(f"{k}={_short(v)}" for k, v in value.items()) or "-"
+    if isinstance(value, float):
+        return f"{value:.3f}"
+    if isinstance(value, list):
+        return "; ".join(map(str, value)) or "-"
+    return str(value)
 
 
 def _print_table(rows: list[dict]) -> None:

@@ -1,0 +1,41 @@
+"""``compsec layers MODEL --format nf4``: rank tensors by relative quantization error, with the weight
+magnitudes and preimage interval widths of each (wider intervals leave an attacker more room)."""
+
+from __future__ import annotations
+
+import json
+
+import typer
+
+from compsec.cli.main import EXIT_OK, app
+
+
+@app.command("layers")
+def layers(
+    model: str = typer.Argument(..., help="Model folder (safetensors + config.json), .safetensors or .gguf."),
+    format: str = typer.Option("nf4", "--format", help="A registered format name, e.g. nf4, int8, q4_0, int4-rtn."),
+    json_out: str = typer.Option(None, "--json", help="Also write the rows as JSON to this file."),
+    top: int = typer.Option(20, help="Rows to print (all rows go to --json)."),
+) -> int:
+    """Rank MODEL's quantizable tensors by relative quantization error under --format."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from compsec import formats
+    from compsec.formats.apply import layer_report
+    from compsec.models.io import load_model
+
+    fmt = formats.get(format)
+    loaded, _ = load_model(model)
+    rows = layer_report(loaded, fmt)
+    table = Table(title=f"{len(rows)} tensors under {fmt.name}, largest relative error first")
+    for column in ("tensor", "rel. error", "|w| median", "|w| p99", "width median", "width p90", "pinned"):
+        table.add_column(column)
+    for r in rows[:top]:
+        table.add_row(r.tensor, f"{r.relative_error:.4f}", f"{r.abs_median:.3g}", f"{r.abs_p99:.3g}",
+                      f"{r.width_median:.3g}", f"{r.width_p90:.3g}", f"{r.pinned:.1%}")
+    Console().print(table)
+    if json_out:
+        with open(json_out, "w", encoding="utf-8") as handle:
+            json.dump({"format": fmt.name, "tensors": [r.to_json() for r in rows]}, handle, indent=1)
+    return EXIT_OK

@@ -1,0 +1,1 @@
+"""The end-to-end demo (``compsec demo``): every capability of compsec, on the embedded tiny assistant."""
