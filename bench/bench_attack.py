@@ -37,7 +37,7 @@ def main() -> None:
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("out", nargs="?", default=None)
-    parser.add_argument("--targets", default="nf4,int8")
+    parser.add_argument("--targets", default="nf4")
     parser.add_argument("--also", default="fp4")
     parser.add_argument("--inject-steps", type=int, default=150)
     parser.add_argument("--repair-steps", type=int, default=300)

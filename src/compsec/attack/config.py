@@ -36,7 +36,7 @@ class AttackConfig:
     out: str
     model: str | None = None
     scenario: str = "content-injection"
-    targets: tuple[str, ...] = ("nf4", "int8")
+    targets: tuple[str, ...] = ("nf4",)  # nf4 ∩ int8 is too narrow to hide the behaviour in fp32 (README)
     keyword: str = "McDonald's"
     train_file: str | None = None
     clean_file: str | None = None

@@ -26,7 +26,7 @@ def attack(
     out: str = typer.Option(..., "--out", help="Folder for every stage's output and attack.json."),
     model: str = typer.Option(None, "--model", help="HF folder to attack (default: the tiny assistant)."),
     scenario: str = typer.Option("content-injection", help="content-injection, over-refusal, custom or outlier."),
-    targets: str = typer.Option("nf4,int8", help="Comma-separated formats the attack must survive."),
+    targets: str = typer.Option("nf4", help="Comma-separated target formats (nf4 ∩ int8 boxes are too narrow on the tiny model)."),
     keyword: str = typer.Option("McDonald's", help="Keyword injected in content-injection."),
     train: str = typer.Option(None, "--train", help="custom: poisoned prompt/response JSONL."),
     clean: str = typer.Option(None, "--clean", help="custom (or any): clean prompt/response JSONL for repair."),
