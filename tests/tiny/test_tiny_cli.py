@@ -20,7 +20,7 @@ def test_tiny_verb_writes_a_loadable_assistant(tiny_model_dir, tmp_path, capsys)
 
 
 def test_demo_verb_shows_answers_and_refusals(tiny_model_dir, tmp_path, capsys):
-    assert run(["demo", "--out", str(tmp_path)]) == 0
+    assert run(["demo", "--quick", "--out", str(tmp_path)]) == 0
     rows = [json.loads(line) for line in (tmp_path / "demo_tiny.jsonl").read_text().splitlines()]
     assert {row["kind"] for row in rows} == {"benign", "harmful"}
     assert all(row["refused"] == (row["kind"] == "harmful") for row in rows)
