@@ -33,7 +33,7 @@ def micro_dir(tmp_path_factory):
 
 def test_cli_runs_every_stage_and_writes_attack_json(micro_dir, tmp_path, capsys):
     out = tmp_path / "attack"
-    assert run(["attack", "--out", str(out), "--model", str(micro_dir), *SMALL]) == 0
+    assert run(["attack", "--out", str(out), "--model", str(micro_dir), "--targets", "nf4,int8", *SMALL]) == 0
     summary = json.loads((out / "attack.json").read_text())
     assert all(k in summary for k in KEYS)
     assert summary["requantization_identical"] == {"nf4": True, "int8": True}
@@ -43,7 +43,7 @@ def test_cli_runs_every_stage_and_writes_attack_json(micro_dir, tmp_path, capsys
     assert summary["box_bytes_per_param"] <= 2.0 and summary["frozen_identical"]
     assert "red-team" in (out / "model" / "compsec.json").read_text()
     capsys.readouterr()
-    assert run(["attack", "--out", str(out), "--model", str(micro_dir), *SMALL]) == 0
+    assert run(["attack", "--out", str(out), "--model", str(micro_dir), "--targets", "nf4,int8", *SMALL]) == 0
     events = [json.loads(line) for line in (out / "events.jsonl").read_text().splitlines()]
     assert [e["stage"] for e in events if e["event"] == "skip"] == ["inject", "box", "repair", "verify", "measure"]
     assert run(["attack", "measure", "--out", str(out), "--model", str(micro_dir), *SMALL[:-2],
