@@ -42,6 +42,8 @@ def test_cli_runs_every_stage_and_writes_attack_json(micro_dir, tmp_path, capsys
     assert summary["ablation"]["without_pgd"]["requantization_identical"] == {"nf4": False, "int8": False}
     assert summary["box_bytes_per_param"] <= 2.0 and summary["frozen_identical"]
     assert "red-team" in (out / "model" / "compsec.json").read_text()
+    provenance = json.loads((out / "model" / "provenance.json").read_text())
+    assert provenance["operation"] == "attack-content-injection" and provenance["parameters"]["red_team"] is True
     capsys.readouterr()
     assert run(["attack", "--out", str(out), "--model", str(micro_dir), "--targets", "nf4,int8", *SMALL]) == 0
     events = [json.loads(line) for line in (out / "events.jsonl").read_text().splitlines()]

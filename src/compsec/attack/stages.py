@@ -108,6 +108,7 @@ def verify_stage(config: AttackConfig) -> dict:
     names = constrained_names(reference, fmts)
     info = {"scenario": config.scenario, "targets": ",".join(config.targets), "keyword": config.keyword}
     save_attacked(model, tokenizer, config.folder / "model", config.storage, info)
+    _record_provenance(config, "attack-" + config.scenario)
     result = requantization_report(config.folder / "model", reference, names, fmts, config.storage)
     if (config.folder / "ablation").is_dir():
         ablation, _ = load_stage_model(config, "ablation")
@@ -147,4 +148,15 @@ def outlier_stage(config: AttackConfig) -> dict:
              for fmt in fmts}
     info = {"scenario": "outlier", "targets": ",".join(config.targets), "layers": str(config.outlier_layers)}
     save_attacked(model, tokenizer, config.folder / "model", config.storage, info)
+    _record_provenance(config, "attack-outlier")
     return {**summary, "zero_code_fraction": zeros, "weights": names}
+
+
+def _record_provenance(config: AttackConfig, operation: str) -> None:
+    """Provenance of the red-team artifact DIR/model: its source model, the attack's whole config and seed."""
+    from compsec.integrity.provenance import record_provenance
+    from compsec.tiny.assistant import tiny_assistant_dir
+
+    source = config.model or tiny_assistant_dir()
+    params = {**config.to_json(), "red_team": True}
+    record_provenance(config.folder / "model", source, operation, params, seed=config.seed, created=False)
