@@ -43,7 +43,7 @@ def test_config_rejects_what_cannot_run(tmp_path):
 
 def test_changing_targets_reruns_box_and_later_but_not_inject(tmp_path):
     a = stage_hashes(AttackConfig(out=str(tmp_path)))
-    b = stage_hashes(AttackConfig(out=str(tmp_path), targets=("nf4",)))
+    b = stage_hashes(AttackConfig(out=str(tmp_path), targets=("nf4", "int8")))
     assert a["inject"] == b["inject"]
     assert all(a[s] != b[s] for s in ("box", "repair", "verify", "measure"))
     c = stage_hashes(AttackConfig(out=str(tmp_path), probe_limit=5))
