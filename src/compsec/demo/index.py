@@ -39,6 +39,8 @@ def _position_histogram(out: Path, fmt_name: str = "nf4") -> str | None:
 
     tensor = "model.layers.0.mlp.down_proj.weight"
     sources = {"benign (tiny assistant)": tiny_assistant_dir(), "attacked (after PGD repair)": out / "attack" / "model"}
+    if not (out / "attack" / "model").is_dir():
+        return None
     fmt = formats.get(fmt_name)
     positions = {}
     for label, folder in sources.items():
