@@ -58,7 +58,7 @@ def run(argv: list[str] | None = None) -> int:
         return _fail(RuntimeError("aborted"))
     except (CompsecError, OSError, ValueError) as err:
         return _fail(err)
-    except Exception as err:
+    except Exception as err:  # noqa: BLE001  (the CLI's last line of defence: one line, exit 2)
         if _is_usage_error(err):  # typer vendors click: its exceptions carry show() and exit_code
             err.show()
             return EXIT_ERROR

@@ -21,9 +21,12 @@ from __future__ import annotations
 
 import abc
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 import torch
+
+if TYPE_CHECKING:
+    from compsec.formats.compact import CompactBox
 
 STORAGE_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
 
@@ -43,7 +46,7 @@ class Quantized:
     dtype: torch.dtype
     meta: dict = field(default_factory=dict)
 
-    def same_as(self, other: "Quantized") -> bool:
+    def same_as(self, other: Quantized) -> bool:
         """True when codes and every scale are bit-identical (NaN-safe; -0.0 differs from +0.0)."""
         if self.shape != tuple(other.shape) or set(self.scales) != set(other.scales):
             return False
@@ -51,7 +54,7 @@ class Quantized:
             return False
         return all(_bits_equal(self.scales[k], other.scales[k]) for k in self.scales)
 
-    def mismatch(self, other: "Quantized") -> str | None:
+    def mismatch(self, other: Quantized) -> str | None:
         """One line describing the first difference from ``other``, or None when they are identical."""
         if self.shape != tuple(other.shape):
             return f"shape {self.shape} != {tuple(other.shape)}"
@@ -106,7 +109,7 @@ class Box:
         """Project ``w`` into the box in place (one fused kernel per bound) and return it."""
         return torch.clamp_(w, min=self.lo, max=self.hi)
 
-    def intersect(self, other: "Box") -> "Box":
+    def intersect(self, other: Box) -> Box:
         """The box of weights that keep both quantizations; raises if the intervals do not overlap."""
         lo, hi = torch.maximum(self.lo, other.lo), torch.minimum(self.hi, other.hi)
         if bool((lo > hi).any()):
@@ -162,7 +165,7 @@ class Format(abc.ABC):
         """Position of each weight in its interval: 0 lower edge, 1 upper edge, NaN for pinned elements."""
         return self.preimage(w).positions(w)
 
-    def compact_box(self, w: torch.Tensor, storage_dtype: torch.dtype | None = None) -> "CompactBox":
+    def compact_box(self, w: torch.Tensor, storage_dtype: torch.dtype | None = None) -> CompactBox:
         """A small stand-in for :meth:`preimage` (codes, scales and the pinned mask) that rebuilds the box."""
         from compsec.formats.compact import CompactBox
 
