@@ -60,8 +60,8 @@ def load_tiny_assistant(folder: Path | None = None, device: str | torch.device =
 
     folder = Path(folder) if folder is not None else tiny_assistant_dir()
     verify_folder(folder)
-    model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32).to(device).eval()
-    tokenizer = AutoTokenizer.from_pretrained(folder)
+    model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32, local_files_only=True).to(device).eval()
+    tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
     return model, tokenizer
 
 
