@@ -10,7 +10,7 @@ import pytest
 from compsec.audit.config import AuditConfig
 from compsec.audit.runner import run_audit
 from compsec.demo.index import write_index
-from compsec.demo.pipeline import _headline, _scan
+from compsec.demo.pipeline import _headline, _scan, _survival
 
 pytestmark = pytest.mark.browser
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -38,13 +38,14 @@ def _render(page: Path, tmp_path: Path) -> tuple[str, list[str], Path]:
 
 @pytest.fixture(scope="module")
 def demo_folder(tiny_model_dir, tmp_path_factory):
-    """A demo folder with a real (small) audit and real scans of the tiny assistant."""
+    """A demo folder with a real (small) audit, real scans of the tiny assistant and a real digits survival run."""
     out = tmp_path_factory.mktemp("demo")
     summary = run_audit(AuditConfig(model=str(tiny_model_dir), out=str(out / "audit-benign"), variants=("int2-rtn",),
                                     probes=("refusal", "over-refusal"), limit=3, max_new_tokens=8,
                                     contrast=False)).summary
     scans = {"benign": _scan(tiny_model_dir, out / "scan-benign.json"),
              "attacked": _scan(tiny_model_dir, out / "scan-attacked.json")}
+    _survival(out / "survival", seed=0)
     write_index(out, _headline(summary, {}, summary, scans, summary, "McDonald's"))
     return out
 
@@ -67,7 +68,7 @@ def test_audit_report_renders_without_console_errors(demo_folder, tmp_path):
 def test_demo_index_renders_without_console_errors(demo_folder, tmp_path):
     dom, console, shot = _render(demo_folder / "index.html", tmp_path)
     assert console == []
-    for anchor in ('id="reports"', 'id="benign"', 'id="attack"', 'id="scan"'):
+    for anchor in ('id="reports"', 'id="benign"', 'id="attack"', 'id="scan"', 'id="survival"'):
         assert anchor in dom
     assert 'href="audit-benign/report.html"' in dom and "clean" in dom
     assert shot.stat().st_size > 10_000

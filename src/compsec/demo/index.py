@@ -21,7 +21,8 @@ def write_index(out: Path, headline: dict) -> Path:
     scans = {name: _load(out / f"scan-{name}.json") for name in ("benign", "attacked")}
     page = env.get_template("demo_index.html").render(
         headline=headline, reports=[(d, t) for d, t in REPORTS if (out / d / "report.html").is_file()],
-        scans=scans, histogram=_position_histogram(out), attack=_load(out / "attack" / "attack.json"))
+        scans=scans, histogram=_position_histogram(out), attack=_load(out / "attack" / "attack.json"),
+        survival=_load(out / "survival" / "survival.json").get("rows", []))
     path = out / "index.html"
     path.write_text(page, encoding="utf-8")
     return path

@@ -6,6 +6,7 @@
    ``audit-attacked``  audit the attacked model: clean in fp32, injecting once quantized;
 4. ``scan-*.json``     scan the benign and the attacked weights (clean vs suspicious, with reasons);
 5. ``hardened``        harden the attacked model with calibrated noise; ``audit-hardened`` re-audits it;
+   ``survival``        backdoor survival on the digits classifier (BadNets patch) under each compression;
 6. ``index.html``      links every report; :func:`run_demo` returns the key numbers for the terminal.
 
 Every step resumes: audits and the attack resume from their logs, the other steps skip finished outputs.
@@ -55,9 +56,10 @@ def run_demo(config: DemoConfig, say: Callable[[str], None] = print) -> dict:
     attacked = _audit(config, attacked_dir, out / "audit-attacked", ATTACKED_VARIANTS, ("injection", "refusal"))
     say("[4/6] scan the benign and the attacked weights")
     scans = {"benign": _scan(tiny, out / "scan-benign.json"), "attacked": _scan(attacked_dir, out / "scan-attacked.json")}
-    say("[5/6] harden the attacked model (noise auto) and re-audit it")
+    say("[5/6] harden the attacked model (noise auto), re-audit it; backdoor survival on digits")
     hardened_dir = _harden(attacked_dir, out / "hardened", config.seed)
     hardened = _audit(config, hardened_dir, out / "audit-hardened", ATTACKED_VARIANTS, ("injection", "refusal"))
+    _survival(out / "survival", config.seed)
     say("[6/6] write index.html")
     headline = _headline(benign, attack, attacked, scans, hardened, config.keyword)
     (out / "demo.json").write_text(json.dumps(headline, indent=1), encoding="utf-8")
@@ -99,6 +101,14 @@ def _harden(model_dir: Path, out: Path, seed: int) -> Path:
     if not (out / "config.json").is_file():
         harden_folder(model_dir, out, HardenConfig(noise="auto", formats=ATTACK_TARGETS, seed=seed))
     return out
+
+
+def _survival(out: Path, seed: int) -> None:
+    from compsec.survival.table import DEFAULT_COMPRESSIONS, run_survival, write_survival
+
+    if not (out / "survival.json").is_file():
+        rows = run_survival("digits", list(DEFAULT_COMPRESSIONS), seed, "cpu", None)
+        write_survival(out, rows, {"fixture": "digits", "compressions": list(DEFAULT_COMPRESSIONS), "seed": seed})
 
 
 def _rates(summary: dict, key: str) -> dict:
