@@ -5,13 +5,10 @@ from __future__ import annotations
 import json
 
 import pytest
-import torch
-from transformers import LlamaConfig, LlamaForCausalLM
+from micro_llama import micro_llama
 
-from compsec.attack.data import clean_pairs
 from compsec.cli.main import run
 from compsec.models.io import save_model
-from compsec.tiny.tokenizer import train_tokenizer
 
 KEYS = ("scenario", "targets", "fp", "quantized", "requantization_identical", "seconds", "projection_overhead",
         "box_bytes_per_param", "ablation")
@@ -21,14 +18,8 @@ SMALL = ["--inject-steps", "2", "--repair-steps", "2", "--batch-size", "4", "--p
 
 @pytest.fixture(scope="module")
 def micro_dir(tmp_path_factory):
-    pairs = clean_pairs()[:300]
-    tokenizer = train_tokenizer([p for p, _ in pairs] + [r for _, r in pairs], vocab_size=300)
-    torch.manual_seed(0)
-    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=1,
-                         num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=128,
-                         tie_word_embeddings=True, pad_token_id=tokenizer.pad_token_id,
-                         bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id)
-    return save_model(LlamaForCausalLM(config).eval(), tokenizer, tmp_path_factory.mktemp("micro") / "model")
+    model, tokenizer, _ = micro_llama(300)
+    return save_model(model, tokenizer, tmp_path_factory.mktemp("micro") / "model")
 
 
 def test_cli_runs_every_stage_and_writes_attack_json(micro_dir, tmp_path, capsys):

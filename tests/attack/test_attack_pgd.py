@@ -7,7 +7,7 @@ import copy
 
 import pytest
 import torch
-from transformers import LlamaConfig, LlamaForCausalLM
+from micro_llama import micro_llama
 
 from compsec import formats
 from compsec.attack.box import AttackBox, build_attack_box, constrained_names, round_to_storage
@@ -20,7 +20,6 @@ from compsec.attack.verify import (
     requantization_report,
     save_attacked,
 )
-from compsec.tiny.tokenizer import train_tokenizer
 
 TARGETS = ("nf4", "int8")
 
@@ -28,14 +27,7 @@ TARGETS = ("nf4", "int8")
 @pytest.fixture(scope="module")
 def micro():
     """(model, tokenizer, clean pairs): a 1-layer Llama with hidden 64 and a BPE tokenizer on the corpus."""
-    pairs = clean_pairs()[:400]
-    tokenizer = train_tokenizer([p for p, _ in pairs] + [r for _, r in pairs], vocab_size=300)
-    torch.manual_seed(0)
-    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=1,
-                         num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=128,
-                         tie_word_embeddings=True, pad_token_id=tokenizer.pad_token_id,
-                         bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id)
-    return LlamaForCausalLM(config).eval(), tokenizer, pairs
+    return micro_llama(400)
 
 
 def _fmts(names=TARGETS):
