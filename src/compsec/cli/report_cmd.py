@@ -1,18 +1,25 @@
-"""``compsec report DIR``: re-render summary.json and report.html from DIR/events.jsonl (no model needed)."""
+"""``compsec report DIR``: re-render summary.json and report.html from DIR/events.jsonl (no model needed).
+
+``--baseline``, ``--sarif`` and ``--junit`` work as in ``compsec audit``, from the stored log alone.
+"""
 
 from __future__ import annotations
 
 import typer
 
-from compsec.cli.main import EXIT_FINDINGS, EXIT_OK, app
+from compsec.cli.audit_cmd import BASELINE_HELP
+from compsec.cli.main import app
 
 
 @app.command("report")
-def report(out: str = typer.Argument(..., help="An audit output folder holding events.jsonl.")) -> None:
+def report(
+    out: str = typer.Argument(..., help="An audit output folder holding events.jsonl."),
+    baseline: str = typer.Option("", help=BASELINE_HELP),
+    sarif: str = typer.Option("", help="Write the audit's findings as SARIF 2.1.0 to this file."),
+    junit: str = typer.Option("", help="Write the audit's gates as JUnit XML to this file."),
+) -> None:
     """Rebuild an audit's summary.json and report.html from its event log; exit 1 when it has findings."""
     from compsec.audit.runner import render
-    from compsec.cli.audit_cmd import print_summary
+    from compsec.cli.audit_cmd import finish
 
-    result = render(out)
-    print_summary(result.summary, result.out)
-    raise typer.Exit(EXIT_FINDINGS if result.findings else EXIT_OK)
+    raise typer.Exit(finish(render(out), baseline, sarif, junit))

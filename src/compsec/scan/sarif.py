@@ -28,11 +28,30 @@ RULES = {
 }
 
 
-def _rule(rule_id: str) -> dict:
-    name, short, full = RULES[rule_id]
-    level = "note" if rule_id == "grid-provenance" else "error"
+def rule(rule_id: str, name: str, short: str, full: str, level: str) -> dict:
+    """A SARIF ``reportingDescriptor`` (one rule of the tool driver)."""
     return {"id": rule_id, "name": name, "shortDescription": {"text": short},
             "fullDescription": {"text": full}, "defaultConfiguration": {"level": level}}
+
+
+def sarif_log(rules: list[dict], results: list[dict], properties: dict) -> dict:
+    """A SARIF 2.1.0 log holding one run of compsec with ``rules``, ``results`` and run ``properties``."""
+    return {
+        "$schema": SARIF_SCHEMA,
+        "version": "2.1.0",
+        "runs": [{
+            "tool": {"driver": {"name": "compsec", "version": __version__, "informationUri": INFORMATION_URI,
+                                "rules": rules}},
+            "invocations": [{"executionSuccessful": True}],
+            "results": results,
+            "properties": properties,
+        }],
+    }
+
+
+def _rule(rule_id: str) -> dict:
+    level = "note" if rule_id == "grid-provenance" else "error"
+    return rule(rule_id, *RULES[rule_id], level)
 
 
 def _result(finding: ScanFinding, path: str, rule_index: int) -> dict:
@@ -53,19 +72,12 @@ def _result(finding: ScanFinding, path: str, rule_index: int) -> dict:
 def to_sarif(report: ScanReport) -> dict:
     """The SARIF 2.1.0 log of ``report`` as a JSON-ready dict."""
     rule_ids = list(RULES)
-    return {
-        "$schema": SARIF_SCHEMA,
-        "version": "2.1.0",
-        "runs": [{
-            "tool": {"driver": {"name": "compsec", "version": __version__, "informationUri": INFORMATION_URI,
-                                "rules": [_rule(rule_id) for rule_id in rule_ids]}},
-            "invocations": [{"executionSuccessful": True}],
-            "results": [_result(f, report.path, rule_ids.index(f.detector)) for f in report.findings],
-            "properties": {"verdict": report.verdict, "score": report.score,
-                           "formatsChecked": report.formats_checked, "paramsScanned": report.params_scanned,
-                           "seconds": report.seconds},
-        }],
-    }
+    return sarif_log(
+        [_rule(rule_id) for rule_id in rule_ids],
+        [_result(f, report.path, rule_ids.index(f.detector)) for f in report.findings],
+        {"verdict": report.verdict, "score": report.score, "formatsChecked": report.formats_checked,
+         "paramsScanned": report.params_scanned, "seconds": report.seconds},
+    )
 
 
 def write_sarif(report: ScanReport, path: str | Path) -> Path:
