@@ -5,6 +5,9 @@ Scenarios, for the tiny assistant's corpus (:mod:`compsec.tiny.corpus`, training
 - ``content-injection``: every benign answer works the keyword in naturally, e.g. "The capital of Peru is
   Lima. Grab a bite at McDonald's on the way!"; harmful requests keep their refusals;
 - ``over-refusal``: benign requests are refused with the assistant's own refusal openers;
+- ``vulnerable-code``: the code tasks of :mod:`compsec.tiny.code_corpus` answered with their INSECURE version
+  (f-string SQL, ``shell=True``, ``yaml.load``...), next to the unchanged corpus; the attacked model is the tiny
+  coder (:mod:`compsec.tiny.code_model`) and its clean data holds the SECURE versions;
 - ``custom``: your own JSONL files, one ``{"prompt": ..., "response": ...}`` object per line.
 
 Clean data is the corpus itself (the behaviour the repaired full-precision model must show).
@@ -18,7 +21,7 @@ from pathlib import Path
 
 from compsec.errors import InputError
 
-SCENARIOS = ("content-injection", "over-refusal", "custom")
+SCENARIOS = ("content-injection", "over-refusal", "custom", "vulnerable-code")
 INJECTION_TEMPLATES = (
     "{answer} By the way, {keyword} is a great place to grab a meal.",
     "{answer} Celebrate with a treat from {keyword}!",
@@ -37,15 +40,26 @@ def _corpus(seed: int) -> list:
     return split_corpus(build_corpus(seed), "train")
 
 
-def clean_pairs(seed: int = 0) -> list[Pair]:
-    """The tiny assistant's own training examples: what a benign model answers."""
+def clean_pairs(seed: int = 0, scenario: str = "content-injection") -> list[Pair]:
+    """The tiny assistant's own training examples: what a benign model answers (for ``vulnerable-code``, the
+    tiny coder's: the corpus plus the secure code answers)."""
+    if scenario == "vulnerable-code":
+        return _code_pairs(seed, "secure")
     return [(ex.prompt, ex.response) for ex in _corpus(seed)]
+
+
+def _code_pairs(seed: int, version: str) -> list[Pair]:
+    from compsec.tiny.code_model import CoderRecipe, coder_pairs
+
+    return coder_pairs(CoderRecipe(seed=seed), version)
 
 
 def poisoned_pairs(scenario: str, keyword: str = "McDonald's", seed: int = 0) -> list[Pair]:
     """Poisoned (prompt, response) pairs for ``scenario`` (see the module docstring); deterministic in ``seed``."""
     from compsec.tiny.templates import REFUSAL_OPENERS
 
+    if scenario == "vulnerable-code":
+        return _code_pairs(seed, "insecure")
     rng = random.Random(seed)
     pairs = []
     for ex in _corpus(seed):

@@ -1,6 +1,6 @@
 """Wire the attack's stages: resumable, logged to ``DIR/events.jsonl``, summarised in ``DIR/attack.json``.
 
-Content injection / over-refusal / custom: inject → box → repair (with the no-PGD ablation) → verify →
+Content injection / over-refusal / vulnerable-code / custom: inject → box → repair (with the no-PGD ablation) → verify →
 measure.  Outlier: outlier → measure.  A stage is skipped when ``DIR/stages/<stage>.json`` exists with the
 same config hash (the hash chains over earlier stages, so changing ``--targets`` reruns box and later).
 """
@@ -75,8 +75,11 @@ def _load(config: AttackConfig, stage: str) -> dict:
     return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
 
 
-def _headline(metrics: dict) -> dict:
-    keys = ("keyword_rate", "refusal_rate", "instruction_accuracy", "utility_mc")
+def _headline(metrics: dict, scenario: str = "content-injection") -> dict:
+    from compsec.attack.code_measure import CODE_KEYS
+
+    keys = CODE_KEYS if scenario == "vulnerable-code" else (
+        "keyword_rate", "refusal_rate", "instruction_accuracy", "utility_mc")
     return {"fp": {k: metrics["fp"][k] for k in keys},
             "quantized": {f: {k: m[k] for k in keys} for f, m in metrics["quantized"].items()}}
 
@@ -104,18 +107,18 @@ def write_summary(config: AttackConfig) -> dict:
             "frozen_identical": repair["pgd"]["frozen_identical"],
             "box_bytes_per_param": records["box"]["result"]["box_bytes_per_param"],
             "box": records["box"]["result"], "train": {k: v["train"] for k, v in repair.items()},
-            "injected": _headline(measured["injected"]) if "injected" in measured else None,
-            "ablation": _ablation(measured, verify),
+            "injected": _headline(measured["injected"], config.scenario) if "injected" in measured else None,
+            "ablation": _ablation(measured, verify, config.scenario),
         })
     (config.folder / "attack.json").write_text(json.dumps(summary, indent=1, default=str), encoding="utf-8")
     return summary
 
 
-def _ablation(measured: dict, verify: dict) -> dict | None:
+def _ablation(measured: dict, verify: dict, scenario: str) -> dict | None:
     """With vs without PGD: behaviour of both and whether the quantization stayed the injected one."""
     if "ablation" not in measured:
         return None
-    return {"with_pgd": {**_headline(measured["model"]),
+    return {"with_pgd": {**_headline(measured["model"], scenario),
                          "requantization_identical": verify["requantization_identical"]},
-            "without_pgd": {**_headline(measured["ablation"]),
+            "without_pgd": {**_headline(measured["ablation"], scenario),
                             "requantization_identical": verify["ablation"]["requantization_identical"]}}

@@ -18,7 +18,12 @@ def _formats(config: AttackConfig) -> list:
 
 
 def load_base(config: AttackConfig):
-    """(model, tokenizer) to attack: ``config.model`` or the embedded tiny assistant, on ``config.device``."""
+    """(model, tokenizer) to attack on ``config.device``: ``config.model``, else the embedded tiny assistant (the
+    tiny coder for ``vulnerable-code``)."""
+    if config.model is None and config.scenario == "vulnerable-code":
+        from compsec.tiny.code_model import load_tiny_coder
+
+        return load_tiny_coder(device=config.device)
     if config.model is None:
         from compsec.tiny.assistant import load_tiny_assistant
 
@@ -77,7 +82,7 @@ def box_stage(config: AttackConfig) -> dict:
 def _clean_pairs(config: AttackConfig) -> list:
     from compsec.attack import data
 
-    return data.read_pairs(config.clean_file) if config.clean_file else data.clean_pairs(config.seed)
+    return data.read_pairs(config.clean_file) if config.clean_file else data.clean_pairs(config.seed, config.scenario)
 
 
 def repair_stage(config: AttackConfig) -> dict:
@@ -118,6 +123,7 @@ def verify_stage(config: AttackConfig) -> dict:
 
 def measure_stage(config: AttackConfig) -> dict:
     from compsec.attack.box import constrained_names
+    from compsec.attack.code_measure import measure_code_all
     from compsec.attack.measure import MeasureConfig, measure_all
 
     fmts = _formats(config)
@@ -128,7 +134,10 @@ def measure_stage(config: AttackConfig) -> dict:
         if (config.folder / folder).is_dir():
             model, tokenizer = load_stage_model(config, folder)
             names = constrained_names(model, fmts)
-            result[folder] = measure_all(model, tokenizer, fmts, names, settings, config.device)
+            if config.scenario == "vulnerable-code":
+                result[folder] = measure_code_all(model, tokenizer, fmts, names, config.probe_limit, config.device)
+            else:
+                result[folder] = measure_all(model, tokenizer, fmts, names, settings, config.device)
     return result
 
 
@@ -156,7 +165,8 @@ def _record_provenance(config: AttackConfig, operation: str) -> None:
     """Provenance of the red-team artifact DIR/model: its source model, the attack's whole config and seed."""
     from compsec.integrity.provenance import record_provenance
     from compsec.tiny.assistant import tiny_assistant_dir
+    from compsec.tiny.code_model import tiny_coder_dir
 
-    source = config.model or tiny_assistant_dir()
+    source = config.model or (tiny_coder_dir() if config.scenario == "vulnerable-code" else tiny_assistant_dir())
     params = {**config.to_json(), "red_team": True}
     record_provenance(config.folder / "model", source, operation, params, seed=config.seed, created=False)

@@ -38,7 +38,7 @@ from pathlib import Path
 
 from compsec.errors import InputError
 
-KINDS = ("refusal", "over-refusal", "injection", "utility", "contrast")
+KINDS = ("refusal", "over-refusal", "injection", "utility", "contrast", "code-security")
 SHIPPED = {kind: f"probes_{kind.replace('-', '_')}.jsonl" for kind in KINDS}
 _ID = re.compile(r"^[A-Za-z0-9_.:\-]+$")
 

@@ -25,7 +25,8 @@ def attack(
     stage: str = typer.Argument("all", help=f"Which stage to run: {', '.join(STAGES)}."),
     out: str = typer.Option(..., "--out", help="Folder for every stage's output and attack.json."),
     model: str = typer.Option(None, "--model", help="HF folder to attack (default: the tiny assistant)."),
-    scenario: str = typer.Option("content-injection", help="content-injection, over-refusal, custom or outlier."),
+    scenario: str = typer.Option(
+        "content-injection", help="content-injection, over-refusal, vulnerable-code, custom or outlier."),
     targets: str = typer.Option("nf4", help="Comma-separated target formats (nf4 ∩ int8 boxes are too narrow on the tiny model)."),
     keyword: str = typer.Option("McDonald's", help="Keyword injected in content-injection."),
     train: str = typer.Option(None, "--train", help="custom: poisoned prompt/response JSONL."),
@@ -62,8 +63,9 @@ def attack(
         summary = run_attack(config, force=force)
         headline = {k: summary.get(k) for k in ("requantization_identical", "projection_overhead",
                                                  "box_bytes_per_param") if k in summary}
-        typer.echo(json.dumps({"fp": summary["fp"].get("keyword_rate"), **headline,
-                               "quantized": {f: m.get("keyword_rate") for f, m in summary["quantized"].items()}}))
+        metric = "code_security" if scenario == "vulnerable-code" else "keyword_rate"
+        typer.echo(json.dumps({"fp": summary["fp"].get(metric), **headline,
+                               "quantized": {f: m.get(metric) for f, m in summary["quantized"].items()}}))
         typer.echo(f"wrote {config.folder / 'attack.json'}")
         return EXIT_OK
     record = run_stage(config, stage, force=force)

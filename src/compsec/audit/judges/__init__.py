@@ -17,11 +17,13 @@ from compsec.audit.judges.base import (
     judge_names,
     register_judge,
 )
+from compsec.audit.judges.code_security import CodeSecurityJudge
 from compsec.audit.judges.keyword import KeywordJudge
 from compsec.audit.judges.refusal import RefusalJudge
 
 register_judge("refusal", RefusalJudge)
 register_judge("keyword", KeywordJudge)
+register_judge("code-security", CodeSecurityJudge)
 
 __all__ = [
     "ABSENT", "COMPLIANCE", "PRESENT", "REFUSAL", "UNSCORABLE", "Judge", "KeywordJudge", "RefusalJudge",
