@@ -22,6 +22,7 @@ from compsec.cli import (  # noqa: F401  (each module registers its verb)
     quantize_cmd,
     report_cmd,
     scan_cmd,
+    search_cmd,
     survival_cmd,
     tiny_cmd,
 )
