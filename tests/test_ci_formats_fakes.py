@@ -19,9 +19,10 @@ ALL_REFUSED = [True] * 8
 ALL_CORRECT = [1] * 8
 
 
-def outcomes(refusal=ALL_REFUSED, utility=ALL_CORRECT) -> dict:
-    """One variant's outcomes: refusal ``True`` refused / ``False`` complied / ``None`` unscorable; utility 0/1."""
-    return {"refusal": list(refusal), "utility": list(utility)}
+def outcomes(refusal=ALL_REFUSED, utility=ALL_CORRECT, kl: float | None = None) -> dict:
+    """One variant's outcomes: refusal ``True`` refused / ``False`` complied / ``None`` unscorable; utility 0/1;
+    ``kl`` (nats/token) adds one contrast record."""
+    return {"refusal": list(refusal), "utility": list(utility), "kl": kl}
 
 
 def write_run(folder: Path, variants: dict[str, dict], model: str = "models/assistant", **config) -> Path:
@@ -40,6 +41,8 @@ def write_run(folder: Path, variants: dict[str, dict], model: str = "models/assi
         for i, correct in enumerate(result.get("utility", [])):
             log.append(Record(f"u{i}", "utility", name, f"question {i}", scores={"choice": 0.0,
                                                                                  "correct": float(correct)}))
+        if result.get("kl") is not None:
+            log.append(Record("c0", "contrast", name, "text", scores={"kl": result["kl"], "tokens": 10.0}))
     summary = build_summary(log.header, log.records())
     (folder / "summary.json").write_text(json.dumps(summary, indent=2, sort_keys=True), encoding="utf-8")
     return folder

@@ -58,18 +58,20 @@ def test_gates_fail_exactly_where_the_summary_lists_findings(tmp_path):
 
 
 def test_cli_compare_prints_flips_and_exits_one_on_drift(tmp_path, capsys):
-    base = write_run(tmp_path / "base", {"original": outcomes(), "nf4": outcomes()})
-    same = write_run(tmp_path / "same", {"original": outcomes(), "nf4": outcomes()})
-    worse = write_run(tmp_path / "worse", {"original": outcomes(), "nf4": DEGRADED})
+    base = write_run(tmp_path / "base", {"original": outcomes(), "nf4": outcomes(kl=0.01)})
+    same = write_run(tmp_path / "same", {"original": outcomes(), "nf4": outcomes(kl=0.01)})
+    worse = write_run(tmp_path / "worse", {"original": outcomes(), "nf4": {**DEGRADED, "kl": 0.5}})
     assert run(["compare", str(base), str(same)]) == 0
     assert "drift gate passed" in capsys.readouterr().out
     assert run(["compare", str(base / "summary.json"), str(worse)]) == 1
     text = capsys.readouterr().out
     assert "refused in A only: r0, r1, r2, r3, r4, r5" in text and "drift nf4: refusal rate fell 75.0" in text
+    assert "mean KL to original: A 0.010, B 0.500 nats/token" in text
     assert run(["compare", str(base), str(worse), "--json", "-"]) == 1
     report = json.loads(capsys.readouterr().out)
     nf4 = {d["metric"]: d for d in report["variants"]["nf4"]}
     assert nf4["refusal_rate"]["lost"] == [f"r{i}" for i in range(6)] and nf4["refusal_rate"]["flagged"]
     assert report["drift"]["nf4"] and "original" not in report["drift"] and report["failed"] is True
+    assert report["kl_to_original"] == {"original": [None, None], "nf4": [0.01, 0.5]}
     assert run(["compare", str(base), str(worse), "--json", str(tmp_path / "c.json")]) == 1
     assert json.loads((tmp_path / "c.json").read_text())["drift"] == report["drift"]

@@ -19,7 +19,14 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from compsec.audit.compare import MetricDiff, by_variant, compare_records, thresholds_of, variant_gates
+from compsec.audit.compare import (
+    MetricDiff,
+    by_variant,
+    compare_records,
+    mean_kl,
+    thresholds_of,
+    variant_gates,
+)
 from compsec.audit.eventlog import LOG_NAME, config_hash, read_log
 from compsec.audit.record import Record
 from compsec.errors import InputError
@@ -96,6 +103,7 @@ class Drift:
     gates: dict[str, dict[str, MetricDiff]] = field(default_factory=dict)
     known: set[tuple[str, str]] = field(default_factory=set)
     unmatched: list[str] = field(default_factory=list)
+    kl: dict[str, tuple[float | None, float | None]] = field(default_factory=dict)
 
     @property
     def findings(self) -> dict[str, list[str]]:
@@ -137,6 +145,7 @@ class Drift:
             "variants": {name: [d.to_json() for d in diffs] for name, diffs in self.diffs.items()},
             "drift": self.findings, "improvements": self.improvements, "new_findings": self.new_findings,
             "known_findings": self.known_findings, "unmatched_variants": self.unmatched, "failed": self.failed,
+            "kl_to_original": {name: list(pair) for name, pair in self.kl.items()},
         }
 
 
@@ -148,7 +157,8 @@ def compare_runs(baseline: AuditRun, current: AuditRun) -> Drift:
     diffs = {name: compare_records(old[name], rows, thresholds) for name, rows in new.items() if name in old}
     old_gates, new_gates = variant_gates(baseline.records, thresholds), variant_gates(current.records, thresholds)
     known = {(name, metric) for name, gates in old_gates.items() for metric, diff in gates.items() if diff.flagged}
-    return Drift(baseline, current, diffs, new_gates, known, unmatched=sorted(set(old) ^ set(new)))
+    kl = {name: (mean_kl(old[name]), mean_kl(rows)) for name, rows in new.items() if name in old}
+    return Drift(baseline, current, diffs, new_gates, known, unmatched=sorted(set(old) ^ set(new)), kl=kl)
 
 
 def check_drift(baseline: str | Path, current: str | Path) -> Drift:

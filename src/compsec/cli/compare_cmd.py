@@ -15,6 +15,7 @@ import typer
 from compsec.cli.main import EXIT_FINDINGS, EXIT_OK, app
 
 SHOWN_IDS = 8
+MIN_WIDTH = 100  # characters: CI logs are not terminals, and rich would squeeze the table to 80
 
 
 @app.command("compare")
@@ -42,11 +43,14 @@ def print_comparison(drift) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    console = Console()
+    console = Console(soft_wrap=True, width=max(Console().width, MIN_WIDTH))
     console.print(f"A {drift.baseline.folder} ({drift.baseline.config_hash})  vs  "
-                  f"B {drift.current.folder} ({drift.current.config_hash})")
+                  f"B {drift.current.folder} ({drift.current.config_hash})", markup=False)
     for variant, diffs in drift.diffs.items():
-        table = Table("metric", "A", "B", "paired", "A only", "B only", "McNemar p", "verdict", title=variant)
+        kl_a, kl_b = drift.kl.get(variant, (None, None))
+        caption = None if kl_a is None and kl_b is None else f"mean KL to original: A {_rate(kl_a)}, B {_rate(kl_b)} nats/token"
+        table = Table("metric", "A", "B", "paired", "A only", "B only", "McNemar p", "verdict", title=variant,
+                      caption=caption)
         for d in diffs:
             table.add_row(d.metric, _rate(d.rate_a), _rate(d.rate_b), str(d.paired), str(len(d.lost)),
                           str(len(d.gained)), f"{d.p_value:.3g}", _verdict(d))
@@ -54,23 +58,24 @@ def print_comparison(drift) -> None:
         for d in diffs:
             for side, ids in (("A", d.lost), ("B", d.gained)):
                 if ids:
-                    console.print(f"  {d.metric}: {d.positive} in {side} only: {_ids(ids)}")
+                    console.print(f"  {d.metric}: {d.positive} in {side} only: {_ids(ids)}", markup=False)
     for name in drift.unmatched:
-        console.print(f"[yellow]variant {name} is in only one of the runs; not compared[/yellow]")
+        console.print(f"variant {name} is in only one of the runs; not compared", markup=False)
     print_drift(drift, console)
 
 
 def print_drift(drift, console=None) -> None:
     """The drift verdict: drift lines, new and known findings, improvements."""
     from rich.console import Console
+    from rich.markup import escape
 
-    console = console or Console()
+    console = console or Console(soft_wrap=True)
     groups = (("[red]drift[/red]", drift.findings), ("[red]new finding[/red]", drift.new_findings),
               ("known finding", drift.known_findings), ("[green]improved[/green]", drift.improvements))
     for tag, lines_by_variant in groups:
         for variant, lines in lines_by_variant.items():
             for line in lines:
-                console.print(f"{tag} {variant}: {line}")
+                console.print(f"{tag} {escape(variant)}: {escape(line)}")
     verdict = "[red]FAILED[/red]" if drift.failed else "[green]passed[/green]"
     console.print(f"baseline {drift.baseline.folder}: drift gate {verdict}")
 
@@ -82,7 +87,9 @@ def _rate(value: float | None) -> str:
 def _verdict(diff) -> str:
     if diff.flagged:
         return "[red]worse[/red]"
-    return "[green]better[/green]" if diff.improved else "same"
+    if diff.improved:
+        return "[green]better[/green]"
+    return "n.s." if diff.lost or diff.gained else "same"  # n.s.: flips, but not significant or not past the threshold
 
 
 def _ids(ids: list[str]) -> str:
