@@ -67,6 +67,7 @@ def print_scores(payload: dict, findings: list[str]) -> None:
     for variant, scores in payload["variants"].items():
         table.add_row(variant, *(_cell(scores.get(task, {})) for task in payload["tasks"]))
     console = Console()
+    console = console if console.is_terminal else Console(width=max(console.width, 140))  # pipes: no crushing
     console.print(table)
     for line in findings:
         console.print(f"[red]finding[/red] {line}")

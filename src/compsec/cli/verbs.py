@@ -11,6 +11,7 @@ from compsec.cli import (  # noqa: F401  (each module registers its verb)
     demo_cmd,
     diff_cmd,
     distill_cmd,
+    garak_cmd,
     harden_cmd,
     heads_cmd,
     judges_cmd,
