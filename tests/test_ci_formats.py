@@ -115,6 +115,8 @@ def _compsec_commands(workflow: dict) -> list[list[str]]:
 def test_the_documented_workflow_runs_only_existing_verbs_and_options():
     import typer.main
 
+    from compsec import formats
+    from compsec.audit.variants import resolve_variant
     from compsec.cli.main import _register_verbs, app
 
     workflow = yaml.safe_load(WORKFLOW.read_text())
@@ -131,6 +133,10 @@ def test_the_documented_workflow_runs_only_existing_verbs_and_options():
                 for s in workflow["jobs"]["compsec"]["steps"] if "with" in s}
     assert {"scan.sarif", "audit.sarif", "audit-junit.xml"} <= written <= uploaded
     assert workflow["permissions"]["security-events"] == "write"
+    for spec in workflow["env"]["VARIANTS"].split(","):
+        resolve_variant(spec)  # raises InputError on a variant the audit does not know
+    for name in workflow["env"]["SCAN_FORMATS"].split(","):
+        formats.get(name)
 
 
 def _env_names(args: list[str]) -> set[str]:
