@@ -63,6 +63,24 @@ def test_scan_sarif_is_valid_sarif_2_1_0():
     assert sarif_errors(broken) and sarif_errors({"runs": []})  # the validator is not vacuous
 
 
+def test_a_real_scan_writes_valid_sarif(tmp_path):
+    import torch
+    from safetensors.torch import save_file
+
+    from compsec import formats
+    from compsec.scan import synthetic
+
+    gen = torch.Generator().manual_seed(0)
+    weight = synthetic.benign((64, 512), "gaussian", torch.float32, gen)
+    tampered = synthetic.pgd_repaired(weight, formats.get("nf4"), 0.2, gen)
+    save_file({"model.layers.0.mlp.up_proj.weight": tampered}, str(tmp_path / "model.safetensors"))
+    sarif = tmp_path / "scan.sarif"
+    code = run(["scan", str(tmp_path / "model.safetensors"), "--formats", "nf4", "--no-progress", "--sarif", str(sarif)])
+    log = json.loads(sarif.read_text())
+    assert code == 1 and sarif_errors(log) == []
+    assert log["runs"][0]["results"][0]["ruleId"] == "edge-mass"
+
+
 def test_audit_sarif_is_valid_and_holds_the_failing_gates_and_drift(tmp_path):
     base, new = _runs(tmp_path)
     log = audit_sarif(load_run(new), check_drift(base, new))
