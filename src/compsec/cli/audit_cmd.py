@@ -71,7 +71,7 @@ def finish(result, baseline: str, sarif: str, junit: str) -> int:
 
     print_summary(result.summary, result.out)
     drift = check_drift(baseline, result.out) if baseline else None
-    if drift:
+    if drift is not None:
         print_drift(drift)
     if sarif or junit:
         from compsec.audit.junit import write_audit_junit
@@ -81,7 +81,7 @@ def finish(result, baseline: str, sarif: str, junit: str) -> int:
         for path, write in ((sarif, write_audit_sarif), (junit, write_audit_junit)):
             if path:
                 write(run, path, drift)
-    if drift:
+    if drift is not None:
         return EXIT_FINDINGS if drift.failed else EXIT_OK
     return EXIT_FINDINGS if result.findings else EXIT_OK
 
