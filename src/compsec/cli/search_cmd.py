@@ -27,6 +27,11 @@ def search(
     budget: int = typer.Option(1000, help=help_text("budget")),
     out: str = typer.Option("search-out", help=help_text("out")),
     seed_limit: int = typer.Option(0, help=help_text("seed_limit") + "; 0 = all"),
+    pool: int = typer.Option(16, help=help_text("pool")),
+    beam: int = typer.Option(4, help=help_text("beam")),
+    children: int = typer.Option(4, help=help_text("children")),
+    top_k: int = typer.Option(16, help=help_text("top_k")),
+    verify: int = typer.Option(2, help=help_text("verify")),
     keyword: str = typer.Option("McDonald's", help=help_text("keywords") + " (comma-separated)"),
     max_new_tokens: int = typer.Option(32, help=help_text("max_new_tokens")),
     seed: int = typer.Option(0, help=help_text("seed")),
@@ -44,7 +49,8 @@ def search(
     if not model:
         raise InputError("give the MODEL folder to search (or --digits for the digits classifier)")
     config = SearchConfig(model=model, variant=variant or "nf4", objective=objective, seeds=_split(seeds),
-                          budget=budget, out=out, seed_limit=seed_limit or None, keywords=_split(keyword),
+                          budget=budget, out=out, seed_limit=seed_limit or None, pool=pool, beam=beam,
+                          children=children, top_k=top_k, verify=verify, keywords=_split(keyword),
                           max_new_tokens=max_new_tokens, seed=seed, device=device)
     progress = lambda event: typer.echo(f"round {event['round']}: {len(event['scored'])} scored, "
                                         f"{sum(v['divergent'] for v in event['verified'])} divergent", err=True)
