@@ -1,6 +1,7 @@
 """The HTML reports, rendered in headless Chromium (Debian's ``chromium``, installed by ``make test``): no
 console errors, the key elements present, a screenshot saved.  Pages have no scripts and load nothing remote."""
 
+import json
 import shutil
 import subprocess
 from pathlib import Path
@@ -11,6 +12,7 @@ from compsec.audit.config import AuditConfig
 from compsec.audit.runner import run_audit
 from compsec.demo.index import write_index
 from compsec.demo.pipeline import _headline, _scan, _survival
+from compsec.scan.runner import scan_path
 
 pytestmark = pytest.mark.browser
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -38,13 +40,27 @@ def _render(page: Path, tmp_path: Path) -> tuple[str, list[str], Path]:
 
 @pytest.fixture(scope="module")
 def demo_folder(tiny_model_dir, tmp_path_factory):
-    """A demo folder with a real (small) audit, real scans of the tiny assistant and a real digits survival run."""
+    """A demo folder with a real (small) audit, a real (few-step) attack with its defence matrix, real scans and a
+    real digits survival run.  The few-step attack leaves no edge signal, so one finding is added to the
+    attacked scan to exercise the histogram figure (its positions are still computed from the real tensors)."""
+    from compsec.attack.config import AttackConfig
+    from compsec.attack.pipeline import run_attack
+    from compsec.defend.matrix import MatrixConfig, run_matrix
+
     out = tmp_path_factory.mktemp("demo")
     summary = run_audit(AuditConfig(model=str(tiny_model_dir), out=str(out / "audit-benign"), variants=("int2-rtn",),
                                     probes=("refusal", "over-refusal"), limit=3, max_new_tokens=8,
                                     contrast=False)).summary
+    run_attack(AttackConfig(out=str(out / "attack"), model=str(tiny_model_dir), inject_steps=2, repair_steps=2,
+                            batch_size=4, ablation=False, probe_limit=2, max_new_tokens=4))
+    run_matrix(MatrixConfig(attack_dirs=(str(out / "attack"),), out=str(out / "defence"),
+                            defences=("none", "noise-auto"), adaptive_k=None, probe_limit=2, max_new_tokens=4))
     scans = {"benign": _scan(tiny_model_dir, out / "scan-benign.json"),
-             "attacked": _scan(tiny_model_dir, out / "scan-attacked.json")}
+             "attacked": scan_path(out / "attack" / "model").to_dict()}
+    scans["attacked"]["findings"].append({"tensor": "model.layers.0.self_attn.q_proj.weight", "format": "nf4",
+                                          "detector": "edge-mass", "severity": "suspicious", "score": 9.0,
+                                          "p_value": 1e-9, "explanation": "added by the test fixture"})
+    (out / "scan-attacked.json").write_text(json.dumps(scans["attacked"], default=str))
     _survival(out / "survival", seed=0)
     write_index(out, _headline(summary, {}, summary, scans, summary, "McDonald's"))
     return out
@@ -68,7 +84,9 @@ def test_audit_report_renders_without_console_errors(demo_folder, tmp_path):
 def test_demo_index_renders_without_console_errors(demo_folder, tmp_path):
     dom, console, shot = _render(demo_folder / "index.html", tmp_path)
     assert console == []
-    for anchor in ('id="reports"', 'id="benign"', 'id="attack"', 'id="scan"', 'id="survival"'):
+    for anchor in ('id="reports"', 'id="benign"', 'id="attack"', 'id="scan"', 'id="survival"',
+                   'id="histograms"', 'id="defence-matrix"'):
         assert anchor in dom
+    assert "noise-auto" in dom and "added by the test fixture" in dom
     assert 'href="audit-benign/report.html"' in dom and "clean" in dom
     assert shot.stat().st_size > 10_000

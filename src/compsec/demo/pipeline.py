@@ -7,7 +7,9 @@
 4. ``scan-*.json``     scan the benign and the attacked weights (clean vs suspicious, with reasons);
 5. ``hardened``        harden the attacked model with calibrated noise; ``audit-hardened`` re-audits it;
    ``survival``        backdoor survival on the digits classifier (BadNets patch) under each compression;
-6. ``index.html``      links every report; :func:`run_demo` returns the key numbers for the terminal.
+6. ``defence``         the defence matrix on the attack: none, noise, clipping, mixed precision, and an adaptive
+                       attacker who shrinks the box to survive the noise;
+7. ``index.html``      links every report; :func:`run_demo` returns the key numbers for the terminal.
 
 Every step resumes: audits and the attack resume from their logs, the other steps skip finished outputs.
 """
@@ -46,22 +48,26 @@ def run_demo(config: DemoConfig, say: Callable[[str], None] = print) -> dict:
 
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
-    say("[1/6] tiny assistant: train or load (cached)")
+    say("[1/7] tiny assistant: train or load (cached)")
     tiny = tiny_assistant_dir()
-    say("[2/6] audit the tiny assistant against " + ", ".join(BENIGN_VARIANTS))
+    say("[2/7] audit the tiny assistant against " + ", ".join(BENIGN_VARIANTS))
     benign = _audit(config, tiny, out / "audit-benign", BENIGN_VARIANTS, ("refusal", "over-refusal", "utility"))
-    say("[3/6] attack: inject, box, PGD repair, verify, measure (target " + ", ".join(ATTACK_TARGETS) + ")")
+    say("[3/7] attack: inject, box, PGD repair, verify, measure (target " + ", ".join(ATTACK_TARGETS) + ")")
     attack = _attack(config, out / "attack")
     attacked_dir = out / "attack" / "model"
     attacked = _audit(config, attacked_dir, out / "audit-attacked", ATTACKED_VARIANTS, ("injection", "refusal"))
-    say("[4/6] scan the benign and the attacked weights")
+    say("[4/7] scan the benign and the attacked weights")
     scans = {"benign": _scan(tiny, out / "scan-benign.json"), "attacked": _scan(attacked_dir, out / "scan-attacked.json")}
-    say("[5/6] harden the attacked model (noise auto), re-audit it; backdoor survival on digits")
+    say("[5/7] harden the attacked model (noise auto), re-audit it; backdoor survival on digits")
     hardened_dir = _harden(attacked_dir, out / "hardened", config.seed)
     hardened = _audit(config, hardened_dir, out / "audit-hardened", ATTACKED_VARIANTS, ("injection", "refusal"))
     _survival(out / "survival", config.seed)
-    say("[6/6] write index.html")
+    say("[6/7] defence matrix on the attack (none, noise, clip, mixed precision; adaptive attacker)")
+    defence = _defence(config, out / "attack", out / "defence")
+    say("[7/7] write index.html")
     headline = _headline(benign, attack, attacked, scans, hardened, config.keyword)
+    headline["defence_malicious_rate"] = {row: {d: cell["malicious"] for d, cell in cells.items()}
+                                          for row, cells in defence.get("headline", {}).items()}
     (out / "demo.json").write_text(json.dumps(headline, indent=1), encoding="utf-8")
     write_index(out, headline)
     return headline
@@ -85,6 +91,14 @@ def _attack(config: DemoConfig, out: Path) -> dict:
     attack = AttackConfig(out=str(out), targets=ATTACK_TARGETS, keyword=config.keyword, seed=config.seed,
                           ablation=False, probe_limit=config.probe_limit, device=config.device)
     return run_attack(attack)
+
+
+def _defence(config: DemoConfig, attack_dir: Path, out: Path) -> dict:
+    from compsec.defend.matrix import MatrixConfig, run_matrix
+
+    return run_matrix(MatrixConfig(attack_dirs=(str(attack_dir),), out=str(out), seed=config.seed,
+                                   probe_limit=config.probe_limit, max_new_tokens=config.max_new_tokens,
+                                   device=config.device))
 
 
 def _scan(model_dir: Path, out: Path) -> dict:
