@@ -12,5 +12,7 @@ from compsec.formats.registry import get, names, parse_list, register
 
 __all__ = ["Box", "Format", "Quantized", "get", "names", "parse_list", "register"]
 import compsec.formats.gguf
+import compsec.formats.gguf_k
+import compsec.formats.hqq
 import compsec.formats.rtn  # noqa: F401
-from compsec.formats import bnb  # noqa: F401
+from compsec.formats import bnb, bnb_dq  # noqa: F401

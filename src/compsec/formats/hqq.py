@@ -1,0 +1,120 @@
+"""``hqq``: HQQ 4-bit, groups of 64 (hqq's ``BaseQuantizeConfig`` defaults: ``axis=1``, optimiser on).
+
+``quantize`` is pure torch (:mod:`compsec.formats.hqq_math`), ``reference_quantize`` runs
+``hqq.core.quantize.Quantizer.quantize`` on CPU (``compsec[hqq]``); they agree bit for bit.  Codes are per
+weight (uint8, 0..15); scales ``{"scale": 1/scale, "zero": zero}`` are float32, one per group of 64 flat weights.
+
+**What the box guarantees.**  HQQ's scale is ``15 / (max - min)`` of each group, so the group's min and max are
+pinned and the scale then cannot move; but its ``zero`` comes out of a proximal optimiser whose early stop
+looks at the *whole tensor's* error, so it depends on every weight.  The candidate box is each weight's exact
+float32 interval under its group's stored ``scale`` and ``zero`` (within the group's range); it is then
+verified with hqq and shrunk (:mod:`compsec.formats.verify`, ``coupled=True``): the final box passed 2
+consecutive rounds in which the all-``lo`` tensor, the all-``hi`` tensor, 2 random corners and 2 random
+interior points (storage dtype) *all* made hqq return identical codes, scales and zeros for every group at once.
+Other points of the box are not proven.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+import torch
+
+from compsec.errors import MissingDependencyError
+from compsec.formats import hqq_math as hm
+from compsec.formats.base import Format, Quantized, check_storage
+from compsec.formats.float_grid import furthest_true
+from compsec.formats.registry import register
+from compsec.formats.verified import VerifiedBoxes
+from compsec.formats.verify import Verified, verify_and_shrink
+
+
+@dataclass(frozen=True, eq=False)
+class Hqq4bit(VerifiedBoxes, Format):
+    """HQQ with 4-bit codes and ``group_size`` consecutive flat weights per group."""
+
+    name: str = "hqq"
+    group_size: int = 64
+    bits: int = 4
+    family: ClassVar[str] = "hqq"
+
+    def supports(self, shape: tuple[int, ...]) -> bool:
+        numel = 1
+        for d in shape:
+            numel *= d
+        return len(shape) >= 1 and numel > 0 and numel % self.group_size == 0
+
+    def _groups(self, w: torch.Tensor) -> torch.Tensor:
+        if not self.supports(tuple(w.shape)):
+            raise ValueError(f"{self.name} needs a number of weights divisible by {self.group_size}, got shape "
+                             f"{tuple(w.shape)}; pick another format for this tensor")
+        if w.dtype not in (torch.float32, torch.float16, torch.bfloat16):
+            raise ValueError(f"{self.name} quantizes float32/float16/bfloat16 weights, got {w.dtype}")
+        if not bool(torch.isfinite(w).all()):
+            raise ValueError(f"{self.name} cannot quantize NaN or Inf weights; clean the tensor first")
+        return w.detach().float().reshape(-1, self.group_size)
+
+    def _pack(self, codes: torch.Tensor, scale_inv: torch.Tensor, zero: torch.Tensor, w: torch.Tensor) -> Quantized:
+        scales = {"scale": scale_inv.reshape(-1), "zero": zero.reshape(-1)}
+        return Quantized(codes.to(torch.uint8).reshape(w.shape), scales, tuple(w.shape), w.dtype)
+
+    def quantize(self, w: torch.Tensor) -> Quantized:
+        return self._pack(*hm.quantize_groups(self._groups(w)), w)
+
+    def reference_quantize(self, w: torch.Tensor) -> Quantized:
+        self._groups(w)
+        try:
+            from hqq.core.quantize import Quantizer
+        except ImportError as err:
+            raise MissingDependencyError("hqq", extra="hqq", purpose="the HQQ reference quantizer") from err
+        codes, meta = Quantizer.quantize(w.detach().cpu(), nbits=self.bits, group_size=self.group_size, axis=1,
+                                         optimize=True, bitpack=False, device="cpu")
+        return self._pack(codes.to(torch.uint8), meta["scale"], meta["zero"], w)
+
+    def dequantize(self, q: Quantized) -> torch.Tensor:
+        codes = q.codes.reshape(-1, self.group_size).float()
+        out = (codes - q.scales["zero"].view(-1, 1)) * q.scales["scale"].view(-1, 1)
+        return out.reshape(q.shape)
+
+    def candidate(self, groups: torch.Tensor, q: Quantized) -> tuple[torch.Tensor, torch.Tensor]:
+        """Each weight's exact float32 interval under its group's stored scale and zero, group min/max pinned."""
+        scale, zero = hm.initial_params(groups)[0], q.scales["zero"].view(-1, 1)
+        codes = q.codes.reshape(groups.shape).float()
+        low, high = groups.amin(1, keepdim=True), groups.amax(1, keepdim=True)
+        pinned = (groups == low) | (groups == high)
+        flat_scale, flat_zero = scale.expand_as(groups).reshape(-1), zero.expand_as(groups).reshape(-1)
+        flat_codes, flat_pinned = codes.reshape(-1), pinned.reshape(-1)
+
+        def keeps(x: torch.Tensor, sel: torch.Tensor | None) -> torch.Tensor:
+            if sel is None:
+                return (hm.codes_of(x, flat_scale, flat_zero) == flat_codes) | flat_pinned
+            return (hm.codes_of(x, flat_scale[sel], flat_zero[sel]) == flat_codes[sel]) | flat_pinned[sel]
+
+        s64, z64 = scale.double(), zero.double()
+        guess_lo = torch.where(codes == 0, -torch.inf, ((codes - 0.5 - z64) / s64).float())
+        guess_hi = torch.where(codes == hm.MAX_CODE, torch.inf, ((codes + 0.5 - z64) / s64).float())
+        start = groups.reshape(-1)
+        lo = furthest_true(keeps, start, torch.where(pinned, groups, low).reshape(-1), guess_lo.reshape(-1))
+        hi = furthest_true(keeps, start, torch.where(pinned, groups, high).reshape(-1), guess_hi.reshape(-1))
+        lo, hi = lo.view(groups.shape), hi.view(groups.shape)
+        return torch.where(pinned, groups, lo), torch.where(pinned, groups, hi)
+
+    def verified(self, w: torch.Tensor, storage: torch.dtype | None = None) -> Verified:
+        """The verified box of ``w`` over groups ``(n_groups, group_size)``, with its shrink statistics."""
+        storage = storage or w.dtype
+        check_storage(w, storage)
+        groups = self._groups(w)
+        q = self.quantize(w)
+        lo, hi = self.candidate(groups, q)
+        codes = q.codes.reshape(groups.shape)
+
+        def check(points: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:    # coupled: idx is every group
+            c, s, z = hm.quantize_groups(points.float())
+            same = (c == codes).all(1) & (s.view(-1) == q.scales["scale"]) & (z.view(-1) == q.scales["zero"])
+            return same[idx]
+
+        return verify_and_shrink(groups.to(storage), lo, hi, check, storage, coupled=True)
+
+
+register(Hqq4bit())
