@@ -53,7 +53,8 @@ class ChatServer:
 
 
 @contextmanager
-def serve_variant(model: str, variant: str, *, loaded=None, max_new_tokens: int = 48, device: str = "cpu"):
+def serve_variant(model: str, variant: str, *, loaded=None, max_new_tokens: int = 48, device: str = "cpu",
+                  port: int = 0):
     """Serve ``variant`` (``original``, a format such as ``nf4``, a model folder) of ``model``; yields the URL.
 
     ``loaded`` is an optional preloaded ``(model, tokenizer)``; format variants change its weights in place
@@ -68,7 +69,7 @@ def serve_variant(model: str, variant: str, *, loaded=None, max_new_tokens: int 
     config = AuditConfig(model=model, variants=(variant,), max_new_tokens=max_new_tokens, device=device)
     context = AuditContext(config, model_obj, tokenizer)
     spec = resolve_variant(variant)
-    with spec.open(context) as backend, ChatServer(backend, name=spec.name) as url:
+    with spec.open(context) as backend, ChatServer(backend, name=spec.name, port=port) as url:
         yield url
 
 

@@ -1,8 +1,9 @@
-"""``compsec garak-compare ORIGINAL.report.jsonl COMPRESSED.report.jsonl --out DIR``: paired view of two garak runs.
+"""garak verbs: ``compsec garak-compare ORIGINAL.report.jsonl COMPRESSED.report.jsonl --out DIR`` and
+``compsec serve MODEL --variant nf4`` (an OpenAI-compatible endpoint for garak's ``openai.OpenAICompatible``).
 
-Reads the reports only (garak is not needed). Writes ``DIR/garak_compare.json`` and prints one row per probe
-and detector. Exit 0 when no probe got significantly worse on the compressed model, 1 when one did, 2 on
-error.
+garak-compare reads the reports only (garak is not needed). It writes ``DIR/garak_compare.json`` and prints
+one row per probe and detector. Exit 0 when no probe got significantly worse on the compressed model, 1 when
+one did, 2 on error.
 """
 
 from __future__ import annotations
@@ -40,6 +41,31 @@ def garak_compare(
     print_comparison(comparison)
     print(f"wrote {target}")
     raise typer.Exit(EXIT_FINDINGS if comparison["findings"] else EXIT_OK)
+
+
+@app.command("serve")
+def serve(
+    model: str = typer.Argument(..., help="Model folder (safetensors + config.json + tokenizer)."),
+    variant: str = typer.Option("original", help="original, a format (nf4, int8...), prune-50, or a model folder."),
+    port: int = typer.Option(8000, help="Port on 127.0.0.1 (0 = any free port; the URL is printed)."),
+    max_new_tokens: int = typer.Option(48, help="Tokens generated per answer."),
+    device: str = typer.Option("cpu", help="torch device: cpu, cuda, cuda:1, mps."),
+) -> None:
+    """Serve one variant as an OpenAI-compatible chat endpoint on 127.0.0.1 until interrupted (Ctrl-C)."""
+    import time
+
+    from compsec.bridges.chat_server import serve_variant
+
+    with serve_variant(model, variant, max_new_tokens=max_new_tokens, device=device, port=port) as url:
+        print(url, flush=True)
+        print(f"serving {variant} of {model}; for garak: --target_type openai.OpenAICompatible with generator "
+              f"option uri={url}; Ctrl-C stops", flush=True)
+        try:
+            while True:
+                time.sleep(3600)
+        except KeyboardInterrupt:
+            pass
+    raise typer.Exit(EXIT_OK)
 
 
 def print_comparison(comparison: dict) -> None:
