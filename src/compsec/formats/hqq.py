@@ -23,11 +23,11 @@ import torch
 
 from compsec.errors import MissingDependencyError
 from compsec.formats import hqq_math as hm
-from compsec.formats.base import Format, Quantized, check_storage
+from compsec.formats.base import Format, Quantized
 from compsec.formats.float_grid import furthest_true
 from compsec.formats.registry import register
 from compsec.formats.verified import VerifiedBoxes
-from compsec.formats.verify import Verified, verify_and_shrink
+from compsec.formats.verify import Check
 
 
 @dataclass(frozen=True, eq=False)
@@ -38,6 +38,7 @@ class Hqq4bit(VerifiedBoxes, Format):
     group_size: int = 64
     bits: int = 4
     family: ClassVar[str] = "hqq"
+    coupled: ClassVar[bool] = True
 
     def supports(self, shape: tuple[int, ...]) -> bool:
         numel = 1
@@ -77,7 +78,7 @@ class Hqq4bit(VerifiedBoxes, Format):
         out = (codes - q.scales["zero"].view(-1, 1)) * q.scales["scale"].view(-1, 1)
         return out.reshape(q.shape)
 
-    def candidate(self, groups: torch.Tensor, q: Quantized) -> tuple[torch.Tensor, torch.Tensor]:
+    def _candidate_bounds(self, groups: torch.Tensor, q: Quantized) -> tuple[torch.Tensor, torch.Tensor]:
         """Each weight's exact float32 interval under its group's stored scale and zero, group min/max pinned."""
         scale, zero = hm.initial_params(groups)[0], q.scales["zero"].view(-1, 1)
         codes = q.codes.reshape(groups.shape).float()
@@ -100,21 +101,20 @@ class Hqq4bit(VerifiedBoxes, Format):
         lo, hi = lo.view(groups.shape), hi.view(groups.shape)
         return torch.where(pinned, groups, lo), torch.where(pinned, groups, hi)
 
-    def verified(self, w: torch.Tensor, storage: torch.dtype | None = None) -> Verified:
-        """The verified box of ``w`` over groups ``(n_groups, group_size)``, with its shrink statistics."""
-        storage = storage or w.dtype
-        check_storage(w, storage)
+    def candidate(self, w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, Check]:
+        """Groups ``(n, 64)`` float32, their candidate box and the check (identical codes, scales and zeros, every
+        group at once: the optimiser's early stop couples them)."""
         groups = self._groups(w)
         q = self.quantize(w)
-        lo, hi = self.candidate(groups, q)
+        lo, hi = self._candidate_bounds(groups, q)
         codes = q.codes.reshape(groups.shape)
 
-        def check(points: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:    # coupled: idx is every group
+        def check(points: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
             c, s, z = hm.quantize_groups(points.float())
             same = (c == codes).all(1) & (s.view(-1) == q.scales["scale"]) & (z.view(-1) == q.scales["zero"])
             return same[idx]
 
-        return verify_and_shrink(groups.to(storage), lo, hi, check, storage, coupled=True)
+        return groups, lo, hi, check
 
 
 register(Hqq4bit())

@@ -16,8 +16,8 @@ from typing import ClassVar
 
 import torch
 
-from compsec.formats.base import Box, Format, Quantized, check_storage
-from compsec.formats.verify import Verified
+from compsec.formats.base import Box, Format, Quantized, check_storage, snap_inward
+from compsec.formats.verify import Check, Verified, verify_and_shrink
 
 
 @dataclass(frozen=True, eq=False)
@@ -54,12 +54,31 @@ class RecomputedBox:
 class VerifiedBoxes:
     """Mixin for formats whose box is computed, verified with the real library and shrunk (see the module docs).
 
-    The format implements ``verified(w, storage) -> Verified`` over its groups and ``quantize``."""
+    The format implements ``quantize`` and ``candidate(w) -> (groups, lo, hi, check)``: its float32 groups
+    ``(n, G)``, their candidate box (float32, same shape) and the library check for
+    :func:`compsec.formats.verify.verify_and_shrink`; ``coupled`` says whether groups influence each other."""
 
     guarantee: ClassVar[str] = "verified"
+    coupled: ClassVar[bool] = False
+    idempotent: ClassVar[bool] = False    # a search re-run on dequantized weights may settle elsewhere
+
+    def candidate(self, w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, Check]:
+        raise NotImplementedError
 
     def verified(self, w: torch.Tensor, storage: torch.dtype | None = None) -> Verified:
-        raise NotImplementedError
+        """The verified box of ``w`` over the format's groups, with its shrink statistics."""
+        storage = storage or w.dtype
+        check_storage(w, storage)
+        groups, lo, hi, check = self.candidate(w)
+        return verify_and_shrink(groups.to(storage), lo, hi, check, storage, coupled=self.coupled)
+
+    def candidate_box(self, w: torch.Tensor, storage: torch.dtype | None = None) -> Box:
+        """The unverified candidate (each weight's exact interval under its group's stored scales), in
+        ``storage``: tight (one step beyond an unpinned edge changes the library's output), not sound."""
+        storage = storage or w.dtype
+        check_storage(w, storage)
+        _, lo, hi, _ = self.candidate(w)
+        return snap_inward(Box(lo.reshape(w.shape), hi.reshape(w.shape)), storage)
 
     def preimage(self, w: torch.Tensor, storage_dtype: torch.dtype | None = None) -> Box:
         v = self.verified(w, storage_dtype)
