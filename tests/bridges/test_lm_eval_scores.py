@@ -120,3 +120,12 @@ def test_a_missing_lm_eval_names_the_pip_line(monkeypatch):
     monkeypatch.setitem(sys.modules, "lm_eval", None)
     with pytest.raises(MissingDependencyError, match=r"pip install 'compsec\[lm-eval\]'"):
         require_lm_eval()
+
+
+def test_an_included_folder_adds_its_tasks(tmp_path):
+    _lm_eval()
+    from compsec.bridges.lm_eval_bridge import task_manager
+
+    (tmp_path / "mine.yaml").write_text("task: my_local_task\ndataset_path: json\noutput_type: multiple_choice\n")
+    manager = task_manager(LmEvalRun(model="m", tasks=("my_local_task", "compsec_utility_mc"), include=(str(tmp_path),)))
+    assert {"my_local_task", *SHIPPED_TASKS} <= set(manager.all_tasks)
