@@ -4,6 +4,12 @@ Run: ``.venv/bin/python bench/bench_formats.py [--size 4096] [--repeats 3]``.  P
 matrix, bitsandbytes ``quantize_4bit`` (the yardstick), then compsec's ``quantize``, ``preimage`` and
 ``positions`` per format in M params/s with the time ratio to ``quantize_4bit`` measured in the same run, then
 the compact box's bytes per parameter per storage dtype.
+
+Formats with *verified* boxes (K-quants through llama.cpp, HQQ; ``--verified``) re-quantize many points of the box
+with the real library, so they run on a smaller matrix (``--verified-size``) with its own ``quantize_4bit``
+yardstick measured on that same matrix in the same run; the table adds how much verification shrank the
+candidate box: super-blocks/groups shrunk and pinned whole, summed box width over the candidate's, and the
+share of zero-width elements, for fp32 and bf16 storage.
 """
 
 from __future__ import annotations
@@ -16,7 +22,9 @@ import torch
 
 from compsec import formats
 
-FORMATS = ("nf4", "fp4", "int8", "q8_0", "q4_0", "q4_1", "q5_0", "int8-rtn", "int4-rtn", "int2-rtn")
+FORMATS = ("nf4", "fp4", "nf4-dq", "fp4-dq", "int8", "q8_0", "q4_0", "q4_1", "q5_0", "int8-rtn", "int4-rtn",
+           "int2-rtn")
+VERIFIED = ("q2_k", "q3_k", "q4_k", "q5_k", "q6_k", "hqq")
 
 
 def best_seconds(fn: Callable[[], object], repeats: int) -> float:
@@ -42,6 +50,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1, help="torch threads (1: stable on a shared machine)")
     parser.add_argument("--formats", default=",".join(FORMATS), help="comma-separated registered format names")
     parser.add_argument("--no-compact", action="store_true", help="skip the compact-box size table")
+    parser.add_argument("--verified", default=",".join(VERIFIED), help="formats with verified boxes ('' to skip)")
+    parser.add_argument("--verified-size", type=int, default=1024, help="their matrix is this size squared")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     names = [n.strip() for n in args.formats.split(",") if n.strip()]
@@ -60,6 +70,7 @@ def main() -> None:
         report("quantize", best_seconds(lambda fmt=fmt: fmt.quantize(w), args.repeats), numel, yardstick)
         report("preimage", best_seconds(lambda fmt=fmt: fmt.preimage(w), args.repeats), numel, yardstick)
         report("positions", best_seconds(lambda fmt=fmt: fmt.positions(w), args.repeats), numel, yardstick)
+    verified_section([n.strip() for n in args.verified.split(",") if n.strip()], args.verified_size, args.repeats)
     if args.no_compact:
         return
     print("compact box (bytes/param; a Box costs 2 x storage itemsize):")
@@ -70,6 +81,30 @@ def main() -> None:
             compact = fmt.compact_box(w.to(storage))
             sizes.append(f"{str(storage).removeprefix('torch.')} {compact.bytes_per_param:.4f}")
         print(f"  {name:<6} " + "  ".join(sizes))
+
+
+def verified_section(names: list[str], size: int, repeats: int) -> None:
+    """Throughput ratios and shrink statistics of the verified formats on a ``size`` x ``size`` fp32 matrix."""
+    if not names:
+        return
+    import bitsandbytes.functional as bnb_functional
+
+    w = torch.randn(size, size, generator=torch.Generator().manual_seed(0)) * 0.02
+    numel = w.numel()
+    print(f"verified boxes: {size}x{size} fp32 ({numel / 1e6:.2f} M params), best of {repeats}")
+    yardstick = best_seconds(lambda: bnb_functional.quantize_4bit(w, blocksize=64, quant_type="nf4"), repeats)
+    report("bnb quantize_4bit (nf4)", yardstick, numel, yardstick)
+    for name in names:
+        fmt = formats.get(name)
+        print(f"{name}:")
+        report("quantize", best_seconds(lambda fmt=fmt: fmt.quantize(w), repeats), numel, yardstick)
+        report("candidate box", best_seconds(lambda fmt=fmt: fmt.candidate_box(w), repeats), numel, yardstick)
+        report("preimage (verified)", best_seconds(lambda fmt=fmt: fmt.preimage(w), repeats), numel, yardstick)
+        for storage in (torch.float32, torch.bfloat16):
+            v = fmt.verified(w.to(storage))
+            zero = float((v.lo == v.hi).float().mean())
+            print(f"    {str(storage).removeprefix('torch.'):<9} groups shrunk {v.shrunk_fraction:6.1%}  pinned whole "
+                  f"{v.pinned_fraction:6.1%}  width vs candidate {v.relative_width:.2e}  zero-width {zero:6.1%}")
 
 
 if __name__ == "__main__":
