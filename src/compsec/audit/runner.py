@@ -79,6 +79,9 @@ def render(out: str | Path) -> AuditResult:
     out = Path(out)
     header, records = read_log(out)
     summary = build_summary(header, records)
+    if (out / "lm_eval.json").is_file():  # the lm-eval bridge's scores survive a re-render
+        scores = json.loads((out / "lm_eval.json").read_text(encoding="utf-8"))
+        summary["lm_eval"] = {key: value for key, value in scores.items() if key != "seconds"}
     (out / "summary.json").write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     write_report(out / "report.html", summary, records)
     return AuditResult(out, summary)

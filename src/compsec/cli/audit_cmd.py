@@ -44,6 +44,8 @@ def audit(
     baseline: str = typer.Option("", help=BASELINE_HELP),
     sarif: str = typer.Option("", help="Write the audit's findings as SARIF 2.1.0 to this file."),
     junit: str = typer.Option("", help="Write the audit's gates as JUnit XML to this file."),
+    lm_eval_tasks: str = typer.Option("", help="lm-evaluation-harness tasks also run on every variant, scores "
+                                      "into summary.json under 'lm_eval' (needs compsec[lm-eval])"),
 ) -> None:
     """Compare the original model's behaviour with each variant's on the same probes."""
     from compsec.audit.runner import run_audit
@@ -61,7 +63,19 @@ def audit(
         require_comparable(load_run(baseline), config.hashed(), out)
     with _progress() as on_progress:
         result = run_audit(config, progress=on_progress)
+    if lm_eval_tasks:
+        _run_lm_eval(config, _split(lm_eval_tasks), result.out)
     raise typer.Exit(finish(result, baseline, sarif, junit))
+
+
+def _run_lm_eval(config: AuditConfig, tasks: tuple[str, ...], out) -> None:
+    """The lm-eval bridge on the audit's model and variants; writes lm_eval.json and merges it into summary.json."""
+    from compsec.bridges.lm_eval_bridge import LmEvalRun, run_lm_eval
+    from compsec.bridges.lm_eval_scores import write_results
+
+    write_results(out, run_lm_eval(LmEvalRun(model=config.model, tasks=tasks, variants=config.variants,
+                                             limit=config.limit, device=config.device,
+                                             batch_size=config.batch_size)))
 
 
 def finish(result, baseline: str, sarif: str, junit: str) -> int:
