@@ -105,6 +105,7 @@ def test_missing_llama_cpp_raises_with_the_pip_line(monkeypatch):
     lib.type_id.cache_clear()
     monkeypatch.setitem(sys.modules, "llama_cpp", None)
     try:
+        assert not formats.get("q4_k").available()
         with pytest.raises(MissingDependencyError, match=r"compsec\[gguf-k\]"):
             formats.get("q4_k").quantize(torch.zeros(256))
     finally:

@@ -55,6 +55,11 @@ class GgufK(VerifiedBoxes, Format):
     def layout(self) -> layouts.KLayout:
         return layouts.LAYOUTS[self.qtype]
 
+    def available(self) -> bool:
+        """Whether the backend (``compsec[gguf-k]``) is installed: callers probing every registered format (the
+        scanner) can skip this one instead of failing with MissingDependencyError."""
+        return lib.available()
+
     def supports(self, shape: tuple[int, ...]) -> bool:
         return len(shape) >= 1 and shape[-1] % QK_K == 0 and shape[-1] > 0
 

@@ -32,6 +32,13 @@ def _library_dir() -> Path:
     return Path(llama_cpp.__file__).parent / "lib"
 
 
+def available() -> bool:
+    """Whether llama-cpp-python (and so ggml) is installed, without raising."""
+    import importlib.util
+
+    return importlib.util.find_spec("llama_cpp") is not None
+
+
 @functools.cache
 def ggml() -> ctypes.CDLL:
     """``libggml-base`` with the signatures compsec calls, loaded once."""
