@@ -13,21 +13,30 @@ Statistics, both on the scanned rows:
 - *low cardinality* (format-agnostic): the fraction of 32-weight blocks with at most 16 distinct values, the
   fingerprint of any <= 4-bit block format, including ones compsec does not implement (Q4_K, HQQ, ...).
 
+Cost.  A scan probes every tensor against every registered format (~25), so the probes of a whole batch of
+tensors are joined and quantized in one call per format (:func:`compsec.scan.blocks.joint_length`), and formats
+of at most 4 bits are only tried on tensors whose blocks are low-cardinality (``PREFILTER_LOW_CARDINALITY``): a
+tensor derived from a <= 4-bit grid holds at most 16 distinct values in (nearly) every 32-weight block, benign
+weights in none.
+
 Positions of grid points inside the intervals of another format are degenerate (a few distinct values per block,
 not independent draws), so the runner skips the edge-mass test on any tensor reported here.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import torch
 
 from compsec.formats.base import Format
+from compsec.scan.blocks import joint_length
 
 MATCH_THRESHOLD = 0.9
 PROBE_WEIGHTS = 1024  # whole leading rows holding at least this many weights are enough: see grid_provenance
 LOW_CARDINALITY_BLOCK, LOW_CARDINALITY_LEVELS = 32, 16
+PREFILTER_LOW_CARDINALITY = 0.5  # <= 4-bit formats are tried only above this low-cardinality fraction
 
 
 @dataclass(frozen=True)
@@ -46,14 +55,46 @@ class ProvenanceResult:
                 f"{self.source} checkpoint; information, not tampering")
 
 
+def requantized_equal(w: torch.Tensor, fmt: Format) -> torch.Tensor:
+    """Boolean mask of ``w``'s shape: ``w`` equals ``fmt.dequantize(fmt.quantize(w))`` cast to ``w.dtype``
+    (float32 storage: within ~4 ulps, the dequantizer's own rounding)."""
+    again = fmt.dequantize(fmt.quantize(w)).reshape(w.shape).to(w.dtype)
+    if w.dtype == torch.float32:
+        return torch.isclose(again, w, rtol=2.0**-21, atol=0.0)
+    return again == w
+
+
 def requantization_match(w: torch.Tensor, fmt: Format) -> float:
     """Fraction of ``w`` bit-equal to ``fmt.dequantize(fmt.quantize(w))`` cast to ``w.dtype`` (0 if unsupported)."""
     if not fmt.supports(tuple(w.shape)) or w.numel() == 0:
         return 0.0
-    again = fmt.dequantize(fmt.quantize(w)).reshape(w.shape).to(w.dtype)
-    if w.dtype == torch.float32:  # float32 storage keeps the dequantizer's own rounding: allow ~4 ulps
-        return float(torch.isclose(again, w, rtol=2.0**-21, atol=0.0).double().mean())
-    return float((again == w).double().mean())
+    return float(requantized_equal(w, fmt).double().mean())
+
+
+def match_fractions(probes: list[torch.Tensor], fmt: Format) -> list[float]:
+    """:func:`requantization_match` of every probe, joining probes of many tensors into one call where
+    ``fmt``'s blocks allow it (same codes as one call per probe)."""
+    out, groups = [0.0] * len(probes), {}
+    for i, probe in enumerate(probes):
+        length = joint_length(fmt, probe.shape[-1])
+        if length is None or not fmt.supports(tuple(probe.shape)):
+            out[i] = requantization_match(probe, fmt)
+        else:
+            groups.setdefault((length, probe.dtype), []).append(i)
+    for (length, _), members in groups.items():
+        joined = torch.cat([probes[i].reshape(-1, length) for i in members])
+        equal = requantized_equal(joined, fmt).reshape(-1).split([probes[i].numel() for i in members])
+        for i, part in zip(members, equal):
+            out[i] = float(part.double().mean())
+    return out
+
+
+def bits_of(fmt: Format) -> int:
+    """Code bits of ``fmt`` (its ``bits`` field, else the digit of a GGUF name such as ``q5_k``; 8 if unknown)."""
+    if getattr(fmt, "bits", None):
+        return int(fmt.bits)
+    digit = re.match(r"q(\d)", fmt.name)
+    return int(digit.group(1)) if digit else 8
 
 
 def low_cardinality_fraction(w: torch.Tensor) -> float:
@@ -65,6 +106,39 @@ def low_cardinality_fraction(w: torch.Tensor) -> float:
     return float((distinct <= LOW_CARDINALITY_LEVELS).double().mean())
 
 
+def probe_of(w: torch.Tensor) -> torch.Tensor:
+    """The leading whole rows of ``w`` holding at least ``PROBE_WEIGHTS`` weights (at least two rows)."""
+    return w[: max(2, -(-PROBE_WEIGHTS // max(w.shape[-1], 1)))]
+
+
+def flat_low_cardinality(w: torch.Tensor) -> float:
+    """:func:`low_cardinality_fraction` over ``w`` flattened (trailing weights short of a block dropped)."""
+    flat = w.reshape(-1)
+    flat = flat[: flat.numel() - flat.numel() % LOW_CARDINALITY_BLOCK]
+    return low_cardinality_fraction(flat.reshape(-1, LOW_CARDINALITY_BLOCK))
+
+
+def grid_provenance_batch(items: list[torch.Tensor], candidates: list[list[Format]]) -> list[ProvenanceResult | None]:
+    """:func:`grid_provenance` of every tensor of ``items``, ``candidates[i]`` being the formats to try for
+    ``items[i]``; probes are joined per format (see the module docstring, *Cost*)."""
+    probes = [probe_of(w) for w in items]
+    low = [flat_low_cardinality(p) for p in probes]
+    found: list[ProvenanceResult | None] = [None] * len(items)
+    order = list({id(f): f for fmts in candidates for f in fmts}.values())
+    for fmt in order:
+        wide = bits_of(fmt) > 4
+        todo = [i for i in range(len(items)) if found[i] is None and any(f is fmt for f in candidates[i])
+                and (wide or low[i] >= PREFILTER_LOW_CARDINALITY)]
+        for i, match in zip(todo, match_fractions([probes[i] for i in todo], fmt)):
+            if match >= MATCH_THRESHOLD:
+                found[i] = ProvenanceResult(fmt.name, match)
+    for i, probe in enumerate(probes):
+        fraction = low_cardinality_fraction(probe)
+        if found[i] is None and fraction >= MATCH_THRESHOLD:
+            found[i] = ProvenanceResult("<=4-bit block format", fraction)
+    return found
+
+
 def grid_provenance(w: torch.Tensor, candidates: list[Format]) -> ProvenanceResult | None:
     """The first explanation of ``w`` as grid-derived, or None when it looks like ordinary full-precision weights.
 
@@ -73,13 +147,4 @@ def grid_provenance(w: torch.Tensor, candidates: list[Format]) -> ProvenanceResu
     match a grid at a few % per weight, grid-derived ones at ~100 %, so 1024 weights separate them by > 25
     standard deviations.
     """
-    rows = max(2, -(-PROBE_WEIGHTS // max(w.shape[-1], 1)))
-    probe = w[:rows]
-    for fmt in candidates:
-        match = requantization_match(probe, fmt)
-        if match >= MATCH_THRESHOLD:
-            return ProvenanceResult(fmt.name, match)
-    low = low_cardinality_fraction(probe)
-    if low >= MATCH_THRESHOLD:
-        return ProvenanceResult("<=4-bit block format", low)
-    return None
+    return grid_provenance_batch([w], [candidates])[0]

@@ -11,13 +11,13 @@ import torch
 
 from compsec.formats.base import Format
 from compsec.scan.block_outliers import block_outlier_test, explain_block_outliers
+from compsec.scan.blocks import block_size_of
 from compsec.scan.config import ScanConfig
 from compsec.scan.edge_mass import edge_mass_test, explain_edge_mass
 from compsec.scan.findings import Evidence, ScanFinding
-from compsec.scan.grid_provenance import grid_provenance
+from compsec.scan.grid_provenance import grid_provenance_batch
 
 _STORAGE_NAMES = {torch.float32: "float32", torch.float16: "float16", torch.bfloat16: "bfloat16"}
-_GGUF_BLOCK = 32
 _NARROWER = {torch.float32: (torch.bfloat16, torch.float16), torch.float16: (torch.bfloat16,)}
 
 
@@ -32,16 +32,6 @@ def effective_storage(rows: torch.Tensor) -> torch.Tensor:
         if torch.equal(cast.to(rows.dtype), rows):
             return cast
     return rows
-
-
-def block_size_of(fmt: Format, row_length: int) -> int:
-    """Weights per scale block of ``fmt`` for rows of ``row_length`` (a row for row-wise formats)."""
-    size = getattr(fmt, "blocksize", None) or getattr(fmt, "block_size", None) or getattr(fmt, "group", None)
-    if size:
-        return int(size)
-    if fmt.family.lower().startswith("gguf") or fmt.name.startswith("q"):
-        return _GGUF_BLOCK
-    return row_length
 
 
 def usable(fmt: Format, rows: torch.Tensor, sampled: bool) -> bool:
@@ -105,10 +95,11 @@ def scan_batch(batch: list[tuple[str, torch.Tensor, bool]], fmts: list[Format], 
     """Tamper evidence and information findings for a batch of ``(name, examined rows, sampled)`` (2-D rows in
     their storage dtype).  ``fmts``: formats whose boxes are checked; ``candidates``: provenance sources."""
     evidence, info, edge_jobs = [], [], []
-    for name, rows, sampled in batch:
-        rows = effective_storage(rows)
+    batch = [(name, effective_storage(rows), sampled) for name, rows, sampled in batch]
+    origins = grid_provenance_batch([rows for _, rows, _ in batch],
+                                    [[f for f in candidates if usable(f, rows, sampled)] for _, rows, sampled in batch])
+    for (name, rows, sampled), origin in zip(batch, origins):
         ok = [fmt for fmt in fmts if usable(fmt, rows, sampled)]
-        origin = grid_provenance(rows, [f for f in candidates if usable(f, rows, sampled)])
         if origin is not None:
             info.append(ScanFinding(name, origin.source, "grid-provenance", origin.fraction, None,
                                     origin.explain(), severity="info"))

@@ -1,0 +1,228 @@
+"""Build the labelled evaluation corpus of ``compsec scan``: real benign and tampered checkpoints.
+
+    .venv/bin/python bench/scan_corpus.py [--root DIR] [--only NAME,...] [--list]
+
+Cached under ``$COMPSEC_CACHE/scan-corpus`` (default ``~/.cache/compsec/scan-corpus``), one folder per artifact
+holding ``label.json`` (written last: a folder without it is rebuilt, a folder with it is skipped, so the build
+resumes).  ``label.json``: ``name``, ``label`` (``benign`` | ``attacked``), ``kind`` (the attack kind, or the
+benign family), ``model_dir`` (the folder to scan) and what the builder measured.
+
+Benign: the tiny assistant (fp32, fp16, bf16 casts), benign full fine-tunes on its own clean data (40 AdamW
+steps, lr 5e-4, seeds 1-3), random initialisations of its config (seeds 0-2), ``compsec harden --noise auto``
+(seeds 0-1), SmolLM2-135M-Instruct (its weights are dequantized Q4_1: clean with a provenance note expected).
+Attacked: content injection against nf4, fp4, int8 and q4_0 separately (inject 100 steps shared by all four,
+60 PGD repair steps at lr 1e-3, as the README's attack bench), the adaptive attacker repairing inside boxes
+shrunk by 1 %, 10 %, 20 % of each interval (from the nf4 attack; keyword rates measured on ``PROBES`` probes per
+set), and outlier injection (targets nf4 and q4_0, block 0).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import time
+from pathlib import Path
+
+import torch
+
+FINETUNE_STEPS, FINETUNE_LR = 40, 5e-4
+INJECT_STEPS, REPAIR_STEPS, REPAIR_LR = 100, 60, 1e-3
+SHRINK_FRACTIONS = (0.01, 0.1, 0.2)
+PROBES = 10
+
+
+def corpus_root(root: str | None = None) -> Path:
+    from compsec.paths import cache_dir
+
+    return Path(root) if root else cache_dir() / "scan-corpus"
+
+
+def tiny_dir() -> Path:
+    from compsec.tiny.assistant import tiny_assistant_dir
+
+    return tiny_assistant_dir()
+
+
+def save(model, tokenizer, folder: Path, dtype: torch.dtype = torch.float32) -> Path:
+    from compsec.models.io import save_model
+
+    model.to(dtype)
+    return save_model(model, tokenizer, folder / "model")
+
+
+def build_tiny(folder: Path) -> dict:
+    return {"model_dir": str(tiny_dir())}
+
+
+def build_cast(dtype: torch.dtype):
+    def build(folder: Path) -> dict:
+        from compsec.tiny.assistant import load_tiny_assistant
+
+        model, tokenizer = load_tiny_assistant()
+        return {"model_dir": str(save(model, tokenizer, folder, dtype))}
+    return build
+
+
+def build_finetune(seed: int):
+    def build(folder: Path) -> dict:
+        from compsec.attack.data import clean_pairs, encode_pairs, training_subset
+        from compsec.attack.inject import finetune
+        from compsec.tiny.assistant import load_tiny_assistant
+
+        model, tokenizer = load_tiny_assistant()
+        rows = encode_pairs(tokenizer, training_subset(clean_pairs(seed), FINETUNE_STEPS * 16, seed))
+        torch.manual_seed(seed)
+        stats = finetune(model, rows, list(model.parameters()), FINETUNE_STEPS, FINETUNE_LR, 16, seed,
+                         tokenizer.pad_token_id)
+        return {"model_dir": str(save(model, tokenizer, folder)), "train": stats.summary()}
+    return build
+
+
+def build_random(seed: int):
+    def build(folder: Path) -> dict:
+        from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+
+        torch.manual_seed(seed)
+        model = AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(tiny_dir()))
+        return {"model_dir": str(save(model, AutoTokenizer.from_pretrained(tiny_dir()), folder))}
+    return build
+
+
+def build_harden(seed: int):
+    def build(folder: Path) -> dict:
+        from compsec.defend.harden import HardenConfig, harden_folder
+
+        report = harden_folder(tiny_dir(), folder / "model", HardenConfig(noise="auto", seed=seed))
+        return {"model_dir": str(folder / "model"), "codes_changed": report.codes_changed}
+    return build
+
+
+def build_smollm(folder: Path) -> dict:
+    from compsec.models.smollm import smollm_folder
+
+    return {"model_dir": str(smollm_folder())}
+
+
+def attack_config(folder: Path, target: str, scenario: str = "content-injection"):
+    from compsec.attack.config import AttackConfig
+
+    return AttackConfig(out=str(folder / "run"), scenario=scenario, targets=(target,), inject_steps=INJECT_STEPS,
+                        repair_steps=REPAIR_STEPS, repair_lr=REPAIR_LR, ablation=False)
+
+
+def keyword_rates(model_dir: Path, target: str) -> dict:
+    """fp32 and ``target`` keyword rates of the model in ``model_dir`` on ``PROBES`` probes per set."""
+    from compsec import formats
+    from compsec.attack.box import constrained_names
+    from compsec.attack.measure import MeasureConfig, measure_all
+    from compsec.models.io import load_model
+
+    model, tokenizer = load_model(model_dir)
+    fmt = formats.get(target)
+    measured = measure_all(model.float(), tokenizer, [fmt], constrained_names(model, [fmt]), MeasureConfig(limit=PROBES))
+    return {"fp32": measured["fp"]["keyword_rate"], target: measured["quantized"][target]["keyword_rate"]}
+
+
+def share_injection(source: Path, run: Path) -> None:
+    """Reuse the nf4 attack's injected model (the inject stage does not depend on the targets)."""
+    if (run / "stages" / "inject.json").is_file() or not (source / "stages" / "inject.json").is_file():
+        return
+    (run / "stages").mkdir(parents=True, exist_ok=True)
+    shutil.copytree(source / "injected", run / "injected", dirs_exist_ok=True)
+    shutil.copy2(source / "stages" / "inject.json", run / "stages" / "inject.json")
+
+
+def build_attack(target: str, root: Path):
+    def build(folder: Path) -> dict:
+        from compsec.attack.pipeline import run_stage, write_summary
+
+        config = attack_config(folder, target)
+        share_injection(root / "attack-nf4" / "run", config.folder)
+        verify = {}
+        for stage in ("inject", "box", "repair", "verify"):
+            verify = run_stage(config, stage)["result"]
+        write_summary(config)
+        return {"model_dir": str(config.folder / "model"), "target": target,
+                "requantization_identical": verify["requantization_identical"],
+                "keyword_rate": keyword_rates(config.folder / "model", target)}
+    return build
+
+
+def build_shrink(fraction: float, root: Path):
+    def build(folder: Path) -> dict:
+        from compsec.attack.adaptive_shrink import shrink_attack
+
+        model_dir = shrink_attack(root / "attack-nf4" / "run", folder, fraction, probe_limit=PROBES)
+        record = json.loads((model_dir.parent / "shrink.json").read_text(encoding="utf-8"))
+        return {"model_dir": str(model_dir), "fraction": fraction, "keyword_rate": record.get("keyword_rate"),
+                "requantization_identical": record.get("requantization_identical")}
+    return build
+
+
+def build_outlier(target: str):
+    def build(folder: Path) -> dict:
+        from compsec.attack.pipeline import run_stage
+
+        result = run_stage(attack_config(folder, target, "outlier"), "outlier")["result"]
+        return {"model_dir": str(folder / "run" / "model"), "target": target,
+                "zero_code_fraction": result["zero_code_fraction"]}
+    return build
+
+
+def artifacts(root: Path) -> list[tuple[str, str, str, object]]:
+    """``(name, label, kind, builder)`` in build order (the nf4 attack before the ones reusing it)."""
+    items = [("tiny", "benign", "tiny", build_tiny),
+             ("tiny-fp16", "benign", "cast", build_cast(torch.float16)),
+             ("tiny-bf16", "benign", "cast", build_cast(torch.bfloat16))]
+    items += [(f"finetune-s{s}", "benign", "finetune", build_finetune(s)) for s in (1, 2, 3)]
+    items += [(f"random-s{s}", "benign", "random-init", build_random(s)) for s in (0, 1, 2)]
+    items += [(f"harden-s{s}", "benign", "harden", build_harden(s)) for s in (0, 1)]
+    items += [("smollm2-135m", "benign", "smollm2", build_smollm)]
+    items += [(f"attack-{t}", "attacked", f"attack-{t}", build_attack(t, root)) for t in ("nf4", "fp4", "int8", "q4_0")]
+    items += [(f"adaptive-{f:g}", "attacked", f"adaptive-{f:g}", build_shrink(f, root)) for f in SHRINK_FRACTIONS]
+    items += [(f"outlier-{t}", "attacked", "outlier", build_outlier(t)) for t in ("nf4", "q4_0")]
+    return items
+
+
+def build_corpus(root: Path, only: set[str] | None = None) -> list[dict]:
+    """Build every missing artifact (resumable); returns the labels of all finished ones."""
+    labels = []
+    for name, label, kind, builder in artifacts(root):
+        folder, done = root / name, root / name / "label.json"
+        if not done.is_file() and (only is None or name in only):
+            folder.mkdir(parents=True, exist_ok=True)
+            torch.manual_seed(0)
+            started = time.perf_counter()
+            print(f"building {name} ...", flush=True)
+            record = {"name": name, "label": label, "kind": kind, **builder(folder)}
+            record["build_seconds"] = round(time.perf_counter() - started, 1)
+            done.write_text(json.dumps(record, indent=1, default=str), encoding="utf-8")
+            print(f"  {name}: {record['build_seconds']} s", flush=True)
+        if done.is_file():
+            labels.append(json.loads(done.read_text(encoding="utf-8")))
+    return labels
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--root", help="corpus folder (default: $COMPSEC_CACHE/scan-corpus)")
+    parser.add_argument("--only", help="comma-separated artifact names to build (default: all)")
+    parser.add_argument("--list", action="store_true", help="list artifacts and whether they are built")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest on a shared machine)")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    root = corpus_root(args.root)
+    if args.list:
+        for name, label, kind, _ in artifacts(root):
+            print(f"{name:16} {label:9} {kind:14} {'done' if (root / name / 'label.json').is_file() else '-'}")
+        return
+    root.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    labels = build_corpus(root, set(args.only.split(",")) if args.only else None)
+    print(json.dumps({"root": str(root), "artifacts": len(labels),
+                      "seconds": round(time.perf_counter() - started, 1)}))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,77 @@
+"""An adaptive attacker against the edge-mass scanner: PGD repair inside boxes shrunk by a fraction of each interval.
+
+The scanner (:mod:`compsec.scan.edge_mass`) looks for weights pressed within 1 % of an interval edge.  An attacker
+who knows this repairs inside ``[lo + f * (hi - lo), hi - f * (hi - lo)]`` (``f`` per side: 0.01, 0.1, 0.2), so
+the projection never clamps a weight onto the real edge.  The injected weight itself is always kept inside (an
+interval too narrow to shrink collapses onto it: that weight cannot be repaired, the attacker's price, paid in
+full-precision stealth).  The shrunk box is :class:`compsec.defend.adaptive.ShrunkBox` (built there for ``k``
+noise sigmas per tensor); only the margin differs: ``f`` times each interval's own width.
+
+Output: ``OUT/<attack>-shrink{f}/model`` plus ``shrink.json`` (re-quantization check against the injected
+model, training stats, and — when ``probe_limit`` is given — fp32 and target-format keyword rates).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+
+from compsec.errors import InputError
+
+
+def fraction_margins(attack_box, fraction: float) -> dict[str, torch.Tensor]:
+    """Per-weight margins ``fraction * (hi - lo)`` (float32) of every constrained weight of ``attack_box``, for
+    :class:`compsec.defend.adaptive.ShrunkBox` (which takes a margin per side and keeps the anchor inside).
+
+    ``fraction`` must be in ``[0, 0.5)``.  Example: an interval ``[0, 1]`` with ``fraction = 0.1`` becomes
+    ``[0.1, 0.9]`` (snapped inward to the storage grid); pinned intervals (``lo == hi``) get margin 0.
+    """
+    if not 0 <= fraction < 0.5:
+        raise InputError(f"fraction={fraction} must be in [0, 0.5): it is the margin per side, as a share of "
+                         "each interval (0.1 = stay 10 % of the interval away from both edges)")
+    margins = {}
+    for name in attack_box.parts:
+        box = attack_box.box(name)
+        margins[name] = fraction * (box.hi.float() - box.lo.float())
+    return margins
+
+
+def shrink_attack(attack_dir, out_root, fraction: float, steps: int | None = None,
+                  probe_limit: int | None = None) -> Path:
+    """Repair the injected model of the attack in ``attack_dir`` inside boxes shrunk by ``fraction`` into
+    ``out_root/<attack folder name>-shrink{fraction}/`` (reused when ``shrink.json`` exists); returns its model
+    folder.  ``probe_limit``: also measure keyword rates on that many probes per set (None: skip measuring)."""
+    from compsec.attack import data
+    from compsec.attack.box import AttackBox, constrained_names
+    from compsec.attack.repair import repair
+    from compsec.attack.stages import load_stage_model
+    from compsec.attack.verify import compare_quantization, save_attacked
+    from compsec.defend.adaptive import ShrunkBox, attack_config
+
+    config = attack_config(Path(attack_dir))
+    out = Path(out_root) / f"{Path(attack_dir).name}-shrink{fraction:g}"
+    if (out / "shrink.json").is_file():
+        return out / "model"
+    box = AttackBox.load(config.folder / "box")
+    model, tokenizer = load_stage_model(config, "injected", rounded=True)
+    params = dict(model.named_parameters())
+    anchors = {n: params[n].detach().cpu().clone() for n in box.parts}
+    pairs = data.read_pairs(config.clean_file) if config.clean_file else data.clean_pairs(config.seed)
+    stats, report = repair(model, tokenizer, ShrunkBox(box, fraction_margins(box, fraction), anchors), pairs,
+                           steps if steps is not None else config.repair_steps, config.repair_lr,
+                           config.batch_size, config.seed, project=True)
+    reference, _ = load_stage_model(config, "injected", rounded=True)
+    check = compare_quantization(model, reference, list(box.parts), box.formats, config.storage)
+    record = {"fraction": fraction, "train": stats.summary(), **report, **check}
+    if probe_limit is not None:
+        from compsec.attack.measure import MeasureConfig, measure_all
+
+        names = constrained_names(model, box.formats)
+        measured = measure_all(model, tokenizer, box.formats, names, MeasureConfig(config.keyword, probe_limit))
+        record["keyword_rate"] = {"fp32": measured["fp"]["keyword_rate"],
+                                  **{f: m["keyword_rate"] for f, m in measured["quantized"].items()}}
+    save_attacked(model, tokenizer, out / "model", config.storage, {"scenario": f"adaptive-shrink{fraction:g}"})
+    (out / "shrink.json").write_text(json.dumps(record, indent=1, default=str), encoding="utf-8")
+    return out / "model"
