@@ -15,10 +15,17 @@ CANDIDATE_SHAPES = ((8, 256), (16, 512), (4, 1024), (2048,), (8, 32, 32))
 MAX_EXAMPLES = 50 if os.environ.get("HYPOTHESIS_PROFILE") == "ci" else 10
 
 
+def _is_verified(fmt: formats.Format) -> bool:
+    return getattr(fmt, "guarantee", "exact") == "verified"
+
+
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    if "fmt" in metafunc.fixturenames:
-        names = formats.names()
-        metafunc.parametrize("fmt", [formats.get(n) for n in names], ids=names)
+    """``fmt``: every registered format; ``exact_fmt`` / ``verified_fmt``: those with exact / verified boxes."""
+    for fixture, keep in (("fmt", lambda f: True), ("exact_fmt", lambda f: not _is_verified(f)),
+                          ("verified_fmt", _is_verified)):
+        if fixture in metafunc.fixturenames:
+            names = [n for n in formats.names() if keep(formats.get(n))]
+            metafunc.parametrize(fixture, [formats.get(n) for n in names], ids=names)
 
 
 def shapes_for(fmt: formats.Format, count: int = 2) -> list[tuple[int, ...]]:

@@ -27,6 +27,9 @@ from .conftest import MAX_EXAMPLES, STORAGE, random_weights, shapes_for
 
 PROPERTY = settings(max_examples=MAX_EXAMPLES, deadline=None, derandomize=False,
                     suppress_health_check=[HealthCheck.too_slow])
+#: a verified box costs dozens of library calls (verify.py), so fewer examples; each still checks both corners
+VERIFIED_PROPERTY = settings(max_examples=max(3, MAX_EXAMPLES // 5), deadline=None, derandomize=False,
+                             suppress_health_check=[HealthCheck.too_slow])
 TIGHTNESS_SAMPLE = 12
 
 
@@ -106,10 +109,7 @@ def _points_inside(box, storage: torch.dtype, seed: int) -> list[torch.Tensor]:
     return [lo, hi, mix, inner]
 
 
-@pytest.mark.parametrize("storage", STORAGE, ids=str)
-@PROPERTY
-@given(seed=st.integers(0, 2**31 - 1), scale=st.sampled_from([1e-3, 0.05, 1.0, 40.0]))
-def test_box_is_sound_under_the_real_library(fmt, storage, seed, scale):
+def _check_sound(fmt, storage: torch.dtype, seed: int, scale: float) -> None:
     w = random_weights(shapes_for(fmt, 1)[0], storage, seed=seed, scale=scale)
     box = fmt.preimage(w)
     assert box.lo.dtype == storage and box.hi.dtype == storage
@@ -119,6 +119,21 @@ def test_box_is_sound_under_the_real_library(fmt, storage, seed, scale):
     for i, point in enumerate(points):
         got = fmt.reference_quantize(point)
         assert got.same_as(want), f"{fmt.name}: point {i} of the box changes the library's output: {got.mismatch(want)}"
+
+
+@pytest.mark.parametrize("storage", STORAGE, ids=str)
+@PROPERTY
+@given(seed=st.integers(0, 2**31 - 1), scale=st.sampled_from([1e-3, 0.05, 1.0, 40.0]))
+def test_box_is_sound_under_the_real_library(exact_fmt, storage, seed, scale):
+    _check_sound(exact_fmt, storage, seed, scale)
+
+
+@pytest.mark.parametrize("storage", STORAGE, ids=str)
+@VERIFIED_PROPERTY
+@given(seed=st.integers(0, 2**31 - 1), scale=st.sampled_from([1e-3, 0.05, 1.0, 40.0]))
+def test_verified_box_corners_are_sound_under_the_real_library(verified_fmt, storage, seed, scale):
+    """Each example re-verifies by itself (with the real library) the corners the format verified."""
+    _check_sound(verified_fmt, storage, seed, scale)
 
 
 @pytest.mark.parametrize("storage", STORAGE, ids=str)
