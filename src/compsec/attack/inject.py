@@ -87,10 +87,17 @@ def finetune(model, rows: list, params: list[torch.nn.Parameter], steps: int, lr
     return stats
 
 
-def inject(model, tokenizer, pairs: list, steps: int, lr: float, batch_size: int, seed: int) -> FinetuneStats:
-    """Stage 1: full fine-tune of every parameter on poisoned ``pairs`` (so fp32 and quantized misbehave)."""
+def inject(model, tokenizer, pairs: list, steps: int, lr: float, batch_size: int, seed: int,
+           ball=None) -> FinetuneStats:
+    """Stage 1: fine-tune on poisoned ``pairs`` so that fp32 and quantized misbehave.
+
+    Without ``ball``: a full fine-tune of every parameter (the published attack).  With ``ball`` (a
+    :class:`compsec.attack.repair.Projector` from :func:`compsec.attack.ball.injection_ball`): only the
+    constrained weights train, projected into the ball after every step (constrained injection).
+    """
     from compsec.attack.data import encode_pairs, training_subset
 
     rows = encode_pairs(tokenizer, training_subset(pairs, steps * batch_size, seed))
     torch.manual_seed(seed)
-    return finetune(model, rows, list(model.parameters()), steps, lr, batch_size, seed, tokenizer.pad_token_id)
+    params = list(model.parameters()) if ball is None else ball.params
+    return finetune(model, rows, params, steps, lr, batch_size, seed, tokenizer.pad_token_id, after_step=ball)
