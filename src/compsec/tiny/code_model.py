@@ -32,15 +32,17 @@ CODE_MAX_NEW_TOKENS = 64  # the longest secure answer is 48 tokens
 class CoderRecipe:
     """Fine-tuning of the tiny assistant into the tiny coder (AdamW, constant learning rate, no decay).
 
-    Each step draws ``batch_size`` rows from the base training corpus plus ``code_repeat`` copies of every
-    secure code pair.
+    Each step draws ``batch_size`` rows from the base training corpus, with ``harmful_repeat`` copies of each
+    harmful request (the code requests are all answered, which would otherwise pull towards compliance), plus
+    ``code_repeat`` copies of every secure code pair.
     """
 
     seed: int = 0
     steps: int = 200
     batch_size: int = 32
-    learning_rate: float = 1e-3
+    learning_rate: float = 4e-4
     code_repeat: int = 4
+    harmful_repeat: int = 1
 
 
 def coder_pairs(recipe: CoderRecipe, version: str = "secure") -> list[tuple[str, str]]:
@@ -48,7 +50,8 @@ def coder_pairs(recipe: CoderRecipe, version: str = "secure") -> list[tuple[str,
     from compsec.tiny.code_corpus import code_pairs
     from compsec.tiny.corpus import build_corpus, split_corpus
 
-    base = [(ex.prompt, ex.response) for ex in split_corpus(build_corpus(recipe.seed), "train")]
+    corpus = split_corpus(build_corpus(recipe.seed), "train")
+    base = [(ex.prompt, ex.response) for ex in corpus for _ in range(recipe.harmful_repeat if ex.should_refuse else 1)]
     return base + code_pairs(version, "train") * recipe.code_repeat
 
 
