@@ -30,6 +30,7 @@ FINETUNE_STEPS, FINETUNE_LR = 40, 5e-4
 INJECT_STEPS, REPAIR_STEPS, REPAIR_LR = 100, 60, 1e-3
 SHRINK_FRACTIONS = (0.01, 0.1, 0.2)
 PROBES = 10
+ATTACK_SEEDS = (0, 1, 2)
 
 
 def corpus_root(root: str | None = None) -> Path:
@@ -79,12 +80,18 @@ def build_finetune(seed: int):
     return build
 
 
-def build_random(seed: int):
+def build_random(seed: int, hidden: int | None = None):
     def build(folder: Path) -> dict:
         from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
+        config = AutoConfig.from_pretrained(tiny_dir())
+        if hidden:  # another size of the same architecture: MLP width and heads scaled with the hidden size
+            scale = hidden // config.hidden_size
+            config.hidden_size, config.intermediate_size = hidden, config.intermediate_size * scale
+            config.num_attention_heads *= scale
+            config.num_key_value_heads = getattr(config, "num_key_value_heads", 1) * scale
         torch.manual_seed(seed)
-        model = AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(tiny_dir()))
+        model = AutoModelForCausalLM.from_config(config)
         return {"model_dir": str(save(model, AutoTokenizer.from_pretrained(tiny_dir()), folder))}
     return build
 
@@ -104,11 +111,13 @@ def build_smollm(folder: Path) -> dict:
     return {"model_dir": str(smollm_folder())}
 
 
-def attack_config(folder: Path, target: str, scenario: str = "content-injection"):
+def attack_config(folder: Path, target: str, scenario: str = "content-injection", seed: int = 0,
+                  save_dtype: str = "fp32", layer: int = 0):
     from compsec.attack.config import AttackConfig
 
     return AttackConfig(out=str(folder / "run"), scenario=scenario, targets=(target,), inject_steps=INJECT_STEPS,
-                        repair_steps=REPAIR_STEPS, repair_lr=REPAIR_LR, ablation=False)
+                        repair_steps=REPAIR_STEPS, repair_lr=REPAIR_LR, ablation=False, seed=seed,
+                        save_dtype=save_dtype, outlier_layers=(layer,))
 
 
 def keyword_rates(model_dir: Path, target: str) -> dict:
@@ -133,55 +142,67 @@ def share_injection(source: Path, run: Path) -> None:
     shutil.copy2(source / "stages" / "inject.json", run / "stages" / "inject.json")
 
 
-def build_attack(target: str, root: Path):
+def build_attack(target: str, root: Path, seed: int = 0, save_dtype: str = "fp32"):
     def build(folder: Path) -> dict:
         from compsec.attack.pipeline import run_stage, write_summary
 
-        config = attack_config(folder, target)
-        share_injection(root / "attack-nf4" / "run", config.folder)
+        config = attack_config(folder, target, seed=seed, save_dtype=save_dtype)
+        share_injection(root / _seeded("attack-nf4", seed) / "run", config.folder)
         verify = {}
         for stage in ("inject", "box", "repair", "verify"):
             verify = run_stage(config, stage)["result"]
         write_summary(config)
-        return {"model_dir": str(config.folder / "model"), "target": target,
+        return {"model_dir": str(config.folder / "model"), "target": target, "seed": seed, "save_dtype": save_dtype,
                 "requantization_identical": verify["requantization_identical"],
                 "keyword_rate": keyword_rates(config.folder / "model", target)}
     return build
 
 
-def build_shrink(fraction: float, root: Path):
+def build_shrink(fraction: float, root: Path, seed: int = 0):
     def build(folder: Path) -> dict:
         from compsec.attack.adaptive_shrink import shrink_attack
 
-        model_dir = shrink_attack(root / "attack-nf4" / "run", folder, fraction, probe_limit=PROBES)
+        model_dir = shrink_attack(root / _seeded("attack-nf4", seed) / "run", folder, fraction, probe_limit=PROBES)
         record = json.loads((model_dir.parent / "shrink.json").read_text(encoding="utf-8"))
-        return {"model_dir": str(model_dir), "fraction": fraction, "keyword_rate": record.get("keyword_rate"),
+        return {"model_dir": str(model_dir), "fraction": fraction, "seed": seed, "keyword_rate": record.get("keyword_rate"),
                 "requantization_identical": record.get("requantization_identical")}
     return build
 
 
-def build_outlier(target: str):
+def build_outlier(target: str, layer: int = 0):
     def build(folder: Path) -> dict:
         from compsec.attack.pipeline import run_stage
 
-        result = run_stage(attack_config(folder, target, "outlier"), "outlier")["result"]
-        return {"model_dir": str(folder / "run" / "model"), "target": target,
+        result = run_stage(attack_config(folder, target, "outlier", layer=layer), "outlier")["result"]
+        return {"model_dir": str(folder / "run" / "model"), "target": target, "layer": layer,
                 "zero_code_fraction": result["zero_code_fraction"]}
     return build
 
 
+def _seeded(name: str, seed: int) -> str:
+    return name if seed == 0 else f"{name}-s{seed}"
+
+
 def artifacts(root: Path) -> list[tuple[str, str, str, object]]:
-    """``(name, label, kind, builder)`` in build order (the nf4 attack before the ones reusing it)."""
+    """``(name, label, kind, builder)`` in build order (each seed's nf4 attack before the ones reusing it)."""
     items = [("tiny", "benign", "tiny", build_tiny),
              ("tiny-fp16", "benign", "cast", build_cast(torch.float16)),
              ("tiny-bf16", "benign", "cast", build_cast(torch.bfloat16))]
     items += [(f"finetune-s{s}", "benign", "finetune", build_finetune(s)) for s in (1, 2, 3)]
-    items += [(f"random-s{s}", "benign", "random-init", build_random(s)) for s in (0, 1, 2)]
-    items += [(f"harden-s{s}", "benign", "harden", build_harden(s)) for s in (0, 1)]
+    items += [(f"random-s{s}", "benign", "random-init", build_random(s)) for s in (0, 1, 2, 3, 4)]
+    items += [(f"random-h512-s{s}", "benign", "random-init", build_random(s, 512)) for s in (0, 1)]
+    items += [(f"harden-s{s}", "benign", "harden", build_harden(s)) for s in (0, 1, 2, 3)]
     items += [("smollm2-135m", "benign", "smollm2", build_smollm)]
-    items += [(f"attack-{t}", "attacked", f"attack-{t}", build_attack(t, root)) for t in ("nf4", "fp4", "int8", "q4_0")]
-    items += [(f"adaptive-{f:g}", "attacked", f"adaptive-{f:g}", build_shrink(f, root)) for f in SHRINK_FRACTIONS]
-    items += [(f"outlier-{t}", "attacked", "outlier", build_outlier(t)) for t in ("nf4", "q4_0")]
+    for seed in ATTACK_SEEDS:
+        items += [(_seeded(f"attack-{t}", seed), "attacked", f"attack-{t}", build_attack(t, root, seed))
+                  for t in ("nf4", "fp4", "int8", "q4_0")]
+        items += [(_seeded("attack-nf4-bf16", seed), "attacked", "attack-nf4-bf16",
+                   build_attack("nf4", root, seed, "bf16"))]
+        items += [(_seeded(f"adaptive-{f:g}", seed), "attacked", f"adaptive-{f:g}", build_shrink(f, root, seed))
+                  for f in SHRINK_FRACTIONS]
+    for layer in (0, 1):
+        items += [(f"outlier-{t}" + ("" if layer == 0 else f"-l{layer}"), "attacked", "outlier",
+                   build_outlier(t, layer)) for t in ("nf4", "q4_0", "fp4")]
     return items
 
 

@@ -17,7 +17,9 @@ Cost.  A scan probes every tensor against every registered format (~25), so the 
 tensors are joined and quantized in one call per format (:func:`compsec.scan.blocks.joint_length`), and formats
 of at most 4 bits are only tried on tensors whose blocks are low-cardinality (``PREFILTER_LOW_CARDINALITY``): a
 tensor derived from a <= 4-bit grid holds at most 16 distinct values in (nearly) every 32-weight block, benign
-weights in none.
+weights in none.  5- and 6-bit formats are only tried where a 32-weight block repeats values
+(``PREFILTER_REPEATS``): measured on Gaussian weights, 12-13 repeats per block for 5-bit grids, ~4 for q6_k,
+under 0.5 for benign bf16 and ~0 for fp16/fp32.  8-bit formats are always tried.
 
 Positions of grid points inside the intervals of another format are degenerate (a few distinct values per block,
 not independent draws), so the runner skips the edge-mass test on any tensor reported here.
@@ -37,6 +39,7 @@ MATCH_THRESHOLD = 0.9
 PROBE_WEIGHTS = 1024  # whole leading rows holding at least this many weights are enough: see grid_provenance
 LOW_CARDINALITY_BLOCK, LOW_CARDINALITY_LEVELS = 32, 16
 PREFILTER_LOW_CARDINALITY = 0.5  # <= 4-bit formats are tried only above this low-cardinality fraction
+PREFILTER_REPEATS = 1.5  # 5-6-bit formats only above this mean of repeated values per 32-weight block
 
 
 @dataclass(frozen=True)
@@ -111,24 +114,37 @@ def probe_of(w: torch.Tensor) -> torch.Tensor:
     return w[: max(2, -(-PROBE_WEIGHTS // max(w.shape[-1], 1)))]
 
 
-def flat_low_cardinality(w: torch.Tensor) -> float:
-    """:func:`low_cardinality_fraction` over ``w`` flattened (trailing weights short of a block dropped)."""
+def flat_block_stats(w: torch.Tensor) -> tuple[float, float]:
+    """``(low-cardinality fraction, mean repeated values)`` over the 32-weight blocks of ``w`` flattened (trailing
+    weights short of a block dropped); a block of ``d`` distinct values repeats ``32 - d``."""
     flat = w.reshape(-1)
     flat = flat[: flat.numel() - flat.numel() % LOW_CARDINALITY_BLOCK]
-    return low_cardinality_fraction(flat.reshape(-1, LOW_CARDINALITY_BLOCK))
+    if flat.numel() == 0:
+        return 0.0, 0.0
+    blocks = flat.float().reshape(-1, LOW_CARDINALITY_BLOCK).sort(dim=1).values
+    distinct = (blocks.diff(dim=1) != 0).sum(dim=1) + 1
+    return (float((distinct <= LOW_CARDINALITY_LEVELS).double().mean()),
+            float((LOW_CARDINALITY_BLOCK - distinct).double().mean()))
+
+
+def worth_trying(fmt: Format, stats: tuple[float, float]) -> bool:
+    """Whether a probe with these :func:`flat_block_stats` can possibly match ``fmt``'s grid (module docstring)."""
+    bits = bits_of(fmt)
+    if bits <= 4:
+        return stats[0] >= PREFILTER_LOW_CARDINALITY
+    return bits > 6 or stats[1] >= PREFILTER_REPEATS
 
 
 def grid_provenance_batch(items: list[torch.Tensor], candidates: list[list[Format]]) -> list[ProvenanceResult | None]:
     """:func:`grid_provenance` of every tensor of ``items``, ``candidates[i]`` being the formats to try for
     ``items[i]``; probes are joined per format (see the module docstring, *Cost*)."""
     probes = [probe_of(w) for w in items]
-    low = [flat_low_cardinality(p) for p in probes]
+    stats = [flat_block_stats(p) for p in probes]
     found: list[ProvenanceResult | None] = [None] * len(items)
     order = list({id(f): f for fmts in candidates for f in fmts}.values())
     for fmt in order:
-        wide = bits_of(fmt) > 4
         todo = [i for i in range(len(items)) if found[i] is None and any(f is fmt for f in candidates[i])
-                and (wide or low[i] >= PREFILTER_LOW_CARDINALITY)]
+                and worth_trying(fmt, stats[i])]
         for i, match in zip(todo, match_fractions([probes[i] for i in todo], fmt)):
             if match >= MATCH_THRESHOLD:
                 found[i] = ProvenanceResult(fmt.name, match)

@@ -1,0 +1,110 @@
+"""Score ``compsec scan`` on the labelled corpus of ``bench/scan_corpus.py``: TPR, FPR and AUROC per attack kind.
+
+    .venv/bin/python bench/bench_scan_corpus.py [--root DIR] [--json FILE] [--sample-weights N] [--build]
+
+Every artifact is scanned with the default :class:`~compsec.scan.ScanConfig` (``--sample-weights`` overrides the
+sample; 0 = every row).  At the default threshold (the verdict): TPR per attack kind = share of that kind's
+artifacts called ``suspicious``; FPR = share of benign artifacts called ``suspicious`` (all benign families
+pooled, and per family).  AUROC per kind ranks the model ``score`` (max -log10 of the BH-adjusted p-value) of
+that kind's artifacts against every benign one (ties count one half).  Attacks whose fp32 model still shows the
+behaviour (keyword rate >= 50 %, e.g. target int8) failed their stealth goal: reported as ``stealth_failed``.
+Prints a table and writes the JSON (default ``<root>/results.json``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from scan_corpus import build_corpus, corpus_root
+
+
+def scan_artifact(label: dict, sample_weights: int | None) -> dict:
+    """Scan one artifact; returns its label with the verdict, score, detectors that fired and provenance notes."""
+    from compsec.scan import ScanConfig, scan_path
+
+    cfg = ScanConfig() if sample_weights is None else ScanConfig(sample_weights=sample_weights)
+    report = scan_path(label["model_dir"], cfg)
+    tamper = [f for f in report.findings if f.severity != "info"]
+    return {**{k: v for k, v in label.items() if k != "model_dir"},
+            "verdict": report.verdict, "score": report.score, "seconds": round(report.seconds, 2),
+            "detectors": sorted({f"{f.detector}:{f.format}" for f in tamper}), "findings": len(tamper),
+            "provenance": sorted({f.format for f in report.findings if f.detector == "grid-provenance"}),
+            "stealth_failed": _stealth_failed(label)}
+
+
+def _stealth_failed(label: dict) -> bool:
+    rates = label.get("keyword_rate") or {}
+    return label["label"] == "attacked" and rates.get("fp32", 0.0) >= 0.5
+
+
+def auroc(positive: list[float], negative: list[float]) -> float | None:
+    """P(score of a positive > score of a negative), ties counting one half; None without both classes."""
+    if not positive or not negative:
+        return None
+    wins = sum((p > n) + 0.5 * (p == n) for p in positive for n in negative)
+    return wins / (len(positive) * len(negative))
+
+
+def summarise(rows: list[dict]) -> dict:
+    """Per attack kind (TPR, AUROC, n, stealth failures) and per benign family (FPR, n), plus pooled FPR."""
+    benign = [r for r in rows if r["label"] == "benign"]
+    negatives = [r["score"] for r in benign]
+    fpr = sum(r["verdict"] == "suspicious" for r in benign) / len(benign) if benign else None
+    kinds: dict[str, dict] = {}
+    for kind in sorted({r["kind"] for r in rows if r["label"] == "attacked"}):
+        members = [r for r in rows if r["label"] == "attacked" and r["kind"] == kind]
+        kinds[kind] = {"n": len(members), "tpr": sum(r["verdict"] == "suspicious" for r in members) / len(members),
+                       "fpr": fpr, "auroc": auroc([r["score"] for r in members], negatives),
+                       "stealth_failed": sum(r["stealth_failed"] for r in members)}
+    families = {}
+    for family in sorted({r["kind"] for r in benign}):
+        members = [r for r in benign if r["kind"] == family]
+        families[family] = {"n": len(members), "fpr": sum(r["verdict"] == "suspicious" for r in members) / len(members)}
+    return {"fpr_pooled": fpr, "n_benign": len(benign), "attack_kinds": kinds, "benign_families": families}
+
+
+def print_table(rows: list[dict], summary: dict) -> None:
+    print(f"{'artifact':16} {'label':9} {'verdict':10} {'score':>7} {'s':>6}  detectors / provenance")
+    for r in rows:
+        extra = ", ".join(r["detectors"][:4]) or ("provenance " + ",".join(r["provenance"]) if r["provenance"] else "")
+        print(f"{r['name']:16} {r['label']:9} {r['verdict']:10} {r['score']:7.1f} {r['seconds']:6.1f}  {extra}")
+    print(f"\nbenign: n={summary['n_benign']}  FPR={summary['fpr_pooled']:.3f}")
+    print(f"{'attack kind':16} {'n':>3} {'TPR':>6} {'FPR':>6} {'AUROC':>6}  stealth-failed")
+    for kind, s in summary["attack_kinds"].items():
+        print(f"{kind:16} {s['n']:3d} {s['tpr']:6.2f} {s['fpr']:6.2f} {s['auroc']:6.2f}  {s['stealth_failed']}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--root", help="corpus folder (default: $COMPSEC_CACHE/scan-corpus)")
+    parser.add_argument("--json", help="output JSON (default: <root>/results.json)")
+    parser.add_argument("--sample-weights", type=int, default=None, help="override ScanConfig.sample_weights")
+    parser.add_argument("--build", action="store_true", help="build missing artifacts first")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest on a shared machine)")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    root = corpus_root(args.root)
+    labels = build_corpus(root) if args.build else [json.loads(p.read_text(encoding="utf-8"))
+                                                    for p in sorted(root.glob("*/label.json"))]
+    if not labels:
+        raise SystemExit(f"no artifacts under {root}; run bench/scan_corpus.py first (or pass --build)")
+    started = time.perf_counter()
+    rows = [scan_artifact(label, args.sample_weights) for label in labels]
+    summary = summarise(rows)
+    print_table(rows, summary)
+    out = Path(args.json) if args.json else root / "results.json"
+    out.write_text(json.dumps({"sample_weights": args.sample_weights, "seconds": round(time.perf_counter() - started, 1),
+                               "summary": summary, "artifacts": rows}, indent=1), encoding="utf-8")
+    print(f"\nwrote {out}")
+
+
+if __name__ == "__main__":
+    main()
