@@ -122,3 +122,16 @@ def test_missing_hqq_raises_with_the_pip_line(monkeypatch):
 def test_layout_rejects_unknown_types():
     with pytest.raises(ValueError):
         layouts.parse(lib.quantize_rows(torch.zeros(1, 256), "Q4_K"), "Q8_K")
+
+
+@pytest.mark.parametrize("coupled", [False, True])
+def test_a_library_that_never_agrees_leaves_every_group_pinned(coupled):
+    """After the round budget, unsettled groups are pinned: the box shrinks to the weights, never stays unverified."""
+    w = torch.randn(3, 8, generator=torch.Generator().manual_seed(0))
+
+    def check(points: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+        return torch.zeros(rows.numel(), dtype=torch.bool)
+
+    v = verify.verify_and_shrink(w, w - 1, w + 1, check, torch.float32, coupled=coupled)
+    assert v.levels.tolist() == [verify.PINNED_LEVEL] * 3
+    assert torch.equal(v.lo, w) and torch.equal(v.hi, w)
