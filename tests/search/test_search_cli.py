@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from compsec.cli.main import run
 
 
+@pytest.mark.slow
 def test_search_cli_writes_the_log_summary_and_probe_file(tmp_path, tiny_model_dir):
     out = tmp_path / "run"
     code = run(["search", str(tiny_model_dir), "--variant", "int2-rtn", "--budget", "30", "--seed-limit", "3",

@@ -46,8 +46,8 @@ def test_gradient_guided_substitutions_raise_the_objective(nf4_pair):
     ids, grad = token_gradient(nf4_pair, seed, "refusal-gap", sign)
     assert grad.shape == (len(ids), len(nf4_pair.tokenizer))
     allowed = allowed_tokens(nf4_pair.tokenizer)
-    guided = substitutions(nf4_pair, ids, grad, allowed, top_k=8, count=24, rng=random.Random(0))
-    assert len(guided) >= 12 and seed not in guided
+    guided = substitutions(nf4_pair, ids, grad, allowed, top_k=8, count=16, rng=random.Random(0))
+    assert len(guided) >= 10 and seed not in guided
     best = max(objective_value("refusal-gap", s) for s in nf4_pair.score(guided))
     assert best > objective_value("refusal-gap", seed_score) + 0.05
 

@@ -37,7 +37,8 @@ class SearchConfig:
     beam: int = _opt(4, "best candidates mutated per round")
     children: int = _opt(4, "mutations per parent per round (half gradient-guided when the model allows it)")
     top_k: int = _opt(16, "gradient top-k token substitutions per position (GCG)")
-    verify: int = _opt(2, "best unverified candidates per round generated on both models and judged")
+    verify: int = _opt(2, "best unverified non-flip candidates per round generated on both models and judged "
+                                "(predicted flips are always verified)")
     max_new_tokens: int = _opt(32, "tokens generated per response when verifying")
     refusal_openings: tuple[str, ...] = _opt(None, "refusal openings teacher-forced for the refusal log-prob",
                                              factory=lambda: ("I can't help with that.", "I won't help with this.",

@@ -4,7 +4,7 @@ Round 0 scores every seed probe on the original (the refusal margin orders them:
 boundary first, ``|margin|`` ascending), scores the first ``pool`` of them on the variant and verifies the best.
 Later rounds take the ``beam`` best candidates, mutate each into ``children`` new prompts (half by gradient-
 guided token substitution, half by paraphrase / framing), score them on both models, and verify by greedy
-generation: first the predicted flips of the round, then the best unverified candidates, ``verify`` in all.
+generation: every predicted flip of the round, then the ``verify`` best unverified other candidates.
 """
 
 from __future__ import annotations
@@ -87,16 +87,21 @@ def _candidate(config, prompt: str, kind: str, seed_id: str, parent: str, op: st
 
 def verify(config: SearchConfig, scorer: PairScorer, scored: list[dict], state: SearchState,
            remaining: int) -> list[dict]:
-    """Generate on both models and judge: this round's predicted flips, then the best unverified candidates."""
+    """Generate on both models and judge: every predicted flip of the round, then the ``verify`` best others.
+
+    Predicted flips are what the search looks for, so all of them are checked (budget permitting); the
+    ``verify`` best unverified non-flips (of any round) keep the objective honest where margins miss.
+    """
     by_objective = lambda c: (-c["objective"], c["prompt"])
     flips = sorted((c for c in scored if c["predicted_flip"]), key=by_objective)
     others = [c for c in sorted([*state.candidates.values(), *scored], key=by_objective) if not c["predicted_flip"]]
-    chosen: list[dict] = []
-    for c in flips[: config.verify] + others:
-        if len(chosen) >= config.verify or 2 * (len(chosen) + 1) > remaining:
-            break
+    chosen, extra = [], 0
+    for c in flips + others:
+        if 2 * (len(chosen) + 1) > remaining or (not c["predicted_flip"] and extra >= config.verify):
+            continue
         if c["prompt"] not in state.verified and all(c["prompt"] != x["prompt"] for x in chosen):
             chosen.append(c)
+            extra += not c["predicted_flip"]
     if not chosen:
         return []
     originals, variants = scorer.generate([c["prompt"] for c in chosen], config.max_new_tokens)
