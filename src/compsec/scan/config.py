@@ -19,6 +19,8 @@ class ScanConfig:
     eps: edge band, as a fraction of the interval width (0.01 = within 1 % of an edge).
     alpha: Benjamini-Hochberg false discovery rate over every tamper test of the scan.
     min_odds_ratio: edge-mass effect floor (edge:adjacent odds over the null's); benign tensors sit near 1.
+    max_edge_ratio: edge-depletion effect floor: observed / expected share of weights within ``eps`` of an edge
+        at most this (benign ~1; an attacker repairing inside boxes shrunk by 10-20 % leaves ~0.2).
     ratio_threshold: block-outlier abs-max / second-largest ratio counted as an injected outlier.
     min_outlier_blocks: block-outlier effect floor (exceeding blocks, and at least 10x the null's count).
     seed: seeds the choice of rows (mixed with each tensor's name, so reruns examine the same rows).
@@ -30,6 +32,7 @@ class ScanConfig:
     eps: float = 0.01
     alpha: float = 1e-3
     min_odds_ratio: float = 1.5
+    max_edge_ratio: float = 0.5
     ratio_threshold: float = 16.0
     min_outlier_blocks: int = 3
     seed: int = 0
@@ -42,6 +45,9 @@ class ScanConfig:
             raise ValueError(f"eps={self.eps} must be in (0, 0.25); 0.01 means 'within 1 % of an edge'")
         if not 0 < self.alpha < 1:
             raise ValueError(f"alpha={self.alpha} must be in (0, 1); try 1e-3")
+        if not 0 < self.max_edge_ratio < 1:
+            raise ValueError(f"max_edge_ratio={self.max_edge_ratio} must be in (0, 1); 0.5 flags edges at half the "
+                             "expected density")
         if self.ratio_threshold <= 1 or self.min_odds_ratio < 1 or self.min_outlier_blocks < 1:
             raise ValueError("ratio_threshold must exceed 1, min_odds_ratio be >= 1, min_outlier_blocks >= 1")
 

@@ -22,6 +22,14 @@ adjacent band rather than with the whole interval cancels the density to first o
 Effect size (``score``): the odds ratio ``[k / (n - k)] / [E / (n - E)]`` with ``E = sum p_i``; 1 for benign
 weights, ~10+ for a PGD-repaired tensor.  The descriptive edge fraction (all weights within ``eps`` of an edge,
 against its grid-aware expectation ``m_edge / m_interval``) goes into the explanation line.
+
+Depletion (the adaptive attacker).  An attacker who repairs inside boxes shrunk by a fraction ``f`` of each interval
+(:mod:`compsec.attack.adaptive_shrink`) leaves no excess at the edges but the opposite: a band ``[0, f)`` emptied
+(the corpus measured 0.2-0.3x the benign density for ``f`` = 10 % and 20 %) and a spike at ``f``.  The same
+counts give a lower-tail test: ``k_all`` weights in the edge band among all non-pinned weights against the absolute
+grid-aware null ``sum m_edge / m_interval`` (z-score, normal tail).  The absolute null is only accurate to the
+density's slope across an interval, so the effect floor (``ScanConfig.max_edge_ratio``, observed / expected <= 0.5)
+carries the decision; ``depletion_p`` is None when the null's variance is below ``MIN_VARIANCE``.
 """
 
 from __future__ import annotations
@@ -48,6 +56,8 @@ class EdgeMassResult:
     z: float
     p_value: float | None
     odds_ratio: float
+    edge_ratio: float = 1.0
+    depletion_p: float | None = None
 
 
 def band_masses(lo: torch.Tensor, hi: torch.Tensor, eps: float) -> dict[str, torch.Tensor]:
@@ -89,6 +99,10 @@ def edge_mass_test(w: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor, eps: flo
     k, n = int(in_edge[trials].sum()), int(trials.sum())
     expected, variance = float(p.sum()), float((p * (1 - p)).sum())
     z, p_value = poisson_binomial_test(k, expected, variance)
+    absolute = m["edge"] / m["interval"]
+    k_all, expected_all, variance_all = int(in_edge.sum()), float(absolute.sum()), float((absolute * (1 - absolute)).sum())
+    # lower tail P(K <= k_all) as the upper tail of -K (same continuity correction)
+    depletion_p = poisson_binomial_test(-k_all, -expected_all, variance_all)[1] if variance_all >= MIN_VARIANCE else None
     return EdgeMassResult(
         n_weights=int(w.numel()),
         edge_fraction=float(in_edge.double().mean()) if w.numel() else 0.0,
@@ -96,6 +110,7 @@ def edge_mass_test(w: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor, eps: flo
         band_count=n, edge_count=k, expected_edge_count=expected, z=z,
         p_value=p_value if variance >= MIN_VARIANCE else None,
         odds_ratio=_odds_ratio(k, n, expected),
+        edge_ratio=(k_all + 0.5) / (expected_all + 0.5), depletion_p=depletion_p,
     )
 
 
@@ -104,6 +119,13 @@ def _odds_ratio(k: int, n: int, expected: float) -> float:
     observed = (k + 0.5) / (n - k + 0.5)
     null = (expected + 0.5) / (n - expected + 0.5)
     return observed / null
+
+
+def explain_edge_depletion(r: EdgeMassResult, eps: float, storage: str) -> str:
+    """One line for a report (the depletion test)."""
+    return (f"only {100 * r.edge_fraction:.2f}% of weights lie within {100 * eps:g}% of an interval edge "
+            f"({100 * r.expected_edge_fraction:.2f}% expected on the {storage} grid, {r.edge_ratio:.2f}x): weights "
+            "kept away from the edges, as by an attacker repairing inside shrunk boxes")
 
 
 def explain_edge_mass(r: EdgeMassResult, eps: float, storage: str) -> str:

@@ -19,6 +19,9 @@ RULES = {
     "edge-mass": ("BoxEdgeMass", "Weights pressed against the edges of their quantization intervals",
                   ("Too many weights lie within eps of an edge of their preimage interval, compared with a "
                    "grid-aware null: the footprint of projected-gradient repair (quantization-conditioned attack).")),
+    "edge-depletion": ("BoxEdgeDepletion", "Weights kept away from the edges of their quantization intervals",
+                       ("Far fewer weights lie within eps of an edge than a grid-aware null expects: the footprint "
+                        "of an adaptive attacker repairing inside boxes shrunk away from the edges.")),
     "block-outliers": ("BlockOutliers", "Blocks whose abs-max dwarfs the rest of the block",
                        ("Blocks whose largest magnitude is many times the second-largest, so that the rest of "
                         "the block quantizes to zero: the footprint of outlier injection.")),

@@ -4,6 +4,8 @@
 - :func:`pgd_repaired` — what projected-gradient repair inside the preimage leaves behind (Egashira et al. 2024):
   a fraction of the non-pinned weights moved to within ``eps`` of an edge of their interval, uniformly in the
   band (``u = 0`` is the clamp onto the edge itself).
+- :func:`shrunk_repaired` — what an adaptive attacker repairing inside boxes shrunk by ``fraction`` of each interval
+  leaves: weights within ``fraction`` of an edge clamped onto the shrunk edge (a share ``moved`` of them).
 - :func:`outlier_injected` — a fraction of blocks whose abs-max is raised to ``factor`` x the block's
   second-largest magnitude (the rest of the block then quantizes to zero).
 - :func:`grid_derived` — ``dequantize(quantize(w))`` stored back in ``w``'s dtype (a checkpoint converted back
@@ -44,6 +46,20 @@ def pgd_repaired(w: torch.Tensor, fmt: Format, fraction: float, gen: torch.Gener
     to_hi = grid_ceil(hi - offset, w.dtype)
     moved = torch.where(upper, to_hi, to_lo)
     return torch.where(chosen, moved, w)
+
+
+def shrunk_repaired(w: torch.Tensor, fmt: Format, fraction: float, gen: torch.Generator,
+                    moved: float = 0.8) -> torch.Tensor:
+    """A copy of ``w`` where ``moved`` of the non-pinned weights lying within ``fraction`` of an interval edge sit
+    on the shrunk edge ``lo + fraction * (hi - lo)`` (or ``hi - ...``) instead; codes are unchanged."""
+    box = fmt.preimage(w)
+    lo, hi = box.lo.double(), box.hi.double()
+    pos = (w.double() - lo) / (hi - lo)
+    chosen = (torch.rand(w.shape, generator=gen) < moved) & (box.hi > box.lo)
+    low_side, high_side = chosen & (pos < fraction), chosen & (pos > 1 - fraction)
+    to_lo = grid_ceil(lo + fraction * (hi - lo), w.dtype)
+    to_hi = grid_floor(hi - fraction * (hi - lo), w.dtype)
+    return torch.where(low_side, to_lo, torch.where(high_side, to_hi, w))
 
 
 def outlier_injected(w: torch.Tensor, block_size: int, fraction: float, gen: torch.Generator,
