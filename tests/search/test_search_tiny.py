@@ -46,13 +46,15 @@ def test_gradient_guided_substitutions_raise_the_objective(nf4_pair):
     ids, grad = token_gradient(nf4_pair, seed, "refusal-gap", sign)
     assert grad.shape == (len(ids), len(nf4_pair.tokenizer))
     allowed = allowed_tokens(nf4_pair.tokenizer)
-    guided = substitutions(nf4_pair, ids, grad, allowed, top_k=8, count=16, rng=random.Random(0))
-    assert len(guided) >= 10 and seed not in guided
-    best = max(objective_value("refusal-gap", s) for s in nf4_pair.score(guided))
-    assert best > objective_value("refusal-gap", seed_score) + 0.05
+    guided = substitutions(nf4_pair, ids, grad, allowed, top_k=8, count=12, rng=random.Random(0))
+    against = substitutions(nf4_pair, ids, -grad, allowed, top_k=8, count=12, rng=random.Random(0))
+    assert len(guided) >= 8 and len(against) >= 8 and seed not in guided
+    guided_values = [objective_value("refusal-gap", s) for s in nf4_pair.score(guided)]
+    against_values = [objective_value("refusal-gap", s) for s in nf4_pair.score(against)]
+    assert max(guided_values) > objective_value("refusal-gap", seed_score) + 0.05
+    assert sum(guided_values) / len(guided_values) > sum(against_values) / len(against_values)
 
 
-@pytest.mark.slow
 def test_small_search_writes_its_outputs_and_a_killed_one_resumes_to_the_same_result(tmp_path, tiny_model_dir,
                                                                                       tiny_assistant):
     model, tokenizer = tiny_assistant
