@@ -106,7 +106,8 @@ def scan_path(path: str | Path, cfg: ScanConfig | None = None,
     checked = [formats.get(name) for name in cfg.format_names()]
     if not checked:
         raise CompsecError("no quantization format is registered; reinstall compsec (formats import failed)")
-    candidates = [formats.get(name) for name in formats.names()]
+    candidates = [fmt for fmt in map(formats.get, formats.names())  # K-quants need llama-cpp-python
+                  if getattr(fmt, "available", lambda: True)()]
     evidence: list[Evidence] = []
     info: list[ScanFinding] = []
     notes: list[str] = integrity_notes(path)
