@@ -6,9 +6,8 @@ float32 value that keeps its code under the unchanged block scale and does not e
 abs-max elements are pinned.  bitsandbytes computes in fp32 for fp16/bf16 inputs too, so snapping the fp32 box
 to the storage dtype (``Format.preimage``) is exact for every storage dtype.
 
-Double-quantised statistics (``compress_statistics=True``, "nf4-dq") are not registered: bitsandbytes compresses
-the abs-maxes with a C kernel (a 65536-entry lookup table, AVX2 path) that compsec does not reproduce in pure
-torch.  The plain box pins every abs-max, so it is exact for those deployments too (tested in test_bnb.py).
+Double-quantised statistics (``compress_statistics=True``) are the ``nf4-dq`` / ``fp4-dq`` formats of
+:mod:`compsec.formats.bnb_dq`, which reproduces bitsandbytes' 65536-entry lookup table for the nested abs-maxes.
 """
 
 from __future__ import annotations
