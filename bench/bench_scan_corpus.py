@@ -101,7 +101,8 @@ def main() -> None:
     summary = summarise(rows)
     print_table(rows, summary)
     out = Path(args.json) if args.json else root / "results.json"
-    out.write_text(json.dumps({"sample_weights": args.sample_weights, "seconds": round(time.perf_counter() - started, 1),
+    seconds = round(time.perf_counter() - started, 1)
+    out.write_text(json.dumps({"sample_weights": args.sample_weights, "seconds": seconds,
                                "summary": summary, "artifacts": rows}, indent=1), encoding="utf-8")
     print(f"\nwrote {out}")
 

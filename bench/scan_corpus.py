@@ -1,6 +1,10 @@
 """Build the labelled evaluation corpus of ``compsec scan``: real benign and tampered checkpoints.
 
-    .venv/bin/python bench/scan_corpus.py [--root DIR] [--only NAME,...] [--list]
+    .venv/bin/python bench/scan_corpus.py [--root DIR] [--only NAME,...] [--list] [--threads 1]
+
+Measured 2026-11-25 (2 shared cores, load ~10, 1 torch thread): 60 artifacts in about 12 minutes of wall time
+(the attacks dominate: ~100 s for a seed's nf4 attack with its injection, 20-70 s for each other target, ~20 s
+for each adaptive repair with its keyword measurement).  Scored by ``bench/bench_scan_corpus.py``.
 
 Cached under ``$COMPSEC_CACHE/scan-corpus`` (default ``~/.cache/compsec/scan-corpus``), one folder per artifact
 holding ``label.json`` (written last: a folder without it is rebuilt, a folder with it is skipped, so the build
@@ -8,12 +12,14 @@ resumes).  ``label.json``: ``name``, ``label`` (``benign`` | ``attacked``), ``ki
 benign family), ``model_dir`` (the folder to scan) and what the builder measured.
 
 Benign: the tiny assistant (fp32, fp16, bf16 casts), benign full fine-tunes on its own clean data (40 AdamW
-steps, lr 5e-4, seeds 1-3), random initialisations of its config (seeds 0-2), ``compsec harden --noise auto``
-(seeds 0-1), SmolLM2-135M-Instruct (its weights are dequantized Q4_1: clean with a provenance note expected).
+steps, lr 5e-4, seeds 1-3), random initialisations of its config (seeds 0-4) and of a twice-wider one (hidden
+512, seeds 0-1), ``compsec harden --noise auto`` (seeds 0-3), SmolLM2-135M-Instruct (its weights are dequantized
+Q4_1: clean with a provenance note expected).
 Attacked: content injection against nf4, fp4, int8 and q4_0 separately (inject 100 steps shared by all four,
 60 PGD repair steps at lr 1e-3, as the README's attack bench), the adaptive attacker repairing inside boxes
 shrunk by 1 %, 10 %, 20 % of each interval (from the nf4 attack; keyword rates measured on ``PROBES`` probes per
-set), and outlier injection (targets nf4 and q4_0, block 0).
+set) and by a randomised attacker drawing each weight's margin in ``[0, f]`` (f = 10 %, 20 %), and outlier
+injection (targets nf4, q4_0, fp4; block 0 and block 1).  Attacks run at seeds 0-2 (nf4 also saved as bf16).
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ import torch
 FINETUNE_STEPS, FINETUNE_LR = 40, 5e-4
 INJECT_STEPS, REPAIR_STEPS, REPAIR_LR = 100, 60, 1e-3
 SHRINK_FRACTIONS = (0.01, 0.1, 0.2)
+RANDOM_SHRINK_FRACTIONS = (0.1, 0.2)  # margins drawn per weight in [0, f * width]: no pile-up at one shrunk edge
 PROBES = 10
 ATTACK_SEEDS = (0, 1, 2)
 
@@ -129,7 +136,8 @@ def keyword_rates(model_dir: Path, target: str) -> dict:
 
     model, tokenizer = load_model(model_dir)
     fmt = formats.get(target)
-    measured = measure_all(model.float(), tokenizer, [fmt], constrained_names(model, [fmt]), MeasureConfig(limit=PROBES))
+    names = constrained_names(model, [fmt])
+    measured = measure_all(model.float(), tokenizer, [fmt], names, MeasureConfig(limit=PROBES))
     return {"fp32": measured["fp"]["keyword_rate"], target: measured["quantized"][target]["keyword_rate"]}
 
 
@@ -158,13 +166,15 @@ def build_attack(target: str, root: Path, seed: int = 0, save_dtype: str = "fp32
     return build
 
 
-def build_shrink(fraction: float, root: Path, seed: int = 0):
+def build_shrink(fraction: float, root: Path, seed: int = 0, randomized: bool = False):
     def build(folder: Path) -> dict:
         from compsec.attack.adaptive_shrink import shrink_attack
 
-        model_dir = shrink_attack(root / _seeded("attack-nf4", seed) / "run", folder, fraction, probe_limit=PROBES)
+        model_dir = shrink_attack(root / _seeded("attack-nf4", seed) / "run", folder, fraction, probe_limit=PROBES,
+                                  randomized=randomized)
         record = json.loads((model_dir.parent / "shrink.json").read_text(encoding="utf-8"))
-        return {"model_dir": str(model_dir), "fraction": fraction, "seed": seed, "keyword_rate": record.get("keyword_rate"),
+        return {"model_dir": str(model_dir), "fraction": fraction, "seed": seed, "randomized": randomized,
+                "keyword_rate": record.get("keyword_rate"),
                 "requantization_identical": record.get("requantization_identical")}
     return build
 
@@ -200,6 +210,8 @@ def artifacts(root: Path) -> list[tuple[str, str, str, object]]:
                    build_attack("nf4", root, seed, "bf16"))]
         items += [(_seeded(f"adaptive-{f:g}", seed), "attacked", f"adaptive-{f:g}", build_shrink(f, root, seed))
                   for f in SHRINK_FRACTIONS]
+        items += [(_seeded(f"adaptive-rand-{f:g}", seed), "attacked", f"adaptive-rand-{f:g}",
+                   build_shrink(f, root, seed, randomized=True)) for f in RANDOM_SHRINK_FRACTIONS]
     for layer in (0, 1):
         items += [(f"outlier-{t}" + ("" if layer == 0 else f"-l{layer}"), "attacked", "outlier",
                    build_outlier(t, layer)) for t in ("nf4", "q4_0", "fp4")]

@@ -90,3 +90,11 @@ def test_fraction_shrink_keeps_away_from_edges_and_keeps_the_anchor():
     assert shrunk.hi.tolist() == pytest.approx([0.9, 0.8, 0.5])  # pinned interval stays pinned
     with pytest.raises(InputError):
         fraction_margins(stub, 0.5)
+
+
+def test_randomised_margins_lie_inside_the_band_and_vary():
+    stub = _StubBox([0.0] * 1000, [1.0] * 1000)
+    margins = fraction_margins(stub, 0.2, seed=3)["w"]
+    assert float(margins.min()) >= 0.0 and float(margins.max()) <= 0.2
+    assert float(margins.std()) > 0.03  # uniform on [0, 0.2]: std 0.058
+    assert torch.equal(margins, fraction_margins(stub, 0.2, seed=3)["w"])

@@ -21,9 +21,11 @@ import torch
 from compsec.errors import InputError
 
 
-def fraction_margins(attack_box, fraction: float) -> dict[str, torch.Tensor]:
+def fraction_margins(attack_box, fraction: float, seed: int | None = None) -> dict[str, torch.Tensor]:
     """Per-weight margins ``fraction * (hi - lo)`` (float32) of every constrained weight of ``attack_box``, for
     :class:`compsec.defend.adaptive.ShrunkBox` (which takes a margin per side and keeps the anchor inside).
+    With ``seed``, each margin is instead drawn uniformly from ``[0, fraction * (hi - lo)]`` (a randomised
+    attacker: clamped weights spread over the band instead of piling onto one shrunk edge).
 
     ``fraction`` must be in ``[0, 0.5)``.  Example: an interval ``[0, 1]`` with ``fraction = 0.1`` becomes
     ``[0.1, 0.9]`` (snapped inward to the storage grid); pinned intervals (``lo == hi``) get margin 0.
@@ -31,18 +33,20 @@ def fraction_margins(attack_box, fraction: float) -> dict[str, torch.Tensor]:
     if not 0 <= fraction < 0.5:
         raise InputError(f"fraction={fraction} must be in [0, 0.5): it is the margin per side, as a share of "
                          "each interval (0.1 = stay 10 % of the interval away from both edges)")
-    margins = {}
+    margins, gen = {}, None if seed is None else torch.Generator().manual_seed(seed)
     for name in attack_box.parts:
         box = attack_box.box(name)
-        margins[name] = fraction * (box.hi.float() - box.lo.float())
+        width = box.hi.float() - box.lo.float()
+        margins[name] = fraction * width * (1 if gen is None else torch.rand(width.shape, generator=gen))
     return margins
 
 
 def shrink_attack(attack_dir, out_root, fraction: float, steps: int | None = None,
-                  probe_limit: int | None = None) -> Path:
+                  probe_limit: int | None = None, randomized: bool = False) -> Path:
     """Repair the injected model of the attack in ``attack_dir`` inside boxes shrunk by ``fraction`` into
     ``out_root/<attack folder name>-shrink{fraction}/`` (reused when ``shrink.json`` exists); returns its model
-    folder.  ``probe_limit``: also measure keyword rates on that many probes per set (None: skip measuring)."""
+    folder.  ``probe_limit``: also measure keyword rates on that many probes per set (None: skip measuring);
+    ``randomized``: margins drawn per weight (see :func:`fraction_margins`, seeded by the attack's seed)."""
     from compsec.attack import data
     from compsec.attack.box import AttackBox, constrained_names
     from compsec.attack.repair import repair
@@ -51,7 +55,7 @@ def shrink_attack(attack_dir, out_root, fraction: float, steps: int | None = Non
     from compsec.defend.adaptive import ShrunkBox, attack_config
 
     config = attack_config(Path(attack_dir))
-    out = Path(out_root) / f"{Path(attack_dir).name}-shrink{fraction:g}"
+    out = Path(out_root) / f"{Path(attack_dir).name}-shrink{'-rand' if randomized else ''}{fraction:g}"
     if (out / "shrink.json").is_file():
         return out / "model"
     box = AttackBox.load(config.folder / "box")
@@ -59,12 +63,13 @@ def shrink_attack(attack_dir, out_root, fraction: float, steps: int | None = Non
     params = dict(model.named_parameters())
     anchors = {n: params[n].detach().cpu().clone() for n in box.parts}
     pairs = data.read_pairs(config.clean_file) if config.clean_file else data.clean_pairs(config.seed)
-    stats, report = repair(model, tokenizer, ShrunkBox(box, fraction_margins(box, fraction), anchors), pairs,
+    margins = fraction_margins(box, fraction, config.seed if randomized else None)
+    stats, report = repair(model, tokenizer, ShrunkBox(box, margins, anchors), pairs,
                            steps if steps is not None else config.repair_steps, config.repair_lr,
                            config.batch_size, config.seed, project=True)
     reference, _ = load_stage_model(config, "injected", rounded=True)
     check = compare_quantization(model, reference, list(box.parts), box.formats, config.storage)
-    record = {"fraction": fraction, "train": stats.summary(), **report, **check}
+    record = {"fraction": fraction, "randomized": randomized, "train": stats.summary(), **report, **check}
     if probe_limit is not None:
         from compsec.attack.measure import MeasureConfig, measure_all
 

@@ -4,8 +4,10 @@
 >>> report = scan_path("model_dir", ScanConfig(formats=("nf4", "q4_0")))
 >>> report.verdict, [f.explanation for f in report.findings]
 
-Detectors (one module each, statistic and null model in its docstring): :mod:`~compsec.scan.edge_mass`,
-:mod:`~compsec.scan.block_outliers`, :mod:`~compsec.scan.grid_provenance`; multiple-testing control in
+Detectors (one module each, statistic and null model in its docstring): :mod:`~compsec.scan.edge_mass` (excess
+within 1 % of an edge, and its depletion: adaptive attackers with fixed margins), :mod:`~compsec.scan.edge_band`
+(outer quarter crowded: random margins), :mod:`~compsec.scan.block_outliers`, :mod:`~compsec.scan.grid_provenance`
+(information: a checkpoint converted back from a quantized one); multiple-testing control in
 :mod:`~compsec.scan.aggregate`; the behavioural contrast is a hook in :mod:`~compsec.scan.runner`.
 """
 

@@ -1,11 +1,12 @@
 """From many per-tensor tests to one verdict, with multiple-testing control.
 
 A model has hundreds of quantizable tensors and every one is tested for several formats, so a per-test p-value
-threshold would raise false alarms on clean models.  All tamper tests of a scan (edge-mass and block-outlier,
-every tensor and format) are pooled and adjusted with **Benjamini-Hochberg** (false discovery rate ``alpha``,
-default 1e-3).  BH is valid under independence and under positive dependence (PRDS), which is the relevant case
-here: tests of one tensor under different formats are positively correlated.  A test becomes a *suspicious*
-finding only when its adjusted p-value is ``<= alpha`` **and** its detector's effect-size floor is met.
+threshold would raise false alarms on clean models.  All tamper tests of a scan (edge-mass, edge-depletion,
+edge-band and block-outlier, every tensor and format) are pooled and adjusted with **Benjamini-Hochberg** (false
+discovery rate ``alpha``, default 1e-3).  BH is valid under independence and under positive dependence (PRDS),
+which is the relevant case here: tests of one tensor under different formats are positively correlated.  A
+test becomes a *suspicious* finding only when its adjusted p-value is ``<= alpha`` **and** its detector's
+effect-size floor is met.
 
 Model ``score``: the strongest evidence, ``max -log10(adjusted p)`` over tests whose effect floor is met,
 capped at 300 (0 when there is none).  ``verdict`` is ``"suspicious"`` iff any suspicious finding exists.

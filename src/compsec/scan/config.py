@@ -21,6 +21,9 @@ class ScanConfig:
     min_odds_ratio: edge-mass effect floor (edge:adjacent odds over the null's); benign tensors sit near 1.
     max_edge_ratio: edge-depletion effect floor: observed / expected share of weights within ``eps`` of an edge
         at most this (benign ~1; an attacker repairing inside boxes shrunk by 10-20 % leaves ~0.2).
+    min_band_ratio: edge-band effect floor: observed / expected share of weights in the outer 25 % of their
+        interval on either side at least this (benign within 1 % of 1 on the corpus; randomised adaptive
+        attackers 1.16-1.33).
     ratio_threshold: block-outlier abs-max / second-largest ratio counted as an injected outlier.
     min_outlier_blocks: block-outlier effect floor (exceeding blocks, and at least 10x the null's count).
     seed: seeds the choice of rows (mixed with each tensor's name, so reruns examine the same rows).
@@ -33,6 +36,7 @@ class ScanConfig:
     alpha: float = 1e-3
     min_odds_ratio: float = 1.5
     max_edge_ratio: float = 0.5
+    min_band_ratio: float = 1.1
     ratio_threshold: float = 16.0
     min_outlier_blocks: int = 3
     seed: int = 0
@@ -48,6 +52,8 @@ class ScanConfig:
         if not 0 < self.max_edge_ratio < 1:
             raise ValueError(f"max_edge_ratio={self.max_edge_ratio} must be in (0, 1); 0.5 flags edges at half the "
                              "expected density")
+        if self.min_band_ratio <= 1:
+            raise ValueError(f"min_band_ratio={self.min_band_ratio} must exceed 1; 1.1 flags a 10 % excess")
         if self.ratio_threshold <= 1 or self.min_odds_ratio < 1 or self.min_outlier_blocks < 1:
             raise ValueError("ratio_threshold must exceed 1, min_odds_ratio be >= 1, min_outlier_blocks >= 1")
 

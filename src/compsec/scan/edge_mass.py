@@ -100,9 +100,11 @@ def edge_mass_test(w: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor, eps: flo
     expected, variance = float(p.sum()), float((p * (1 - p)).sum())
     z, p_value = poisson_binomial_test(k, expected, variance)
     absolute = m["edge"] / m["interval"]
-    k_all, expected_all, variance_all = int(in_edge.sum()), float(absolute.sum()), float((absolute * (1 - absolute)).sum())
+    k_all, expected_all = int(in_edge.sum()), float(absolute.sum())
+    variance_all = float((absolute * (1 - absolute)).sum())
     # lower tail P(K <= k_all) as the upper tail of -K (same continuity correction)
-    depletion_p = poisson_binomial_test(-k_all, -expected_all, variance_all)[1] if variance_all >= MIN_VARIANCE else None
+    depletion_p = poisson_binomial_test(-k_all, -expected_all, variance_all)[1]
+    depletion_p = depletion_p if variance_all >= MIN_VARIANCE else None
     return EdgeMassResult(
         n_weights=int(w.numel()),
         edge_fraction=float(in_edge.double().mean()) if w.numel() else 0.0,

@@ -22,6 +22,9 @@ RULES = {
     "edge-depletion": ("BoxEdgeDepletion", "Weights kept away from the edges of their quantization intervals",
                        ("Far fewer weights lie within eps of an edge than a grid-aware null expects: the footprint "
                         "of an adaptive attacker repairing inside boxes shrunk away from the edges.")),
+    "edge-band": ("BoxEdgeBand", "Weights pushed into the outer parts of their quantization intervals",
+                  ("More weights lie in the outer quarter of their interval on either side than a grid-aware null "
+                   "expects: the footprint of repair inside randomly shrunk boxes.")),
     "block-outliers": ("BlockOutliers", "Blocks whose abs-max dwarfs the rest of the block",
                        ("Blocks whose largest magnitude is many times the second-largest, so that the rest of "
                         "the block quantizes to zero: the footprint of outlier injection.")),

@@ -13,6 +13,7 @@ from compsec.formats.base import Format
 from compsec.scan.block_outliers import block_outlier_test, explain_block_outliers
 from compsec.scan.blocks import block_size_of
 from compsec.scan.config import ScanConfig
+from compsec.scan.edge_band import edge_band_test, explain_edge_band
 from compsec.scan.edge_mass import edge_mass_test, explain_edge_depletion, explain_edge_mass
 from compsec.scan.findings import Evidence, ScanFinding
 from compsec.scan.grid_provenance import grid_provenance_batch
@@ -69,13 +70,17 @@ def batched_boxes(fmt: Format, items: list[torch.Tensor]) -> list[tuple[torch.Te
 
 def edge_evidence(name: str, rows: torch.Tensor, box: tuple[torch.Tensor, torch.Tensor], fmt: Format,
                   cfg: ScanConfig) -> list[Evidence]:
-    """The edge-mass (excess) and edge-depletion tests of one tensor under one format, given its box ``(lo, hi)``."""
+    """The edge-mass (excess within ``eps``), edge-depletion and wide edge-band tests of one tensor under one
+    format, given its box ``(lo, hi)``."""
     result = edge_mass_test(rows, box[0], box[1], cfg.eps)
+    band = edge_band_test(rows, box[0], box[1])
     storage = _STORAGE_NAMES[rows.dtype]
     return [Evidence(name, fmt.name, "edge-mass", result.odds_ratio, result.p_value,
                      result.odds_ratio >= cfg.min_odds_ratio, explain_edge_mass(result, cfg.eps, storage)),
             Evidence(name, fmt.name, "edge-depletion", 1 / result.edge_ratio, result.depletion_p,
-                     result.edge_ratio <= cfg.max_edge_ratio, explain_edge_depletion(result, cfg.eps, storage))]
+                     result.edge_ratio <= cfg.max_edge_ratio, explain_edge_depletion(result, cfg.eps, storage)),
+            Evidence(name, fmt.name, "edge-band", band.ratio, band.p_value, band.ratio >= cfg.min_band_ratio,
+                     explain_edge_band(band))]
 
 
 def outlier_evidence(name: str, rows: torch.Tensor, fmts: list[Format], cfg: ScanConfig) -> list[Evidence]:
