@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/scan_corpus.py [--root DIR] [--only NAME,...] [--list] [--threads 1]
 
-Measured 2026-11-25 (2 shared cores, load ~10, 1 torch thread): 60 artifacts in about 12 minutes of wall time
+Measured 2026-11-25 (2 shared cores, load ~9, 1 torch thread): 54 artifacts in about 17 minutes of wall time
 (the attacks dominate: ~100 s for a seed's nf4 attack with its injection, 20-70 s for each other target, ~20 s
 for each adaptive repair with its keyword measurement).  Scored by ``bench/bench_scan_corpus.py``.
 
