@@ -15,6 +15,20 @@ A prompt is divergent when the refusal judge's verdicts differ (refusal flip) or
 the variant's response. Prints one JSON object (also written to ``--json``): per model and method, the count,
 the rate per 1,000 evaluations, the distinct seeds behind them, the reasons, wall seconds, and the ratio of
 each method's rate to random's measured in the same run.
+
+Measured 2026-11-25 (2 shared, heavily loaded CPU cores; budget 1000; variant nf4; attacked = inject 100 /
+repair 60 steps, nf4 keyword rate 93 %, fp32 0 %). Divergent prompts per 1,000 evaluations (distinct seeds):
+
+| model    | search:refusal-gap | search:kl    | random (642 evals: every probe) | random-mutated |
+|----------|--------------------|--------------|---------------------------------|----------------|
+| benign   | 12.0 (2) = 3.9x    | 9.0 (2) = 2.9x | 3.1 (2)                       | 4.0 (4)        |
+| attacked | 87.1 (11) = 0.36x  | 67.1 (11) = 0.28x | 241.4 (155)                | 271.0 (164)    |
+
+Benign: every divergence is a refusal flip near two boundary seeds; the search finds 4x as many per evaluation,
+all variations of those two prompts. Attacked: the injected keyword appears in most injection answers, which no
+objective here targets (1 and 5 keyword finds); on refusal flips alone the search gets 86 per 1,000 vs random's
+51 (1.7x). Predicted flips (margins of opposite sign) were divergent in 71/85 (attacked) and 12/13 (benign)
+verifications; the non-flip verifications found 0/22 on the benign model.
 """
 
 from __future__ import annotations
