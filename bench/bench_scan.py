@@ -9,8 +9,11 @@
 
 3. ``--detection N``: detection figures on a synthetic corpus of N seeds per (format, dtype, distribution) of
    4096-weight tensors: false-alarm rate on benign tensors, detection rate on PGD-repaired ones (20 %, 5 %, 2 %
-   of weights moved within 1 % of an edge) and on outlier injection (1 % and 10 % of blocks), each test judged at
-   p <= 1e-3 with the detectors' effect floors (no multiple-testing correction: a per-test rate).
+   of weights moved within 1 % of an edge), on adaptive ones (``shrunk_0.1``: weights within 10 % of an edge
+   clamped onto the shrunk edge; ``random_margin_0.2``: 20 % of weights spread within 20 % of an edge) and on
+   outlier injection (1 % and 10 % of blocks), each test judged at p <= 1e-3 with the detectors' effect floors
+   (no multiple-testing correction: a per-test rate).  ``CASE`` counts the edge-mass test alone,
+   ``CASE:any_edge_test`` any of edge-mass, edge-depletion and edge-band.
 
 ``--keep DIR`` writes the checkpoint to DIR and keeps it (reused when present: rerun the scan without rewriting
 2 GB); ``--threads N`` sets torch's intra-op threads (on a shared, loaded 2-core machine 1 thread was 3-5x
@@ -136,11 +139,18 @@ def detection_rates(seeds: int, cfg: ScanConfig) -> dict:
     """Per format: benign false-alarm rate and detection rates (see the module docstring, item 3)."""
     from compsec.scan import synthetic
     from compsec.scan.block_outliers import block_outlier_test
+    from compsec.scan.edge_band import edge_band_test
     from compsec.scan.edge_mass import edge_mass_test
     from compsec.scan.tensor_scan import batched_boxes, block_size_of
 
     def hit(r) -> bool:
         return r.p_value is not None and r.p_value <= 1e-3 and r.odds_ratio >= cfg.min_odds_ratio
+
+    def any_edge_hit(w, lo, hi) -> bool:
+        r, band = edge_mass_test(w, lo, hi, cfg.eps), edge_band_test(w, lo, hi)
+        depleted = r.depletion_p is not None and r.depletion_p <= 1e-3 and r.edge_ratio <= cfg.max_edge_ratio
+        crowded = band.p_value is not None and band.p_value <= 1e-3 and band.ratio >= cfg.min_band_ratio
+        return hit(r) or depleted or crowded
 
     out, gen = {}, torch.Generator().manual_seed(0)
     for name in cfg.format_names():
@@ -151,10 +161,14 @@ def detection_rates(seeds: int, cfg: ScanConfig) -> dict:
                 cases = {"benign": benign}
                 for fraction in (0.2, 0.05, 0.02):
                     cases[f"repaired_{fraction}"] = [synthetic.pgd_repaired(w, fmt, fraction, gen) for w in benign]
+                cases["shrunk_0.1"] = [synthetic.shrunk_repaired(w, fmt, 0.1, gen) for w in benign]
+                cases["random_margin_0.2"] = [synthetic.pgd_repaired(w, fmt, 0.2, gen, eps=0.2) for w in benign]
                 for case, tensors in cases.items():
                     boxes = batched_boxes(fmt, tensors)
                     flags = [hit(edge_mass_test(w, lo, hi, cfg.eps)) for w, (lo, hi) in zip(tensors, boxes)]
                     counts.setdefault(case, []).extend(flags)
+                    counts.setdefault(f"{case}:any_edge_test", []).extend(
+                        any_edge_hit(w, lo, hi) for w, (lo, hi) in zip(tensors, boxes))
                 size = block_size_of(fmt, 512)
                 for case, tensors in (("outliers_benign", benign),
                                       ("outliers_1pct", [synthetic.outlier_injected(w, size, 0.01, gen) for w in benign]),
