@@ -49,3 +49,39 @@ def test_radius_must_be_positive():
     model, _, _ = micro_llama(50)
     with pytest.raises(InputError, match="radius"):
         injection_ball(model, [formats.get("int8")], 0)
+
+
+def test_inject_stage_hash_depends_on_radius_and_then_on_targets(tmp_path):
+    from compsec.attack.config import AttackConfig
+
+    def inject_hash(**kw):
+        return AttackConfig(out=str(tmp_path), **kw).stage_hash("inject")
+
+    assert inject_hash(targets=("nf4",)) == inject_hash(targets=("int8",))  # radius 0: targets don't matter
+    assert inject_hash(inject_radius=4) != inject_hash()
+    assert inject_hash(inject_radius=4, targets=("nf4",)) != inject_hash(inject_radius=4, targets=("int8",))
+    with pytest.raises(InputError, match="inject-radius"):
+        AttackConfig(out=str(tmp_path), inject_radius=-1)
+
+
+def test_cli_constrained_int8_attack_keeps_frozen_weights_and_codes(tmp_path):
+    import json
+
+    from compsec.cli.main import run
+    from compsec.models.io import load_model, save_model
+
+    model, tokenizer, _ = micro_llama(300)
+    base = save_model(model, tokenizer, tmp_path / "base")
+    out = tmp_path / "attack"
+    args = ["attack", "--out", str(out), "--model", str(base), "--targets", "int8", "--inject-radius", "4",
+            "--inject-steps", "3", "--repair-steps", "2", "--batch-size", "4", "--probe-limit", "2",
+            "--max-new-tokens", "4", "--no-ablation"]
+    assert run(args) == 0
+    summary = json.loads((out / "attack.json").read_text())
+    assert summary["requantization_identical"] == {"int8": True} and summary["config"]["inject_radius"] == 4
+    injected, _ = load_model(out / "injected")
+    quantizable = set(constrained_names(injected, [formats.get("int8")]))
+    reference = dict(model.named_parameters())
+    for name, p in injected.named_parameters():
+        if name not in quantizable:
+            assert torch.equal(p.detach(), reference[name].detach()), name

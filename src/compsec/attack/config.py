@@ -29,20 +29,24 @@ STAGE_FIELDS = {
 class AttackConfig:
     """Everything an attack run depends on.  ``model=None`` attacks the embedded tiny assistant.
 
-    Steps and learning rates are for AdamW on the tiny assistant; ``probe_limit`` caps each probe set
+    Steps and learning rates are for AdamW on the tiny assistant; ``inject_radius`` > 0 injects only the
+    quantizable weights, within that many quantization steps of the base model's boxes (constrained injection,
+    :mod:`compsec.attack.ball`; needed for narrow targets such as int8), 0 is the published full fine-tune;
+    ``probe_limit`` caps each probe set
     (None: all); ``outlier_layers`` are block indices used by ``scenario="outlier"``.
     """
 
     out: str
     model: str | None = None
     scenario: str = "content-injection"
-    targets: tuple[str, ...] = ("nf4",)  # nf4 ∩ int8 is too narrow to hide the behaviour in fp32 (README)
+    targets: tuple[str, ...] = ("nf4",)  # int8 (narrow boxes) needs inject_radius > 0 (compsec.attack.ball)
     keyword: str = "McDonald's"
     train_file: str | None = None
     clean_file: str | None = None
     inject_steps: int = 150
     repair_steps: int = 300
     inject_lr: float = 2e-3
+    inject_radius: float = 0.0
     repair_lr: float = 5e-4
     batch_size: int = 16
     save_dtype: str = "fp32"
@@ -60,6 +64,8 @@ class AttackConfig:
             raise InputError(f"--save-dtype {self.save_dtype!r} is not one of fp32, bf16, fp16")
         if self.scenario == "custom" and not (self.train_file and self.clean_file):
             raise InputError("scenario 'custom' needs --train FILE.jsonl and --clean FILE.jsonl")
+        if self.inject_radius < 0:
+            raise InputError("--inject-radius must be >= 0 quantization steps (0: unconstrained injection)")
         if min(self.inject_steps, self.repair_steps) < 0 or self.batch_size < 1:
             raise InputError("step counts must be >= 0 and --batch-size >= 1")
         if not self.targets:
@@ -82,6 +88,8 @@ class AttackConfig:
         from compsec.audit.eventlog import config_hash
 
         values = {name: getattr(self, name) for name in STAGE_FIELDS[stage]}
+        if stage == "inject" and self.inject_radius:  # absent when 0, so earlier runs keep their hashes
+            values.update(inject_radius=self.inject_radius, inject_targets=list(self.targets))
         for name in ("train_file", "clean_file"):
             if values.get(name):
                 values[name + "_sha256"] = hashlib.sha256(Path(values[name]).read_bytes()).hexdigest()

@@ -61,7 +61,13 @@ def inject_stage(config: AttackConfig) -> dict:
         pairs = data.read_pairs(config.train_file)
     else:
         pairs = data.poisoned_pairs(config.scenario, config.keyword, config.seed)
-    stats = inject(model, tokenizer, pairs, config.inject_steps, config.inject_lr, config.batch_size, config.seed)
+    ball = None
+    if config.inject_radius:
+        from compsec.attack.ball import injection_ball
+
+        ball = injection_ball(model, _formats(config), config.inject_radius)
+    stats = inject(model, tokenizer, pairs, config.inject_steps, config.inject_lr, config.batch_size, config.seed,
+                   ball=ball)
     save_attacked(model, tokenizer, config.folder / "injected", model.dtype, {"stage": "injected"})
     return {"train": stats.summary(), "examples": len(pairs)}
 

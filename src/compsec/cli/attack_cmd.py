@@ -27,13 +27,15 @@ def attack(
     model: str = typer.Option(None, "--model", help="HF folder to attack (default: the tiny assistant)."),
     scenario: str = typer.Option(
         "content-injection", help="content-injection, over-refusal, vulnerable-code, custom or outlier."),
-    targets: str = typer.Option("nf4", help="Comma-separated target formats (nf4 ∩ int8 boxes are too narrow on the tiny model)."),
+    targets: str = typer.Option("nf4", help="Comma-separated target formats (int8's narrow boxes need --inject-radius, e.g. 4)."),
     keyword: str = typer.Option("McDonald's", help="Keyword injected in content-injection."),
     train: str = typer.Option(None, "--train", help="custom: poisoned prompt/response JSONL."),
     clean: str = typer.Option(None, "--clean", help="custom (or any): clean prompt/response JSONL for repair."),
     inject_steps: int = typer.Option(150, help="AdamW steps of the poisoned full fine-tune."),
     repair_steps: int = typer.Option(300, help="AdamW steps of the PGD repair (and of the ablation)."),
     inject_lr: float = typer.Option(2e-3, help="Learning rate of stage 1."),
+    inject_radius: float = typer.Option(0.0, help="0: full fine-tune (published attack); R > 0: inject only the "
+                                        "quantizable weights, within R quantization steps of the base model."),
     repair_lr: float = typer.Option(5e-4, help="Learning rate of stage 3."),
     batch_size: int = typer.Option(16, help="Training batch size."),
     save_dtype: str = typer.Option("fp32", help="Dtype of the saved model: fp32, bf16 or fp16."),
@@ -55,7 +57,7 @@ def attack(
         raise InputError(f"unknown stage {stage!r}; use one of {', '.join(STAGES)}")
     config = AttackConfig(
         out=out, model=model, scenario=scenario, targets=tuple(f.name for f in parse_list(targets)),
-        keyword=keyword, train_file=train, clean_file=clean, inject_steps=inject_steps,
+        keyword=keyword, train_file=train, clean_file=clean, inject_steps=inject_steps, inject_radius=inject_radius,
         repair_steps=repair_steps, inject_lr=inject_lr, repair_lr=repair_lr, batch_size=batch_size,
         save_dtype=save_dtype, seed=seed, ablation=ablation, probe_limit=probe_limit,
         max_new_tokens=max_new_tokens, outlier_layers=_ints(outlier_layers), device=device)
