@@ -10,10 +10,11 @@ that kind's artifacts against every benign one (ties count one half).  Attacks w
 behaviour (keyword rate >= 50 %, e.g. target int8) failed their stealth goal: reported as ``stealth_failed``.
 Prints a table and writes the JSON (default ``<root>/results.json``).
 
-Measured 2026-11-25 (default ScanConfig, 4096 weights per tensor; 18 benign, 36 attacked artifacts; 3 seeds per
-attack kind, 6 outlier artifacts): FPR 0/18 (tiny assistant fp32/fp16/bf16, 3 fine-tunes, 7 random inits of two
+Measured 2026-11-25 (default ScanConfig, 4096 weights per tensor; 18 benign, 39 attacked artifacts; 3 seeds per
+attack kind, 6 outlier artifacts; the same figures with ``--sample-weights 0``): FPR 0/18 (tiny assistant fp32/fp16/bf16, 3 fine-tunes, 7 random inits of two
 sizes, 4 noise-hardened, SmolLM2-135M clean with a Q4_1 provenance note); TPR 1.00 and AUROC 1.00 for every kind:
-attacks against nf4 / fp4 / int8 / q4_0 (and nf4 saved as bf16), adaptive attackers with boxes shrunk by 1 %,
+attacks against nf4 / fp4 / int8 / q4_0 (and nf4 saved as bf16; int8 also with constrained injection r = 4,
+which keeps fp32 at 0 % and int8 at 70-80 %), adaptive attackers with boxes shrunk by 1 %,
 10 %, 20 % (edge-mass at 1 %, edge-depletion and edge-band beyond), randomised margins in [0, 10 %] and
 [0, 20 %] (edge-band only), outlier injection.  The int8 attack fails its stealth goal at every seed (fp32 keyword
 rate 80-90 %).  Before the edge-depletion and edge-band tests the adaptive attackers at 10 % and 20 % got through

@@ -20,6 +20,8 @@ Attacked: content injection against nf4, fp4, int8 and q4_0 separately (inject 1
 shrunk by 1 %, 10 %, 20 % of each interval (from the nf4 attack; keyword rates measured on ``PROBES`` probes per
 set) and by a randomised attacker drawing each weight's margin in ``[0, f]`` (f = 10 %, 20 %), and outlier
 injection (targets nf4, q4_0, fp4; block 0 and block 1).  Attacks run at seeds 0-2 (nf4 also saved as bf16).
+``attack-int8-r4``: constrained injection within 4 quantization steps (:mod:`compsec.attack.ball`, 150 + 300 steps),
+the int8 attack that keeps fp32 benign.
 """
 
 from __future__ import annotations
@@ -119,12 +121,15 @@ def build_smollm(folder: Path) -> dict:
 
 
 def attack_config(folder: Path, target: str, scenario: str = "content-injection", seed: int = 0,
-                  save_dtype: str = "fp32", layer: int = 0):
+                  save_dtype: str = "fp32", layer: int = 0, radius: float = 0.0):
+    """The corpus's attack settings; ``radius`` > 0: constrained injection (:mod:`compsec.attack.ball`) with the
+    steps its docstring measured (150 + 300, repair lr 5e-4)."""
     from compsec.attack.config import AttackConfig
 
-    return AttackConfig(out=str(folder / "run"), scenario=scenario, targets=(target,), inject_steps=INJECT_STEPS,
-                        repair_steps=REPAIR_STEPS, repair_lr=REPAIR_LR, ablation=False, seed=seed,
-                        save_dtype=save_dtype, outlier_layers=(layer,))
+    steps = {"inject_steps": 150, "repair_steps": 300, "repair_lr": 5e-4, "inject_radius": radius} if radius else {
+        "inject_steps": INJECT_STEPS, "repair_steps": REPAIR_STEPS, "repair_lr": REPAIR_LR}
+    return AttackConfig(out=str(folder / "run"), scenario=scenario, targets=(target,), ablation=False, seed=seed,
+                        save_dtype=save_dtype, outlier_layers=(layer,), **steps)
 
 
 def keyword_rates(model_dir: Path, target: str) -> dict:
@@ -150,17 +155,19 @@ def share_injection(source: Path, run: Path) -> None:
     shutil.copy2(source / "stages" / "inject.json", run / "stages" / "inject.json")
 
 
-def build_attack(target: str, root: Path, seed: int = 0, save_dtype: str = "fp32"):
+def build_attack(target: str, root: Path, seed: int = 0, save_dtype: str = "fp32", radius: float = 0.0):
     def build(folder: Path) -> dict:
         from compsec.attack.pipeline import run_stage, write_summary
 
-        config = attack_config(folder, target, seed=seed, save_dtype=save_dtype)
-        share_injection(root / _seeded("attack-nf4", seed) / "run", config.folder)
+        config = attack_config(folder, target, seed=seed, save_dtype=save_dtype, radius=radius)
+        if not radius:
+            share_injection(root / _seeded("attack-nf4", seed) / "run", config.folder)
         verify = {}
         for stage in ("inject", "box", "repair", "verify"):
             verify = run_stage(config, stage)["result"]
         write_summary(config)
         return {"model_dir": str(config.folder / "model"), "target": target, "seed": seed, "save_dtype": save_dtype,
+                "inject_radius": radius,
                 "requantization_identical": verify["requantization_identical"],
                 "keyword_rate": keyword_rates(config.folder / "model", target)}
     return build
@@ -212,6 +219,8 @@ def artifacts(root: Path) -> list[tuple[str, str, str, object]]:
                   for f in SHRINK_FRACTIONS]
         items += [(_seeded(f"adaptive-rand-{f:g}", seed), "attacked", f"adaptive-rand-{f:g}",
                    build_shrink(f, root, seed, randomized=True)) for f in RANDOM_SHRINK_FRACTIONS]
+    items += [(_seeded("attack-int8-r4", seed), "attacked", "attack-int8-r4", build_attack("int8", root, seed, radius=4))
+              for seed in ATTACK_SEEDS]
     for layer in (0, 1):
         items += [(f"outlier-{t}" + ("" if layer == 0 else f"-l{layer}"), "attacked", "outlier",
                    build_outlier(t, layer)) for t in ("nf4", "q4_0", "fp4")]
