@@ -27,7 +27,7 @@ def scan(
     sarif_out: str = typer.Option("", "--sarif", help="Write the report as SARIF 2.1.0 to this file."),
     progress: bool = typer.Option(True, help="Show a progress bar."),
 ) -> None:
-    """Look for quantization-conditioned tampering (box-edge mass, block outliers) in the weights alone."""
+    """Look for quantization-conditioned tampering (box-edge mass, edge depletion and band, block outliers) in the weights alone."""
     from compsec.scan.config import ScanConfig
     from compsec.scan.runner import scan_path
 
