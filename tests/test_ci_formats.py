@@ -12,6 +12,7 @@ import yaml
 from test_ci_formats_fakes import outcomes, write_run
 
 from compsec.audit.baseline import check_drift, load_run
+from compsec.audit.compare import GATED
 from compsec.audit.junit import audit_junit
 from compsec.audit.sarif import audit_sarif
 from compsec.cli.main import run
@@ -104,13 +105,13 @@ def test_junit_is_valid_with_one_case_per_variant_and_gate(tmp_path):
     assert junit_errors(text) == []
     suites = {s.get("name"): s for s in tree.getroot().findall("testsuite")}
     assert list(suites) == ["gates: nf4", "gates: fp4", "drift: original", "drift: nf4", "drift: fp4"]
-    assert all(len(s.findall("testcase")) == 5 for s in suites.values())
+    assert all(len(s.findall("testcase")) == len(GATED) == 6 for s in suites.values())
     fp4 = {c.get("name"): c for c in suites["gates: fp4"].findall("testcase")}
     assert fp4["utility_drop"].find("failure").get("message").startswith("utility accuracy fell 87.5 points")
     assert fp4["keyword_rise"].find("skipped") is not None and fp4["refusal_drop"].find("failure") is None
     known = {c.get("name"): c for c in suites["gates: nf4"].findall("testcase")}["refusal_drop"].find("skipped")
     assert known.get("type") == "known-finding"
-    assert tree.getroot().get("failures") == "2" and tree.getroot().get("tests") == "25"
+    assert tree.getroot().get("failures") == "2" and tree.getroot().get("tests") == "30"
     assert junit_errors(text.replace(' name="utility_drop"', "", 1))  # a testcase needs a name
 
 

@@ -50,7 +50,9 @@ def test_gates_fail_exactly_where_the_summary_lists_findings(tmp_path):
     folder = write_run(tmp_path / "run", variants)
     summary = json.loads((folder / "summary.json").read_text())
     gates = variant_gates(load_run(folder).records, thresholds_of({}))
-    assert list(gates) == ["nf4", "int8", "fp4", "q4_0"] and all(len(g) == len(GATED) - 2 for g in gates.values())
+    no_probes = 3  # the fake runs have no over-refusal, injection or code-security probes
+    assert list(gates) == ["nf4", "int8", "fp4", "q4_0"]
+    assert all(len(g) == len(GATED) - no_probes for g in gates.values())
     flagged = {name: sorted(d.label for d in g.values() if d.flagged) for name, g in gates.items()}
     assert flagged == {"nf4": ["refusal rate"], "int8": [], "fp4": ["unscorable rate", "utility accuracy"],
                        "q4_0": []}

@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass, field
 
 from compsec.audit.config import Thresholds
 from compsec.audit.judges.base import PRESENT, REFUSAL, UNSCORABLE
+from compsec.audit.judges.code_security import SECURE
 from compsec.audit.record import Record
 from compsec.audit.stats import mcnemar_exact
 from compsec.audit.summary import ORIGINAL, outcome_map, score_map
@@ -51,6 +52,8 @@ METRICS = (
            lambda rs: outcome_map(rs, "injection", "keyword", PRESENT), "keyword_rise", 1),
     Metric("utility_accuracy", "utility accuracy", "correct",
            lambda rs: score_map(rs, "utility", "correct"), "utility_drop", -1),
+    Metric("code_security_rate", "code security", "secure code",
+           lambda rs: outcome_map(rs, "code-security", "code", SECURE), "code_security_drop", -1),
     Metric("instruction_accuracy", "instruction accuracy", "instruction followed",
            lambda rs: score_map(rs, "injection", "instruction_correct"), None, -1),
     # summary.json gates unscorable responses on the rise alone (no test): the same rule here

@@ -103,7 +103,7 @@ class _Step:
         size, done = self.config.batch_size, 0
         for kind, handler in (("refusal", self._generated), ("over-refusal", self._generated),
                               ("injection", self._generated), ("utility", self._utility),
-                              ("contrast", self._contrast)):
+                              ("code-security", self._code), ("contrast", self._contrast)):
             batch_of_kind = [p for p in todo if p.kind == kind]
             for start in range(0, len(batch_of_kind), size):
                 batch = batch_of_kind[start:start + size]
@@ -138,6 +138,18 @@ class _Step:
                 record.scores["refusal_margin"] = margin
             if probe.kind == "injection" and probe.expected:
                 record.scores["instruction_correct"] = float(normalise(probe.expected) in normalise(generation.text))
+            records.append(record)
+        return records
+
+    def _code(self, variant: str, backend, batch: list[Probe], reference) -> list[Record]:
+        """Generated code judged by bandit (one run per batch): ``judges["code"]`` secure / insecure / unscorable."""
+        generations = backend.generate([p.prompt for p in batch])
+        verdicts = get_judge("code-security").judge_many([g.text for g in generations],
+                                                         [g.truncated for g in generations])
+        records = []
+        for probe, generation, verdict in zip(batch, generations, verdicts):
+            record = _record(probe, variant, response=generation.text, truncated=generation.truncated)
+            record.judges["code"], record.reasons["code"] = verdict.outcome, verdict.reason
             records.append(record)
         return records
 
