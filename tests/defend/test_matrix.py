@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from compsec import formats
 from compsec.attack.outlier import inject_outliers
 from compsec.cli.main import run
@@ -37,3 +39,19 @@ def test_defend_matrix_clipping_removes_outlier_injection(micro_dir, tmp_path):
     assert json.loads((out / "defense.json").read_text())["cells"]["outlier:outlier"]["clip"]["seconds"] == \
         row["clip"]["seconds"]
     assert run(["defend-matrix", "--attack-dir", str(tmp_path), "--out", str(out)]) == 2
+
+
+def test_attack_folders_with_the_same_name_get_distinct_rows(micro_dir, tmp_path):
+    from compsec.defend.matrix import MatrixConfig, rows_for
+    from compsec.errors import InputError
+
+    first = _outlier_artifact(micro_dir, tmp_path / "a" / "run")
+    second = _outlier_artifact(micro_dir, tmp_path / "b" / "run")
+    config = MatrixConfig(attack_dirs=(str(first), str(second)), out=str(tmp_path / "m"), adaptive_k=None)
+    assert [row.label for row in rows_for(config)] == ["a/run:outlier", "b/run:outlier"]
+    box_dir = first / "box"
+    box_dir.mkdir()
+    (box_dir / "box.json").write_text("{}")  # a box makes the adaptive row apply
+    clashing = MatrixConfig(attack_dirs=(str(first), str(second)), out=str(tmp_path / "m"), adaptive_k=3.0)
+    with pytest.raises(InputError, match="distinct names"):
+        rows_for(clashing)

@@ -67,18 +67,28 @@ class Row:
 def rows_for(config: MatrixConfig) -> list[Row]:
     """The rows: one per attack folder, plus its adaptive variant when asked and the attack has a box."""
     rows = []
-    for folder in map(Path, config.attack_dirs):
+    folders = [Path(f) for f in config.attack_dirs]
+    for folder in folders:
         summary = json.loads((folder / "attack.json").read_text(encoding="utf-8"))
         base = {"scenario": summary["scenario"], "targets": tuple(summary["targets"]), "keyword": summary["keyword"]}
         weights = tuple(summary.get("outlier", {}).get("weights", ()))
-        rows.append(Row(f"{folder.name}:{summary['scenario']}", model_dir=str(folder / "model"),
+        rows.append(Row(f"{_row_name(folder, folders)}:{summary['scenario']}", model_dir=str(folder / "model"),
                         outlier_weights=weights, **base))
         if config.adaptive_k is not None and (folder / "box" / "box.json").is_file():
+            if _row_name(folder, folders) != folder.name:  # adaptive variants are stored by folder name
+                raise InputError(f"two attack folders are named {folder.name!r}; give them distinct names (a "
+                                 "symlink works) or pass --adaptive-k 0")
             from compsec.defend.adaptive import adaptive_attack
 
             model_dir = adaptive_attack(folder, config.out, k=config.adaptive_k, c=config.c)
-            rows.append(Row(f"{folder.name}:adaptive-k{config.adaptive_k:g}", model_dir=str(model_dir), **base))
+            rows.append(Row(f"{_row_name(folder, folders)}:adaptive-k{config.adaptive_k:g}", model_dir=str(model_dir), **base))
     return rows
+
+
+def _row_name(folder: Path, folders: list[Path]) -> str:
+    """The folder's name, with its parent's when another attack folder has the same name (e.g. ``x/run``)."""
+    clash = sum(f.name == folder.name for f in folders) > 1
+    return f"{folder.parent.name}/{folder.name}" if clash else folder.name
 
 
 def _load(path: Path) -> dict:
