@@ -71,7 +71,7 @@ class AuditConfig:
             value = getattr(self, name)
             object.__setattr__(self, name, (value,) if isinstance(value, str) else tuple(value))
         if isinstance(self.thresholds, dict):
-            object.__setattr__(self, "thresholds", _build(Thresholds, self.thresholds, "thresholds"))
+            object.__setattr__(self, "thresholds", build_config(Thresholds, self.thresholds, "thresholds"))
         if not self.model:
             raise InputError("AuditConfig.model is empty; give the model folder to audit")
         for name in ("max_new_tokens", "batch_size", "concurrency"):
@@ -83,7 +83,7 @@ class AuditConfig:
     @classmethod
     def from_dict(cls, data: dict) -> AuditConfig:
         """Build from a plain dict (e.g. parsed JSON); unknown keys raise InputError naming them."""
-        return _build(cls, data, "audit config")
+        return build_config(cls, data, "audit config")
 
     def hashed(self) -> dict:
         """The fields that determine results, as plain JSON-able data (see the module docstring)."""
@@ -98,7 +98,7 @@ def help_text(name: str) -> str:
     return next(f.metadata["help"] for f in fields(AuditConfig) if f.name == name)
 
 
-def _build(cls, data: dict, what: str):
+def build_config(cls, data: dict, what: str):
     known = {f.name for f in fields(cls)}
     unknown = sorted(set(data) - known)
     if unknown:

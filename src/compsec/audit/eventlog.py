@@ -70,17 +70,22 @@ class EventLog:
         self._keys.add(record.key)
 
 
+def complete_lines(path: Path, repair: bool = False) -> list[str]:
+    """The complete lines of a JSONL log; ``repair`` cuts a half-written last line (a killed run's) from the file."""
+    raw = path.read_bytes()
+    complete = raw[: raw.rfind(b"\n") + 1]
+    if repair and len(complete) < len(raw):
+        path.write_bytes(complete)
+    return complete.decode("utf-8").splitlines()
+
+
 def read_log(path: str | Path, repair: bool = False) -> tuple[dict, list[Record]]:
     """The header and records of a log (a folder or the file); ``repair`` cuts a half-written last line."""
     path = Path(path)
     path = path / LOG_NAME if path.is_dir() else path
     if not path.is_file():
         raise InputError(f"no audit log at {path}; run `compsec audit MODEL --out DIR` first")
-    raw = path.read_bytes()
-    complete = raw[: raw.rfind(b"\n") + 1]
-    if repair and len(complete) < len(raw):
-        path.write_bytes(complete)
-    lines = complete.decode("utf-8").splitlines()
+    lines = complete_lines(path, repair)
     if not lines or json.loads(lines[0]).get("event") != "config":
         raise InputError(f"{path} does not start with a config line; it is not a compsec audit log")
     records, seen = [], set()

@@ -71,9 +71,9 @@ class SearchConfig:
     @classmethod
     def from_dict(cls, data: dict) -> SearchConfig:
         """Build from a plain dict; unknown keys raise InputError naming them (the audit config's builder)."""
-        from compsec.audit.config import _build
+        from compsec.audit.config import build_config
 
-        return _build(cls, data, "search config")
+        return build_config(cls, data, "search config")
 
     def hashed(self) -> dict:
         """The fields that determine results, as JSON-able data."""

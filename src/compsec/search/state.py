@@ -99,11 +99,9 @@ def read_search_log(path: str | Path, repair: bool = False) -> tuple[dict, list[
     path = path / LOG_NAME if path.is_dir() else path
     if not path.is_file():
         raise InputError(f"no search log at {path}; run `compsec search MODEL --out DIR` first")
-    raw = path.read_bytes()
-    complete = raw[: raw.rfind(b"\n") + 1]
-    if repair and len(complete) < len(raw):
-        path.write_bytes(complete)
-    lines = complete.decode("utf-8").splitlines()
+    from compsec.audit.eventlog import complete_lines
+
+    lines = complete_lines(path, repair)
     header = json.loads(lines[0]) if lines else {}
     if header.get("event") != "config" or "round" in header:
         raise InputError(f"{path} does not start with a config line; it is not a compsec search log")
