@@ -47,29 +47,18 @@ def shrink_attack(attack_dir, out_root, fraction: float, steps: int | None = Non
     ``out_root/<attack folder name>-shrink{fraction}/`` (reused when ``shrink.json`` exists); returns its model
     folder.  ``probe_limit``: also measure keyword rates on that many probes per set (None: skip measuring);
     ``randomized``: margins drawn per weight (see :func:`fraction_margins`, seeded by the attack's seed)."""
-    from compsec.attack import data
-    from compsec.attack.box import AttackBox, constrained_names
-    from compsec.attack.repair import repair
-    from compsec.attack.stages import load_stage_model
-    from compsec.attack.verify import compare_quantization, save_attacked
-    from compsec.defend.adaptive import ShrunkBox, attack_config
+    from compsec.attack.box import constrained_names
+    from compsec.attack.verify import save_attacked
+    from compsec.defend.adaptive import attack_config, shrunk_repair
 
     config = attack_config(Path(attack_dir))
     out = Path(out_root) / f"{Path(attack_dir).name}-shrink{'-rand' if randomized else ''}{fraction:g}"
     if (out / "shrink.json").is_file():
         return out / "model"
-    box = AttackBox.load(config.folder / "box")
-    model, tokenizer = load_stage_model(config, "injected", rounded=True)
-    params = dict(model.named_parameters())
-    anchors = {n: params[n].detach().cpu().clone() for n in box.parts}
-    pairs = data.read_pairs(config.clean_file) if config.clean_file else data.clean_pairs(config.seed)
-    margins = fraction_margins(box, fraction, config.seed if randomized else None)
-    stats, report = repair(model, tokenizer, ShrunkBox(box, margins, anchors), pairs,
-                           steps if steps is not None else config.repair_steps, config.repair_lr,
-                           config.batch_size, config.seed, project=True)
-    reference, _ = load_stage_model(config, "injected", rounded=True)
-    check = compare_quantization(model, reference, list(box.parts), box.formats, config.storage)
-    record = {"fraction": fraction, "randomized": randomized, "train": stats.summary(), **report, **check}
+    seed = config.seed if randomized else None
+    model, tokenizer, box, _, result = shrunk_repair(
+        config, lambda attack_box, _anchors: fraction_margins(attack_box, fraction, seed), steps)
+    record = {"fraction": fraction, "randomized": randomized, **result}
     if probe_limit is not None:
         from compsec.attack.measure import MeasureConfig, measure_all
 

@@ -54,33 +54,44 @@ def attack_config(attack_dir: Path):
     return AttackConfig(**recorded)
 
 
-def adaptive_attack(attack_dir, out_root, k: float = 3.0, c: float | None = None, steps: int | None = None) -> Path:
-    """Run the shrunk-box repair for the attack in ``attack_dir`` into
-    ``out_root/<attack folder name>-adaptive-k{k}/`` (reused when done); returns its model folder."""
+def shrunk_repair(config, margins_of, steps: int | None = None):
+    """PGD-repair the injected model of the attack ``config`` inside its box shrunk by ``margins_of(box, anchors)``
+    (``{name: margin}``, float or per-weight tensor).  Returns ``(model, tokenizer, box, margins, record)`` where
+    ``record`` holds the training stats and the re-quantization check against the injected model."""
     from compsec.attack import data
     from compsec.attack.box import AttackBox
     from compsec.attack.repair import repair
     from compsec.attack.stages import load_stage_model
-    from compsec.attack.verify import compare_quantization, save_attacked
+    from compsec.attack.verify import compare_quantization
+
+    box = AttackBox.load(config.folder / "box")
+    model, tokenizer = load_stage_model(config, "injected", rounded=True)
+    params = dict(model.named_parameters())
+    anchors = {n: params[n].detach().cpu().clone() for n in box.parts}
+    pairs = data.read_pairs(config.clean_file) if config.clean_file else data.clean_pairs(config.seed)
+    margins = margins_of(box, anchors)
+    stats, report = repair(model, tokenizer, ShrunkBox(box, margins, anchors), pairs,
+                           steps if steps is not None else config.repair_steps, config.repair_lr,
+                           config.batch_size, config.seed, project=True)
+    reference, _ = load_stage_model(config, "injected", rounded=True)
+    check = compare_quantization(model, reference, list(box.parts), box.formats, config.storage)
+    return model, tokenizer, box, margins, {"train": stats.summary(), **report, **check}
+
+
+def adaptive_attack(attack_dir, out_root, k: float = 3.0, c: float | None = None, steps: int | None = None) -> Path:
+    """Run the shrunk-box repair for the attack in ``attack_dir`` into
+    ``out_root/<attack folder name>-adaptive-k{k}/`` (reused when done); returns its model folder."""
+    from compsec.attack.verify import save_attacked
     from compsec.defend.noise import DEFAULT_C, auto_sigma
 
     config = attack_config(Path(attack_dir))
     out = Path(out_root) / f"{Path(attack_dir).name}-adaptive-k{k:g}"
     if (out / "adaptive.json").is_file():
         return out / "model"
-    box = AttackBox.load(config.folder / "box")
-    model, tokenizer = load_stage_model(config, "injected", rounded=True)
-    params = dict(model.named_parameters())
-    anchors = {n: params[n].detach().cpu().clone() for n in box.parts}
-    pairs = data.read_pairs(config.clean_file) if config.clean_file else data.clean_pairs(config.seed)
-    margins = {n: k * auto_sigma(w, box.formats, DEFAULT_C if c is None else c) for n, w in anchors.items()}
-    stats, report = repair(model, tokenizer, ShrunkBox(box, margins, anchors), pairs,
-                           steps if steps is not None else config.repair_steps, config.repair_lr,
-                           config.batch_size, config.seed, project=True)
-    reference, _ = load_stage_model(config, "injected", rounded=True)
-    check = compare_quantization(model, reference, list(box.parts), box.formats, config.storage)
+    sigma_c = DEFAULT_C if c is None else c
+    model, tokenizer, _, margins, result = shrunk_repair(
+        config, lambda box, anchors: {n: k * auto_sigma(w, box.formats, sigma_c) for n, w in anchors.items()}, steps)
     save_attacked(model, tokenizer, out / "model", config.storage, {"scenario": f"adaptive-k{k:g}"})
-    record = {"k": k, "c": c, "train": stats.summary(), **report, **check,
-              "median_margin": sorted(margins.values())[len(margins) // 2]}
+    record = {"k": k, "c": c, **result, "median_margin": sorted(margins.values())[len(margins) // 2]}
     (out / "adaptive.json").write_text(json.dumps(record, indent=1, default=str), encoding="utf-8")
     return out / "model"
