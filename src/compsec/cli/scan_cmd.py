@@ -22,7 +22,7 @@ def scan(
     eps: float = typer.Option(0.01, help="Edge band as a fraction of the interval width."),
     alpha: float = typer.Option(1e-3, help="Benjamini-Hochberg false discovery rate over all tests."),
     seed: int = typer.Option(0, help="Seed of the row choice."),
-    behaviour: bool = typer.Option(False, "--behaviour", help="Also contrast behaviour (needs compsec.audit)."),
+    behaviour: bool = typer.Option(False, "--behaviour", help="Also run the behavioural rank test (loads the model; see compsec.scan.behaviour)."),
     json_out: str = typer.Option("", "--json", help="Write the report as JSON to this file."),
     sarif_out: str = typer.Option("", "--sarif", help="Write the report as SARIF 2.1.0 to this file."),
     progress: bool = typer.Option(True, help="Show a progress bar."),

@@ -8,6 +8,7 @@ architecture table, or every 2-D linear weight when the architecture is unknown)
 
 from __future__ import annotations
 
+import math
 import time
 import warnings
 import zlib
@@ -73,15 +74,12 @@ def examined_tensors(path: Path, cfg: ScanConfig, notes: list[str]) -> Iterator[
 
 
 def behavioural_contrast(path: Path, cfg: ScanConfig) -> list[Evidence]:
-    """Hook for ``--behaviour``: KL(original || quantized variant) on the audit's contrast texts.
+    """``--behaviour``: the Monte-Carlo rank test of :mod:`compsec.scan.behaviour` for every checked format."""
+    from compsec.scan.behaviour import behaviour_evidence
 
-    Not wired yet.  The measurement exists (``compsec.audit.backend.mean_token_kl``, run by ``compsec audit
-    --contrast`` for each variant) but a *test* needs a null: the KL that benign quantization to each format
-    causes, for this model size, so that a tampered model's excess KL gets a p-value.  Until that calibration
-    exists this raises, so that a user never mistakes "not run" for "clean".
-    """
-    raise CompsecError("--behaviour is not available yet (no calibrated null for KL(original || variant)); run "
-                       "`compsec audit MODEL --contrast` for the raw per-format KL meanwhile")
+    if not (path / "config.json").is_file():
+        raise InputError(f"--behaviour needs a model folder with config.json and tokenizer files; {path} is not one")
+    return behaviour_evidence(path, list(cfg.format_names()), seed=cfg.seed)
 
 
 def integrity_notes(path: Path) -> list[str]:
@@ -111,8 +109,6 @@ def scan_path(path: str | Path, cfg: ScanConfig | None = None,
     evidence: list[Evidence] = []
     info: list[ScanFinding] = []
     notes: list[str] = integrity_notes(path)
-    if cfg.behaviour:
-        evidence += behavioural_contrast(path, cfg)
     counts, batch = [0, 0, 0], []  # parameters, examined weights, tensors
     for name, rows, total in examined_tensors(path, cfg, notes):
         batch.append((name, rows, rows.numel() < total, total))
@@ -121,6 +117,14 @@ def scan_path(path: str | Path, cfg: ScanConfig | None = None,
             batch = []
     _run_batch(batch, checked, candidates, cfg, evidence, info, counts, on_tensor)
     suspicious, score = decide(evidence, cfg.alpha)
+    if cfg.behaviour:
+        from compsec.scan.behaviour import behaviour_findings
+
+        judged = behaviour_findings(behavioural_contrast(path, cfg))
+        suspicious += [f for f in judged if f.severity == "suspicious"]
+        info += [f for f in judged if f.severity == "info"]
+        score = max([score] + [min(300.0, -math.log10(f.p_value * len(judged))) for f in judged
+                               if f.severity == "suspicious"])
     return ScanReport(str(path), "suspicious" if suspicious else "clean", score, suspicious + info,
                       [f.name for f in checked], counts[0], time.perf_counter() - start, counts[2], counts[1],
                       len(evidence), notes, settings=_settings(cfg))
