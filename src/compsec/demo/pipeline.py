@@ -66,8 +66,7 @@ def run_demo(config: DemoConfig, say: Callable[[str], None] = print) -> dict:
     defence = _defence(config, out / "attack", out / "defence")
     say("[7/7] write index.html")
     headline = _headline(benign, attack, attacked, scans, hardened, config.keyword)
-    headline["defence_malicious_rate"] = {row: {d: cell["malicious"] for d, cell in cells.items()}
-                                          for row, cells in defence.get("headline", {}).items()}
+    headline["defence_malicious_rate"] = _defence_lines(defence)
     (out / "demo.json").write_text(json.dumps(headline, indent=1), encoding="utf-8")
     write_index(out, headline)
     return headline
@@ -123,6 +122,16 @@ def _survival(out: Path, seed: int) -> None:
     if not (out / "survival.json").is_file():
         rows = run_survival("digits", list(DEFAULT_COMPRESSIONS), seed, "cpu", None)
         write_survival(out, rows, {"fixture": "digits", "compressions": list(DEFAULT_COMPRESSIONS), "seed": seed})
+
+
+def _defence_lines(defence: dict) -> dict:
+    """Per attack row, one line: each defence with the malicious rate in fp32 and in the target formats."""
+    lines = {}
+    for row, cells in defence.get("headline", {}).items():
+        parts = [f"{d} " + "/".join(f"{100 * v:.0f}%" for v in cell["malicious"].values()) for d, cell in cells.items()]
+        formats = "/".join(next(iter(cells.values()))["malicious"]) if cells else ""
+        lines[row] = f"({formats}) " + ", ".join(parts)
+    return lines
 
 
 def _rates(summary: dict, key: str) -> dict:
