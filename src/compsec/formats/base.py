@@ -174,6 +174,17 @@ class Format(abc.ABC):
         return CompactBox.build(self, w, storage)
 
 
+FLOAT_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
+
+
+def require_finite(name: str, w: torch.Tensor, floats_only: bool = False) -> None:
+    """ValueError unless every element of ``w`` is finite (and, with ``floats_only``, ``w`` is fp32/fp16/bf16)."""
+    if floats_only and w.dtype not in FLOAT_DTYPES:
+        raise ValueError(f"{name} quantizes float32/float16/bfloat16 weights, got {w.dtype}")
+    if not bool(torch.isfinite(w).all()):
+        raise ValueError(f"{name} cannot quantize NaN or Inf weights; clean the tensor first")
+
+
 def check_storage(w: torch.Tensor, storage: torch.dtype) -> None:
     """Reject inputs a box cannot be computed for (non-finite values, weights not representable in storage)."""
     if storage not in STORAGE_DTYPES:

@@ -17,7 +17,7 @@ import torch
 from compsec.errors import MissingDependencyError
 from compsec.formats import gguf_box as gb
 from compsec.formats import gguf_math as gm
-from compsec.formats.base import Box, Format, Quantized
+from compsec.formats.base import Box, Format, Quantized, require_finite
 from compsec.formats.registry import register
 
 BLOCK = 32
@@ -41,8 +41,7 @@ class GgufLegacy(Format):
         if not self.supports(tuple(w.shape)):
             raise ValueError(f"{self.name} needs the last dimension to be a positive multiple of {BLOCK}, "
                              f"got shape {tuple(w.shape)}; pick another format for this tensor")
-        if not bool(torch.isfinite(w).all()):
-            raise ValueError(f"{self.name} cannot quantize NaN or Inf weights; clean the tensor first")
+        require_finite(self.name, w)
         return w.detach().float().reshape(-1, BLOCK)
 
     def _params(self, blocks: torch.Tensor) -> dict:

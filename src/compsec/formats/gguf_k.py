@@ -35,7 +35,7 @@ import torch
 from compsec.formats import gguf_k_box as kb
 from compsec.formats import gguf_k_layout as layouts
 from compsec.formats import gguf_k_lib as lib
-from compsec.formats.base import Format, Quantized
+from compsec.formats.base import Format, Quantized, require_finite
 from compsec.formats.registry import register
 from compsec.formats.verified import VerifiedBoxes
 from compsec.formats.verify import Check
@@ -67,10 +67,7 @@ class GgufK(VerifiedBoxes, Format):
         if not self.supports(tuple(w.shape)):
             raise ValueError(f"{self.name} needs the last dimension to be a positive multiple of {QK_K}, got "
                              f"shape {tuple(w.shape)}; pick another format for this tensor")
-        if w.dtype not in (torch.float32, torch.float16, torch.bfloat16):
-            raise ValueError(f"{self.name} quantizes float32/float16/bfloat16 weights, got {w.dtype}")
-        if not bool(torch.isfinite(w).all()):
-            raise ValueError(f"{self.name} cannot quantize NaN or Inf weights; clean the tensor first")
+        require_finite(self.name, w, floats_only=True)
         return w.detach().reshape(-1, w.shape[-1])
 
     def _pack(self, raw, w: torch.Tensor) -> Quantized:

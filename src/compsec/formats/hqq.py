@@ -26,7 +26,7 @@ import torch
 
 from compsec.errors import MissingDependencyError
 from compsec.formats import hqq_math as hm
-from compsec.formats.base import Format, Quantized
+from compsec.formats.base import Format, Quantized, require_finite
 from compsec.formats.float_grid import furthest_true
 from compsec.formats.registry import register
 from compsec.formats.verified import VerifiedBoxes
@@ -53,10 +53,7 @@ class Hqq4bit(VerifiedBoxes, Format):
         if not self.supports(tuple(w.shape)):
             raise ValueError(f"{self.name} needs a number of weights divisible by {self.group_size}, got shape "
                              f"{tuple(w.shape)}; pick another format for this tensor")
-        if w.dtype not in (torch.float32, torch.float16, torch.bfloat16):
-            raise ValueError(f"{self.name} quantizes float32/float16/bfloat16 weights, got {w.dtype}")
-        if not bool(torch.isfinite(w).all()):
-            raise ValueError(f"{self.name} cannot quantize NaN or Inf weights; clean the tensor first")
+        require_finite(self.name, w, floats_only=True)
         return w.detach().float().reshape(-1, self.group_size)
 
     def _pack(self, codes: torch.Tensor, scale_inv: torch.Tensor, zero: torch.Tensor, w: torch.Tensor) -> Quantized:

@@ -24,7 +24,7 @@ import torch
 
 from compsec.errors import MissingDependencyError
 from compsec.formats import rtn_math as rm
-from compsec.formats.base import Box, Format, Quantized, check_storage
+from compsec.formats.base import Box, Format, Quantized, check_storage, require_finite
 from compsec.formats.float_grid import furthest_true, half_gap_below, refine_threshold
 from compsec.formats.registry import register
 
@@ -57,8 +57,7 @@ class RoundToNearest(Format):
         if not self.supports(tuple(w.shape)):
             need = "" if self.group is None else f" and rows of a multiple of {self.group} weights"
             raise ValueError(f"{self.name} needs a tensor with at least 2 output rows{need}, got {tuple(w.shape)}")
-        if not bool(torch.isfinite(w).all()):
-            raise ValueError(f"{self.name} cannot quantize NaN or Inf weights; clean the tensor first")
+        require_finite(self.name, w)
         x = w.detach() if self.native else w.detach().float()
         return x.reshape(-1, self.group) if self.group else x.reshape(w.shape[0], -1)
 
