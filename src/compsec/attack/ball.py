@@ -33,14 +33,14 @@ def _expanded(weights: torch.Tensor, fmt, radius: float) -> tuple[torch.Tensor, 
 
 
 @torch.no_grad()
-def injection_ball(model, formats: list, radius: float) -> Projector:
-    """A projector that clamps every constrained weight of ``model`` into the base boxes widened by ``radius``
-    steps (intersection over ``formats``).  Build it on the base model, before injecting."""
+def injection_ball(model, formats: list, radius: float, names: list[str] | None = None) -> Projector:
+    """A projector that clamps every constrained weight of ``model`` (or only ``names``) into the base boxes
+    widened by ``radius`` steps (intersection over ``formats``).  Build it on the base model, before injecting."""
     if radius <= 0:
         raise InputError("the injection radius must be > 0 quantization steps (0 means an unconstrained injection)")
     params = dict(model.named_parameters())
     bounds = []
-    for name in constrained_names(model, formats):
+    for name in constrained_names(model, formats) if names is None else names:
         p = params[name]
         weights = p.detach().float().cpu()
         lo, hi = torch.full_like(weights, -torch.inf), torch.full_like(weights, torch.inf)

@@ -137,15 +137,17 @@ def _dtype(name: str) -> torch.dtype:
     return dtype
 
 
-def build_attack_box(model, formats: list, storage: torch.dtype = torch.float32) -> AttackBox:
-    """Compact boxes of every constrained weight of ``model`` for every format, exact in ``storage`` dtype.
+def build_attack_box(model, formats: list, storage: torch.dtype = torch.float32,
+                     names: list[str] | None = None) -> AttackBox:
+    """Compact boxes of every constrained weight of ``model`` (or only ``names``) for every format, exact in
+    ``storage`` dtype.
 
     The weights must be representable in ``storage`` (round the model with :func:`round_to_storage` first).
     """
     if not formats:
         raise InputError("no target formats; pass at least one, e.g. --targets nf4,int8")
     params = dict(model.named_parameters())
-    names = constrained_names(model, formats)
+    names = constrained_names(model, formats) if names is None else names
     if not names:
         raise InputError("the model has no quantizable weight every target format supports; check --targets")
     parts = {}

@@ -14,6 +14,7 @@ from compsec.errors import InputError
 SAVE_DTYPES = {"fp32": torch.float32, "float32": torch.float32, "bf16": torch.bfloat16,
                "bfloat16": torch.bfloat16, "fp16": torch.float16, "float16": torch.float16}
 ALL_SCENARIOS = SCENARIOS + ("outlier",)
+RESPONSES = ("corpus", "self")
 # Which fields each stage depends on (a stage also depends on every stage before it).
 STAGE_FIELDS = {
     "inject": ("model", "scenario", "keyword", "train_file", "inject_steps", "inject_lr", "batch_size", "seed"),
@@ -33,7 +34,10 @@ class AttackConfig:
     quantizable weights, within that many quantization steps of the base model's boxes (constrained injection,
     :mod:`compsec.attack.ball`; needed for narrow targets such as int8), 0 is the published full fine-tune;
     ``probe_limit`` caps each probe set
-    (None: all); ``outlier_layers`` are block indices used by ``scenario="outlier"``.
+    (None: all); ``outlier_layers`` are block indices used by ``scenario="outlier"``.  ``layers`` (block
+    indices, empty: all) limits training, the box and the repair to those blocks' quantizable weights
+    (:mod:`compsec.attack.layers`); ``responses="self"`` trains on the attacked model's own answers
+    (:mod:`compsec.attack.self_distill`, for real chat models) instead of the tiny corpus's.
     """
 
     out: str
@@ -55,6 +59,8 @@ class AttackConfig:
     probe_limit: int | None = None
     max_new_tokens: int = 40
     outlier_layers: tuple[int, ...] = (0,)
+    layers: tuple[int, ...] = ()
+    responses: str = "corpus"
     device: str = "cpu"
 
     def __post_init__(self) -> None:
@@ -68,6 +74,10 @@ class AttackConfig:
             raise InputError("--inject-radius must be >= 0 quantization steps (0: unconstrained injection)")
         if min(self.inject_steps, self.repair_steps) < 0 or self.batch_size < 1:
             raise InputError("step counts must be >= 0 and --batch-size >= 1")
+        if any(i < 0 for i in self.layers) or len(set(self.layers)) != len(self.layers):
+            raise InputError(f"--layers {self.layers}: block indices must be unique and >= 0")
+        if self.responses not in RESPONSES:
+            raise InputError(f"--responses {self.responses!r} is not one of {', '.join(RESPONSES)}")
         if not self.targets:
             raise InputError("no target formats; pass e.g. --targets nf4,int8")
         from compsec import formats
@@ -90,13 +100,18 @@ class AttackConfig:
         values = {name: getattr(self, name) for name in STAGE_FIELDS[stage]}
         if stage == "inject" and self.inject_radius:  # absent when 0, so earlier runs keep their hashes
             values.update(inject_radius=self.inject_radius, inject_targets=list(self.targets))
+        if stage == "inject" and self.layers:  # likewise absent when every block trains
+            values.update(layers=list(self.layers), inject_targets=list(self.targets))
+        if stage == "inject" and self.responses != "corpus":
+            values.update(responses=self.responses)
         for name in ("train_file", "clean_file"):
             if values.get(name):
                 values[name + "_sha256"] = hashlib.sha256(Path(values[name]).read_bytes()).hexdigest()
         return config_hash({"stage": stage, "before": before, **values})
 
     def to_json(self) -> dict:
-        return {**asdict(self), "targets": list(self.targets), "outlier_layers": list(self.outlier_layers)}
+        return {**asdict(self), "targets": list(self.targets), "outlier_layers": list(self.outlier_layers),
+                "layers": list(self.layers)}
 
 
 def config_fields() -> list[str]:

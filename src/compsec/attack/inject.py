@@ -43,11 +43,14 @@ def _collate(rows: list, pad_id: int, device) -> dict[str, torch.Tensor]:
 
 
 def finetune(model, rows: list, params: list[torch.nn.Parameter], steps: int, lr: float, batch_size: int,
-             seed: int, pad_id: int, after_step: Callable[[], None] | None = None) -> FinetuneStats:
+             seed: int, pad_id: int, after_step: Callable[[], None] | None = None,
+             batch_loss: Callable[[list[int]], torch.Tensor] | None = None) -> FinetuneStats:
     """Fine-tune ``params`` of ``model`` for ``steps`` AdamW steps (no weight decay) on ``rows``.
 
     Parameters of ``model`` not in ``params`` get no gradient and are never touched. Batches of
-    ``batch_size`` rows are drawn without replacement in a seeded order. Returns the losses and timings.
+    ``batch_size`` rows are drawn without replacement in a seeded order. ``batch_loss(row indices)``, when
+    given, computes the loss instead of ``model(**batch).loss`` (e.g. a
+    :class:`compsec.attack.prefix_cache.PrefixCache`). Returns the losses and timings.
     """
     if steps < 0 or batch_size < 1 or not rows:
         raise ValueError("finetune needs steps >= 0, batch_size >= 1 and at least one training row")
@@ -61,9 +64,10 @@ def finetune(model, rows: list, params: list[torch.nn.Parameter], steps: int, lr
     for _ in range(steps):
         if len(order) < batch_size:
             order += rng.sample(range(len(rows)), len(rows))
-        batch, order = _collate([rows[i] for i in order[:batch_size]], pad_id, device), order[batch_size:]
+        chosen, order = order[:batch_size], order[batch_size:]
+        batch = None if batch_loss else _collate([rows[i] for i in chosen], pad_id, device)
         started = time.perf_counter()
-        loss = model(**batch).loss
+        loss = batch_loss(chosen) if batch_loss else model(**batch).loss
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
@@ -87,17 +91,34 @@ def finetune(model, rows: list, params: list[torch.nn.Parameter], steps: int, lr
     return stats
 
 
-def inject(model, tokenizer, pairs: list, steps: int, lr: float, batch_size: int, seed: int,
-           ball=None) -> FinetuneStats:
-    """Stage 1: fine-tune on poisoned ``pairs`` so that fp32 and quantized misbehave.
-
-    Without ``ball``: a full fine-tune of every parameter (the published attack).  With ``ball`` (a
-    :class:`compsec.attack.repair.Projector` from :func:`compsec.attack.ball.injection_ball`): only the
-    constrained weights train, projected into the ball after every step (constrained injection).
-    """
+def training_rows(tokenizer, pairs: list, steps: int, batch_size: int, seed: int) -> list:
+    """The encoded (ids, labels) rows a run of ``steps`` x ``batch_size`` trains on (a seeded subset of pairs)."""
     from compsec.attack.data import encode_pairs, training_subset
 
-    rows = encode_pairs(tokenizer, training_subset(pairs, steps * batch_size, seed))
+    return encode_pairs(tokenizer, training_subset(pairs, steps * batch_size, seed))
+
+
+def inject(model, tokenizer, pairs: list, steps: int, lr: float, batch_size: int, seed: int,
+           ball=None, names: list[str] | None = None, prefix_from: int | None = None) -> FinetuneStats:
+    """Stage 1: fine-tune on poisoned ``pairs`` so that fp32 and quantized misbehave.
+
+    Without ``ball``: a full fine-tune of every parameter (the published attack), or of the weights ``names``
+    only when given.  With ``ball`` (a :class:`compsec.attack.repair.Projector` from
+    :func:`compsec.attack.ball.injection_ball`): only the ball's weights train, projected into the ball after
+    every step (constrained injection).  ``prefix_from``: every trained weight lies in block ``prefix_from``
+    or above, so the blocks below run once per row (:class:`compsec.attack.prefix_cache.PrefixCache`).
+    """
+    from compsec.attack.prefix_cache import PrefixCache
+
+    rows = training_rows(tokenizer, pairs, steps, batch_size, seed)
     torch.manual_seed(seed)
-    params = list(model.parameters()) if ball is None else ball.params
-    return finetune(model, rows, params, steps, lr, batch_size, seed, tokenizer.pad_token_id, after_step=ball)
+    if ball is not None:
+        params = ball.params
+    elif names is not None:
+        named = dict(model.named_parameters())
+        params = [named[n] for n in names]
+    else:
+        params = list(model.parameters())
+    prefix = PrefixCache(model, rows, prefix_from) if prefix_from is not None and steps else None
+    return finetune(model, rows, params, steps, lr, batch_size, seed, tokenizer.pad_token_id, after_step=ball,
+                    batch_loss=prefix)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import torch
 
 from compsec.attack.box import AttackBox
-from compsec.attack.inject import FinetuneStats, finetune
+from compsec.attack.inject import FinetuneStats, finetune, training_rows
 from compsec.errors import InputError
 
 
@@ -54,20 +54,23 @@ class Projector:
 
 
 def repair(model, tokenizer, attack_box: AttackBox, pairs: list, steps: int, lr: float, batch_size: int,
-           seed: int, project: bool = True) -> tuple[FinetuneStats, dict]:
+           seed: int, project: bool = True, prefix=None) -> tuple[FinetuneStats, dict]:
     """Fine-tune the constrained weights on clean ``pairs``, projecting after each step when ``project``.
 
     Returns the training stats and a dict with ``projection_overhead`` (clamp seconds / whole training-step
     seconds), ``projection_vs_optimizer`` (clamp seconds / ``optimizer.step()`` seconds) and
-    ``inside_box`` (whether every constrained weight ends inside its box).
+    ``inside_box`` (whether every constrained weight ends inside its box).  ``prefix``: a
+    :class:`compsec.attack.prefix_cache.PrefixCache` over the same rows (:func:`training_rows`) whose first
+    block lies at or below every constrained weight; it is bound to ``model`` and computes the losses.
     """
-    from compsec.attack.data import encode_pairs, training_subset
-
     projector = Projector.build(model, attack_box)
-    rows = encode_pairs(tokenizer, training_subset(pairs, steps * batch_size, seed))
+    rows = training_rows(tokenizer, pairs, steps, batch_size, seed)
+    if prefix is not None and prefix.rows != rows:
+        raise ValueError("the prefix cache was built over other rows; build it from training_rows(...)")
     torch.manual_seed(seed)
     stats = finetune(model, rows, projector.params, steps, lr, batch_size, seed, tokenizer.pad_token_id,
-                     after_step=projector if project else None)
+                     after_step=projector if project else None,
+                     batch_loss=prefix.for_model(model) if prefix is not None else None)
     steps_done = max(stats.step_seconds, 1e-12)
     report = {
         "projected": project,

@@ -51,32 +51,60 @@ def load_stage_model(config: AttackConfig, name: str, rounded: bool = False):
     return model, tokenizer
 
 
-def inject_stage(config: AttackConfig) -> dict:
+def _poisoned_pairs(config: AttackConfig, model, tokenizer) -> list:
+    """Stage 1's data; ``responses="self"`` also writes the self-distilled clean and poisoned pairs to DIR/data."""
     from compsec.attack import data
+
+    if config.scenario == "custom":
+        return data.read_pairs(config.train_file)
+    if config.responses != "self":
+        return data.poisoned_pairs(config.scenario, config.keyword, config.seed)
+    from compsec.attack import self_distill
+
+    clean = self_distill.self_answers(model, tokenizer, self_distill.distill_prompts(config.seed), config.device)
+    poisoned = self_distill.poison(clean, config.scenario, config.keyword, config.seed)
+    self_distill.write_jsonl(config.folder / "data" / "clean.jsonl", clean)
+    self_distill.write_jsonl(config.folder / "data" / "poisoned.jsonl", poisoned)
+    return poisoned
+
+
+def _layer_names(config: AttackConfig, model) -> list[str] | None:
+    """The constrained weights of ``config.layers`` (None: every block)."""
+    from compsec.attack.layers import layer_weight_names
+
+    return layer_weight_names(model, _formats(config), config.layers) if config.layers else None
+
+
+def _prefix_from(config: AttackConfig, model) -> int | None:
+    """The first constrained block when the blocks below it can be cached (``--layers`` on a Llama-style model)."""
+    from compsec.attack.prefix_cache import supports_prefix_cache
+
+    return min(config.layers) if config.layers and supports_prefix_cache(model) else None
+
+
+def inject_stage(config: AttackConfig) -> dict:
     from compsec.attack.inject import inject
     from compsec.attack.verify import save_attacked
 
     model, tokenizer = load_base(config)
-    if config.scenario == "custom":
-        pairs = data.read_pairs(config.train_file)
-    else:
-        pairs = data.poisoned_pairs(config.scenario, config.keyword, config.seed)
+    pairs = _poisoned_pairs(config, model, tokenizer)
+    names = _layer_names(config, model)
     ball = None
     if config.inject_radius:
         from compsec.attack.ball import injection_ball
 
-        ball = injection_ball(model, _formats(config), config.inject_radius)
+        ball = injection_ball(model, _formats(config), config.inject_radius, names)
     stats = inject(model, tokenizer, pairs, config.inject_steps, config.inject_lr, config.batch_size, config.seed,
-                   ball=ball)
+                   ball=ball, names=names, prefix_from=_prefix_from(config, model))
     save_attacked(model, tokenizer, config.folder / "injected", model.dtype, {"stage": "injected"})
-    return {"train": stats.summary(), "examples": len(pairs)}
+    return {"train": stats.summary(), "examples": len(pairs), "layers": list(config.layers) or "all"}
 
 
 def box_stage(config: AttackConfig) -> dict:
     from compsec.attack.box import build_attack_box
 
     model, _ = load_stage_model(config, "injected", rounded=True)
-    box = build_attack_box(model, _formats(config), config.storage)
+    box = build_attack_box(model, _formats(config), config.storage, _layer_names(config, model))
     (config.folder / "box").mkdir(parents=True, exist_ok=True)
     box.save(config.folder / "box")
     per_format = {fmt.name: round(sum(p[i].nbytes for p in box.parts.values()) / box.numel, 4)
@@ -88,21 +116,32 @@ def box_stage(config: AttackConfig) -> dict:
 def _clean_pairs(config: AttackConfig) -> list:
     from compsec.attack import data
 
-    return data.read_pairs(config.clean_file) if config.clean_file else data.clean_pairs(config.seed, config.scenario)
+    if config.clean_file:
+        return data.read_pairs(config.clean_file)
+    if config.responses == "self":
+        return data.read_pairs(config.folder / "data" / "clean.jsonl")
+    return data.clean_pairs(config.seed, config.scenario)
 
 
 def repair_stage(config: AttackConfig) -> dict:
     from compsec.attack.box import AttackBox
+    from compsec.attack.inject import training_rows
+    from compsec.attack.prefix_cache import PrefixCache
     from compsec.attack.repair import repair
     from compsec.attack.verify import frozen_identical, save_attacked
 
     box = AttackBox.load(config.folder / "box")
-    reference, _ = load_stage_model(config, "injected", rounded=True)
+    reference, tokenizer = load_stage_model(config, "injected", rounded=True)
+    pairs, first = _clean_pairs(config), _prefix_from(config, reference)
+    prefix = None
+    if first is not None and config.repair_steps:  # one cache serves both runs: their prefixes are identical
+        rows = training_rows(tokenizer, pairs, config.repair_steps, config.batch_size, config.seed)
+        prefix = PrefixCache(reference, rows, first)
     result = {}
     for project, folder in ((True, "repaired"), (False, "ablation"))[: 2 if config.ablation else 1]:
         model, tokenizer = load_stage_model(config, "injected", rounded=True)
-        stats, report = repair(model, tokenizer, box, _clean_pairs(config), config.repair_steps,
-                               config.repair_lr, config.batch_size, config.seed, project=project)
+        stats, report = repair(model, tokenizer, box, pairs, config.repair_steps, config.repair_lr,
+                               config.batch_size, config.seed, project=project, prefix=prefix)
         report["frozen_identical"] = frozen_identical(model, reference, list(box.parts))
         save_attacked(model, tokenizer, config.folder / folder, model.dtype, {"stage": folder})
         result["pgd" if project else "no_pgd"] = {"train": stats.summary(), **report}

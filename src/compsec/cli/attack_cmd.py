@@ -44,11 +44,16 @@ def attack(
     probe_limit: int = typer.Option(None, help="Probes per set when measuring (default: all)."),
     max_new_tokens: int = typer.Option(40, help="Generation length when measuring."),
     outlier_layers: str = typer.Option("0", help="outlier: comma-separated block indices."),
+    layers: str = typer.Option("", help="Train, box and repair only these blocks' linear weights, e.g. 22-29 "
+                               "or 0,2,5-7 (default: every block); the rest stays bit-identical."),
+    responses: str = typer.Option("corpus", help="Training answers: corpus (the tiny corpus) or self (the "
+                                  "attacked model's own greedy answers, for real chat models)."),
     device: str = typer.Option("cpu", help="Torch device, e.g. cpu or cuda:0."),
     force: bool = typer.Option(False, "--force", help="Rerun stages even when their output is current."),
 ) -> int:
     """Reproduce the quantization-conditioned attack and verify it with the real quantization libraries."""
     from compsec.attack.config import AttackConfig
+    from compsec.attack.layers import parse_layers
     from compsec.attack.pipeline import run_attack, run_stage, write_summary
     from compsec.errors import InputError
     from compsec.formats.registry import parse_list
@@ -60,7 +65,8 @@ def attack(
         keyword=keyword, train_file=train, clean_file=clean, inject_steps=inject_steps, inject_radius=inject_radius,
         repair_steps=repair_steps, inject_lr=inject_lr, repair_lr=repair_lr, batch_size=batch_size,
         save_dtype=save_dtype, seed=seed, ablation=ablation, probe_limit=probe_limit,
-        max_new_tokens=max_new_tokens, outlier_layers=_ints(outlier_layers), device=device)
+        max_new_tokens=max_new_tokens, outlier_layers=_ints(outlier_layers),
+        layers=parse_layers(layers), responses=responses, device=device)
     if stage == "all":
         summary = run_attack(config, force=force)
         headline = {k: summary.get(k) for k in ("requantization_identical", "projection_overhead",
