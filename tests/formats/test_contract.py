@@ -8,7 +8,8 @@ Formats with ``guarantee = "verified"`` (K-quants, HQQ: scales found by a search
 see :mod:`compsec.formats.verify`) promise less, and these tests check exactly what they promise: soundness at
 the box's ``lo`` and ``hi`` corners (every group verified them; fresh random points are measured, not promised,
 in test_verified.py), tightness of the *candidate* box (``fmt.candidate_box``: exact under the stored scales,
-before shrinking), and a compact box that is the weights themselves (storage itemsize bytes per parameter).
+before shrinking; the shrink's own minimality is tested in test_verified.py), and a compact box within 2 bytes per
+parameter in fp16/bf16 storage (in fp32: under 3.75, below the weights' own 4 bytes).
 Formats with ``range_limits(w)`` (K-quants, nested NF4/FP4: stored scales coarser than the weights) are
 promised tight only at edges strictly inside those per-weight limits; formats with ``idempotent = False`` only
 promise that re-quantizing dequantized weights moves them by at most half the quantization error.
@@ -205,6 +206,7 @@ def test_compact_box_rebuilds_the_same_box_in_at_most_two_bytes_per_param(fmt, s
         rebuilt = compact.box()
         assert rebuilt.lo.dtype == storage
         assert torch.equal(rebuilt.lo, box.lo) and torch.equal(rebuilt.hi, box.hi)
-        # a verified box is shrunk towards the weights by trial, so only the weights rebuild it (a known gap in fp32)
-        budget = storage.itemsize if _verified(fmt) else 2.0
+        # a verified box of 2**-k of the candidate around an arbitrary fp32 weight needs ~k bits per weight, and
+        # verification leaves k >= 10: in fp32 it is only promised smaller than the weights themselves
+        budget = 2.0 if not (_verified(fmt) and storage == torch.float32) else storage.itemsize - 0.25
         assert compact.bytes_per_param <= budget, f"{fmt.name}: {compact.bytes_per_param:.3f} bytes/param"

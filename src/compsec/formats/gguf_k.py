@@ -13,16 +13,18 @@ scales: ``d`` (fp16, ``(*shape[:-1], n_blocks)``), ``dmin`` (fp16, Q2/4/5_K), an
 shrunk (:mod:`compsec.formats.verify`).  The *candidate* (``candidate_box``) is each weight's exact float32
 interval under its super-block's *stored* scales (:mod:`compsec.formats.gguf_k_box`), within its sub-block's
 range, with the search's seeds (each sub-block's min and max, or abs-max) pinned; it is tight there but not
-sound.  Per super-block, the box is then shrunk towards ``w`` by ``2**-k`` (``k`` in 0, 4, 8, 10, ..., 24,
-then pinned whole) until it passes 2 consecutive rounds, is tightened 4x more and passes 2 more rounds; a round
-is the all-``lo`` corner, the all-``hi`` corner, 2 random corners and 2 random interior points, in the storage
-dtype, each making llama.cpp write a byte-identical super-block.  That is exactly what is guaranteed: ``lo``,
-``hi`` and the 8 random points of the final rounds; super-blocks are quantized independently, so it holds for
-the whole tensor.  Other points are not proven: on random weights (``tests/formats/test_verified.py``) under
-1 % of super-blocks change at fresh random points in fp32 storage, none in bf16.  Measured on a 1024x1024
-N(0, 0.02) matrix (``bench/bench_formats.py``): every super-block needs shrinking (typically by 2**-10 to
-2**-16; 0-1.5 % are pinned whole in fp32), the verified width is 3e-4 to 1e-3 of the candidate's in fp32, and
-in bf16 92-99 % of the weights are left with zero-width boxes.
+sound.  Per super-block, the box is then shrunk to the cell of the candidate holding ``w`` when each interval is
+cut into ``2**k`` equal cells (``k`` in 0, 4, 8, 10, ..., 24, then pinned whole) until it passes a round, is
+tightened 4x more and passes 2 consecutive rounds there; a round is the all-``lo`` corner, the all-``hi``
+corner, 2 random corners and 2 random interior points, in the storage dtype, each making llama.cpp write a
+byte-identical super-block.  That is exactly what is guaranteed: ``lo``, ``hi`` and the 8 random points of the
+final rounds; super-blocks are quantized independently, so it holds for the whole tensor.  Other points are not
+proven: on random weights (``tests/formats/test_verified.py``) under 1 % of super-blocks change at fresh random
+points in fp32 storage, none in bf16.  Measured on a 1024x1024 N(0, 0.02) matrix (``bench/bench_formats.py``):
+every super-block needs shrinking (typically to 2**-10 to 2**-16 of the candidate; 0-1.5 % are pinned whole in
+fp32), the verified width is 3e-4 to 1e-3 of the candidate's in fp32, and in bf16 92-99 % of the weights are
+left with zero-width boxes.  The compact box (:mod:`compsec.formats.verified_compact`) costs 1.5-1.9 bytes per
+weight in bf16/fp16 storage and 2.1-2.4 in fp32.
 """
 
 from __future__ import annotations
@@ -83,8 +85,7 @@ class GgufK(VerifiedBoxes, Format):
         return self._pack(lib.quantize_rows_direct(self._rows(w), self.qtype), w)
 
     def dequantize(self, q: Quantized) -> torch.Tensor:
-        flat = {k: v.reshape(-1, *v.shape[len(q.shape):]) for k, v in q.scales.items()}
-        return layouts.dequantize(q.codes.reshape(-1, QK_K), flat, self.layout).reshape(q.shape)
+        return layouts.dequantize(*self._flat(q), self.layout).reshape(q.shape)
 
     def range_limits(self, w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Per weight, its sub-block's range (see :func:`compsec.formats.gguf_k_box.sub_range`): one float past it
@@ -92,20 +93,34 @@ class GgufK(VerifiedBoxes, Format):
         lo, hi = kb.sub_range(self._rows(w).float().reshape(-1, QK_K), self.layout)
         return lo.reshape(w.shape), hi.reshape(w.shape)
 
-    def candidate(self, w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, Check]:
-        """Super-blocks ``(n, 256)`` float32, their candidate box and the llama.cpp check (byte-identical blocks)."""
+    @property
+    def code_bits(self) -> int:
+        """Bits per code (2 for Q2_K ... 6 for Q6_K)."""
+        return self.layout.nmax.bit_length()
+
+    def groups_and_check(self, w: torch.Tensor) -> tuple[torch.Tensor, Quantized, Check]:
+        """Super-blocks ``(n, 256)`` float32, the quantized tensor and the llama.cpp check (byte-identical
+        super-blocks)."""
         rows = self._rows(w)
         raw = lib.quantize_rows(rows, self.qtype)
-        codes, scales = layouts.parse(raw, self.qtype)
-        blocks = rows.float().reshape(-1, QK_K)
-        lo, hi, _ = kb.candidate_box(blocks, codes, scales, self.layout)
         original = torch.from_numpy(raw)
 
         def check(points: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
             again = torch.from_numpy(lib.quantize_rows(points.reshape(-1, QK_K), self.qtype))
             return (again == original[idx]).all(dim=1)
 
-        return blocks, lo, hi, check
+        return rows.float().reshape(-1, QK_K), self._pack(raw, w), check
+
+    def _flat(self, q: Quantized) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        scales = {k: v.reshape(-1, *v.shape[len(q.shape):]) for k, v in q.scales.items()}
+        return q.codes.reshape(-1, QK_K), scales
+
+    def seeds(self, groups: torch.Tensor, q: Quantized) -> torch.Tensor:
+        """Each sub-block's min and max (abs-max for Q3_K/Q6_K), zero-step sub-blocks; see ``gguf_k_box.seeds``."""
+        return kb.seeds(groups, *self._flat(q), self.layout)
+
+    def bounds(self, q: Quantized, seeds: torch.Tensor, anchors: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return kb.bounds(*self._flat(q), seeds, anchors, self.layout)
 
 
 for _bits in (2, 3, 4, 5, 6):

@@ -89,30 +89,71 @@ def edge_guesses(codes: torch.Tensor, step: torch.Tensor, shift: torch.Tensor, l
     return edge_a, torch.where(codes == layout.nmax, outward, edge_b)
 
 
-def candidate_box(blocks: torch.Tensor, codes: torch.Tensor, scales: dict[str, torch.Tensor], layout: KLayout,
-                  ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """``(lo, hi, pinned)`` float32 ``(n, 256)`` for float32 ``blocks`` quantized to ``codes``/``scales``.
+def seed_limits(anchors: torch.Tensor, seeds: torch.Tensor, layout: KLayout) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`sub_range` computed from the seeds' values alone (``anchors`` at ``seeds``; the rest ignored)."""
+    shape = (anchors.shape[0], layout.n_sub, layout.sub)
+    sub, mask = anchors.reshape(shape), seeds.reshape(shape)
+    if layout.has_min:
+        lo = torch.clamp(torch.where(mask, sub, torch.inf).amin(-1), max=0.0)
+        hi = torch.where(mask, sub, -torch.inf).amax(-1)
+    else:
+        hi = torch.where(mask, sub.abs(), 0.0).amax(-1)
+        lo = -hi
+    return _per_weight(lo, layout), _per_weight(hi, layout)
 
-    Raises ValueError when a code does not follow from its weight under the stored scales (wrong tensor)."""
+
+def start_points(codes: torch.Tensor, step: torch.Tensor, shift: torch.Tensor, lo_lim: torch.Tensor,
+                 hi_lim: torch.Tensor, layout: KLayout) -> torch.Tensor:
+    """A point of each code's interval found without the weights: the dequantized value clamped into the
+    sub-block's range (per-weight ``step``/``shift``; holds the code wherever :func:`seeds` left it unpinned)."""
+    x = step * (codes.float() - layout.offset) - shift
+    return torch.minimum(torch.maximum(x, lo_lim), hi_lim)
+
+
+def seeds(blocks: torch.Tensor, codes: torch.Tensor, scales: dict[str, torch.Tensor], layout: KLayout,
+          ) -> torch.Tensor:
+    """The candidate's pinned weights ``(n, 256)``: :func:`seed_pinned`, plus the (rare) weights whose
+    :func:`start_points` does not hold their code.  Raises ValueError when a code does not follow from its weight
+    under the stored scales (wrong tensor)."""
     step, shift = (_per_weight(t, layout) for t in sub_scales(scales, layout))
     pinned = seed_pinned(blocks, step.reshape(-1, layout.n_sub, layout.sub)[..., 0], layout)
     codes = codes.long()
     safe_step = torch.where(pinned, torch.ones_like(step), step)
     if not bool((code_of(blocks, safe_step, shift, layout) == codes)[~pinned].all()):
         raise ValueError("the K-quant codes do not follow from these weights; pass the tensor that was quantized")
+    start = start_points(codes, step, shift, *seed_limits(blocks, pinned, layout), layout)
+    return pinned | (code_of(start, safe_step, shift, layout) != codes)
+
+
+def bounds(codes: torch.Tensor, scales: dict[str, torch.Tensor], seeds_: torch.Tensor, anchors: torch.Tensor,
+           layout: KLayout) -> tuple[torch.Tensor, torch.Tensor]:
+    """Candidate ``(lo, hi)`` float32 ``(n, 256)`` from codes, scales and the seeds' values (``anchors``)."""
+    step, shift = (_per_weight(t, layout) for t in sub_scales(scales, layout))
+    codes = codes.long()
+    safe_step = torch.where(seeds_, torch.ones_like(step), step)
+    lo_lim, hi_lim = seed_limits(anchors, seeds_, layout)
     flat_step, flat_shift, flat_codes = safe_step.reshape(-1), shift.reshape(-1), codes.reshape(-1)
-    flat_pinned = pinned.reshape(-1)
+    flat_pinned = seeds_.reshape(-1)
 
     def keeps(x: torch.Tensor, sel: torch.Tensor | None) -> torch.Tensor:     # pinned: settled, any answer
         if sel is None:
             return (code_of(x, flat_step, flat_shift, layout) == flat_codes) | flat_pinned
         return (code_of(x, flat_step[sel], flat_shift[sel], layout) == flat_codes[sel]) | flat_pinned[sel]
 
-    lo_lim, hi_lim = sub_range(blocks, layout)
     edge_a, edge_b = edge_guesses(codes, safe_step, shift, layout)
     guess_lo, guess_hi = torch.minimum(edge_a, edge_b), torch.maximum(edge_a, edge_b)
-    start = blocks.reshape(-1)
-    lo = furthest_true(keeps, start, torch.where(pinned, blocks, lo_lim).reshape(-1), guess_lo.reshape(-1))
-    hi = furthest_true(keeps, start, torch.where(pinned, blocks, hi_lim).reshape(-1), guess_hi.reshape(-1))
-    lo, hi = lo.view(blocks.shape), hi.view(blocks.shape)
-    return torch.where(pinned, blocks, lo), torch.where(pinned, blocks, hi), pinned
+    start = torch.where(seeds_, anchors, start_points(codes, step, shift, lo_lim, hi_lim, layout)).reshape(-1)
+    lo = furthest_true(keeps, start, torch.where(seeds_, anchors, lo_lim).reshape(-1), guess_lo.reshape(-1))
+    hi = furthest_true(keeps, start, torch.where(seeds_, anchors, hi_lim).reshape(-1), guess_hi.reshape(-1))
+    lo, hi = lo.view(anchors.shape), hi.view(anchors.shape)
+    return torch.where(seeds_, anchors, lo), torch.where(seeds_, anchors, hi)
+
+
+def candidate_box(blocks: torch.Tensor, codes: torch.Tensor, scales: dict[str, torch.Tensor], layout: KLayout,
+                  ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(lo, hi, pinned)`` float32 ``(n, 256)`` for float32 ``blocks`` quantized to ``codes``/``scales``.
+
+    Raises ValueError when a code does not follow from its weight under the stored scales (wrong tensor)."""
+    pinned = seeds(blocks, codes, scales, layout)
+    lo, hi = bounds(codes, scales, pinned, blocks, layout)
+    return lo, hi, pinned

@@ -9,12 +9,14 @@ are pinned and the scale then cannot move; but ``zero`` comes out of a proximal 
 the group) whose early stop looks at the *whole tensor's* error, so it depends on every weight.  The candidate
 box (``candidate_box``) is each weight's exact float32 interval under its group's stored ``scale`` and
 ``zero``, within the group's range; verification (:mod:`compsec.formats.verify`, ``coupled=True``) shrinks it
-towards ``w`` by ``2**-k`` per group, or pins groups whole, until 2 consecutive rounds pass for *all* groups at
-once, then tightens 4x and passes 2 more such rounds; a round is the all-``lo`` tensor, the all-``hi`` tensor,
-2 random corners and 2 random interior points (storage dtype), each giving identical codes, scales and zeros.
-Only those points are proven.  In practice the zero-point reacts to single-ulp moves of any weight: verified
-boxes are a few float32 ulps wide (width ~1e-8 of the candidate's, about a third of the groups pinned whole)
-and empty in bf16/fp16, i.e. an HQQ-quantized model pins its full-precision weights almost exactly.
+per group to the cell holding ``w`` of ``2**k`` equal cells, or pins groups whole, until a round passes for
+*all* groups at once, then tightens 4x and passes 2 more consecutive such rounds; a round is the all-``lo``
+tensor, the all-``hi`` tensor, 2 random corners and 2 random interior points (storage dtype), each giving
+identical codes, scales and zeros.  Only those points are proven.  In practice the zero-point reacts to
+single-ulp moves of any weight: verified boxes are a few float32 ulps wide (width ~1e-8 of the candidate's,
+about a sixth of the groups pinned whole) and empty in bf16/fp16, i.e. an HQQ-quantized model pins its
+full-precision weights almost exactly.  The compact box costs ~1.6 (bf16) / ~1.95 (fp16) / ~3.5 (fp32) bytes
+per weight: it stores the weights' exact values, which is all such a box is.
 """
 
 from __future__ import annotations
@@ -78,14 +80,43 @@ class Hqq4bit(VerifiedBoxes, Format):
         out = (codes - q.scales["zero"].view(-1, 1)) * q.scales["scale"].view(-1, 1)
         return out.reshape(q.shape)
 
-    def _candidate_bounds(self, groups: torch.Tensor, q: Quantized) -> tuple[torch.Tensor, torch.Tensor]:
-        """Each weight's exact float32 interval under its group's stored scale and zero, group min/max pinned."""
-        scale, zero = hm.initial_params(groups)[0], q.scales["zero"].view(-1, 1)
-        codes = q.codes.reshape(groups.shape).float()
+    derived_scales: ClassVar[tuple[str, ...]] = ("scale",)
+
+    @property
+    def code_bits(self) -> int:
+        return self.bits
+
+    def _range(self, seeds: torch.Tensor, anchors: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Each group's min and max ``(n, 1)`` from the seeds' values."""
+        return (torch.where(seeds, anchors, torch.inf).amin(1, keepdim=True),
+                torch.where(seeds, anchors, -torch.inf).amax(1, keepdim=True))
+
+    def restore_scales(self, q: Quantized, seeds: torch.Tensor, anchors: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The stored ``1 / scale``: HQQ's scale is ``15 / (max - min)`` of the group, never optimised."""
+        return {"scale": (1.0 / hm.params_from_range(*self._range(seeds, anchors))[0]).reshape(-1)}
+
+    def seeds(self, groups: torch.Tensor, q: Quantized) -> torch.Tensor:
+        """Each group's min and max, plus the (rare) weights whose dequantized value clamped into the group's
+        range does not hold their code (the candidate search starts there)."""
         low, high = groups.amin(1, keepdim=True), groups.amax(1, keepdim=True)
         pinned = (groups == low) | (groups == high)
-        flat_scale, flat_zero = scale.expand_as(groups).reshape(-1), zero.expand_as(groups).reshape(-1)
-        flat_codes, flat_pinned = codes.reshape(-1), pinned.reshape(-1)
+        scale = hm.params_from_range(low, high)[0]
+        start = self._starts(q, groups.shape, low, high)
+        return pinned | (hm.codes_of(start, scale, q.scales["zero"].view(-1, 1)) != q.codes.reshape(groups.shape))
+
+    def _starts(self, q: Quantized, shape: torch.Size, low: torch.Tensor, high: torch.Tensor) -> torch.Tensor:
+        codes = q.codes.reshape(shape).float()
+        x = (codes - q.scales["zero"].view(-1, 1)) * q.scales["scale"].view(-1, 1)
+        return torch.minimum(torch.maximum(x, low), high)
+
+    def bounds(self, q: Quantized, seeds: torch.Tensor, anchors: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Each weight's exact float32 interval under its group's stored scale and zero, within the group's range
+        (from the seeds' values), seeds pinned."""
+        low, high = self._range(seeds, anchors)
+        scale, zero = hm.params_from_range(low, high)[0], q.scales["zero"].view(-1, 1)
+        codes = q.codes.reshape(anchors.shape).float()
+        flat_scale, flat_zero = scale.expand_as(anchors).reshape(-1), zero.expand_as(anchors).reshape(-1)
+        flat_codes, flat_pinned = codes.reshape(-1), seeds.reshape(-1)
 
         def keeps(x: torch.Tensor, sel: torch.Tensor | None) -> torch.Tensor:
             if sel is None:
@@ -95,18 +126,17 @@ class Hqq4bit(VerifiedBoxes, Format):
         s64, z64 = scale.double(), zero.double()
         guess_lo = torch.where(codes == 0, -torch.inf, ((codes - 0.5 - z64) / s64).float())
         guess_hi = torch.where(codes == hm.MAX_CODE, torch.inf, ((codes + 0.5 - z64) / s64).float())
-        start = groups.reshape(-1)
-        lo = furthest_true(keeps, start, torch.where(pinned, groups, low).reshape(-1), guess_lo.reshape(-1))
-        hi = furthest_true(keeps, start, torch.where(pinned, groups, high).reshape(-1), guess_hi.reshape(-1))
-        lo, hi = lo.view(groups.shape), hi.view(groups.shape)
-        return torch.where(pinned, groups, lo), torch.where(pinned, groups, hi)
+        start = torch.where(seeds, anchors, self._starts(q, anchors.shape, low, high)).reshape(-1)
+        lo = furthest_true(keeps, start, torch.where(seeds, anchors, low).reshape(-1), guess_lo.reshape(-1))
+        hi = furthest_true(keeps, start, torch.where(seeds, anchors, high).reshape(-1), guess_hi.reshape(-1))
+        lo, hi = lo.view(anchors.shape), hi.view(anchors.shape)
+        return torch.where(seeds, anchors, lo), torch.where(seeds, anchors, hi)
 
-    def candidate(self, w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, Check]:
-        """Groups ``(n, 64)`` float32, their candidate box and the check (identical codes, scales and zeros, every
+    def groups_and_check(self, w: torch.Tensor) -> tuple[torch.Tensor, Quantized, Check]:
+        """Groups ``(n, 64)`` float32, the quantized tensor and the check (identical codes, scales and zeros, every
         group at once: the optimiser's early stop couples them)."""
         groups = self._groups(w)
         q = self.quantize(w)
-        lo, hi = self._candidate_bounds(groups, q)
         codes = q.codes.reshape(groups.shape)
 
         def check(points: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
@@ -114,7 +144,7 @@ class Hqq4bit(VerifiedBoxes, Format):
             same = (c == codes).all(1) & (s.view(-1) == q.scales["scale"]) & (z.view(-1) == q.scales["zero"])
             return same[idx]
 
-        return groups, lo, hi, check
+        return groups, q, check
 
 
 register(Hqq4bit())

@@ -33,8 +33,11 @@ def shrink_lp(x: torch.Tensor) -> torch.Tensor:
 
 def initial_params(groups: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """``(scale, zero)`` ``(n, 1)`` float32 from each group's min and max, before optimisation."""
-    low = groups.min(axis=1, keepdim=True)[0]
-    high = groups.max(axis=1, keepdim=True)[0]
+    return params_from_range(groups.min(axis=1, keepdim=True)[0], groups.max(axis=1, keepdim=True)[0])
+
+
+def params_from_range(low: torch.Tensor, high: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`initial_params` from each group's ``low`` (min) and ``high`` (max), ``(n, 1)`` float32."""
     denom = high - low
     scale = MAX_CODE / denom
     scale = torch.where(denom.abs() <= 1e-4, torch.full_like(scale, 1.0), scale)

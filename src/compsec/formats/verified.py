@@ -1,76 +1,76 @@
-"""What the formats with *verified* boxes (K-quants, HQQ) share: the box methods and the compact stand-in.
+"""What the formats with *verified* boxes (K-quants, HQQ) share: the box methods and the compact box.
 
-:class:`VerifiedBoxes` derives ``preimage``, ``box_from_quantized`` and ``compact_box`` from a format's
-``verified(w, storage)`` (:mod:`compsec.formats.verify`) and marks the format ``guarantee = "verified"``, which
-the contract tests read.  The compact stand-in is the weights themselves, in the storage dtype: a verified box is shrunk towards the weights by a per-group factor found by trial
-(:mod:`compsec.formats.verify`), so it is a function of the weights, not of codes and scales: no smaller
-summary rebuilds it exactly.  :class:`RecomputedBox` keeps the weights (``storage`` itemsize bytes per
-parameter: 2 for fp16/bf16, 4 for fp32, over the 2-byte budget of exact formats) and rebuilds the box by
-recomputing it, which is deterministic (fixed verification seeds).
+:class:`VerifiedBoxes` derives ``candidate``, ``preimage``, ``box_from_quantized`` and ``compact_box`` from three
+format methods and marks the format ``guarantee = "verified"``, which the contract tests read:
+
+- ``groups_and_check(w)`` -> the float32 groups ``(n, G)`` of ``w``, its :class:`~compsec.formats.base.Quantized`
+  and the library check for :func:`compsec.formats.verify.verify_and_shrink`;
+- ``seeds(groups, q)`` -> ``(n, G)`` bool: the weights the candidate box pins (the values seeding the scale
+  search, e.g. each sub-block's min and max), whose values the compact box stores;
+- ``bounds(q, seeds, anchors)`` -> the candidate ``(lo, hi)`` float32 ``(n, G)`` from the codes, the scales and
+  the seeds' values (``anchors`` holds them at ``seeds``; its other entries must not matter).
+
+The candidate is thus a function of codes, scales and seeds, and the verified box of that plus one level per
+group and one cell number per weight (:mod:`compsec.formats.cells`), which is what
+:class:`compsec.formats.verified_compact.VerifiedCompact` stores.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 import torch
 
-from compsec.formats.base import Box, Format, Quantized, check_storage, snap_inward
+from compsec.formats.base import Box, Quantized, check_storage, snap_inward
 from compsec.formats.verify import Check, Verified, verify_and_shrink
 
-
-@dataclass(frozen=True, eq=False)
-class RecomputedBox:
-    """Weights of one tensor in ``storage``; ``.box()`` is bit-identical to ``fmt.preimage(w, storage)``."""
-
-    fmt: Format
-    storage: torch.dtype
-    weights: torch.Tensor
-
-    @classmethod
-    def build(cls, fmt: Format, w: torch.Tensor, storage: torch.dtype | None = None) -> RecomputedBox:
-        storage = storage or w.dtype
-        check_storage(w, storage)
-        return cls(fmt, storage, w.detach().to(storage).clone())
-
-    @property
-    def numel(self) -> int:
-        return self.weights.numel()
-
-    @property
-    def nbytes(self) -> int:
-        return self.weights.numel() * self.weights.element_size()
-
-    @property
-    def bytes_per_param(self) -> float:
-        return self.nbytes / max(self.numel, 1)
-
-    def box(self) -> Box:
-        """Recompute the verified box (same seeds, so the same box)."""
-        return self.fmt.preimage(self.weights, self.storage)
+if TYPE_CHECKING:
+    from compsec.formats.verified_compact import VerifiedCompact
 
 
 class VerifiedBoxes:
-    """Mixin for formats whose box is computed, verified with the real library and shrunk (see the module docs).
-
-    The format implements ``quantize`` and ``candidate(w) -> (groups, lo, hi, check)``: its float32 groups
-    ``(n, G)``, their candidate box (float32, same shape) and the library check for
-    :func:`compsec.formats.verify.verify_and_shrink`; ``coupled`` says whether groups influence each other."""
+    """Mixin for formats whose box is computed, verified with the real library and shrunk (see the module docs)."""
 
     guarantee: ClassVar[str] = "verified"
     coupled: ClassVar[bool] = False
     idempotent: ClassVar[bool] = False    # a search re-run on dequantized weights may settle elsewhere
 
-    def candidate(self, w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, Check]:
+    def groups_and_check(self, w: torch.Tensor) -> tuple[torch.Tensor, Quantized, Check]:
         raise NotImplementedError
+
+    def seeds(self, groups: torch.Tensor, q: Quantized) -> torch.Tensor:
+        raise NotImplementedError
+
+    def bounds(self, q: Quantized, seeds: torch.Tensor, anchors: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        raise NotImplementedError
+
+    #: scales that ``restore_scales`` recomputes from the seeds (the compact box does not store them)
+    derived_scales: ClassVar[tuple[str, ...]] = ()
+
+    def restore_scales(self, q: Quantized, seeds: torch.Tensor, anchors: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The ``derived_scales`` of ``q`` recomputed from the seeds' values (see ``bounds``)."""
+        return {}
+
+    def candidate(self, w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, Check]:
+        """``(groups, lo, hi, check)``: float32 groups ``(n, G)``, their candidate box and the library check."""
+        groups, q, check = self.groups_and_check(w)
+        lo, hi = self.bounds(q, self.seeds(groups, q), groups)
+        return groups, lo, hi, check
+
+    def verify(self, w: torch.Tensor, storage: torch.dtype | None = None,
+               ) -> tuple[Quantized, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, Verified]:
+        """Everything the box is made of: ``(q, seeds, groups in storage, candidate lo, hi, verified)``."""
+        storage = storage or w.dtype
+        check_storage(w, storage)
+        groups, q, check = self.groups_and_check(w)
+        seeds = self.seeds(groups, q)
+        lo, hi = self.bounds(q, seeds, groups)
+        ws = groups.to(storage)
+        return q, seeds, ws, lo, hi, verify_and_shrink(ws, lo, hi, check, storage, coupled=self.coupled)
 
     def verified(self, w: torch.Tensor, storage: torch.dtype | None = None) -> Verified:
         """The verified box of ``w`` over the format's groups, with its shrink statistics."""
-        storage = storage or w.dtype
-        check_storage(w, storage)
-        groups, lo, hi, check = self.candidate(w)
-        return verify_and_shrink(groups.to(storage), lo, hi, check, storage, coupled=self.coupled)
+        return self.verify(w, storage)[-1]
 
     def candidate_box(self, w: torch.Tensor, storage: torch.dtype | None = None) -> Box:
         """The unverified candidate (each weight's exact interval under its group's stored scales), in
@@ -90,5 +90,8 @@ class VerifiedBoxes:
                              "that was quantized")
         return self.preimage(w)
 
-    def compact_box(self, w: torch.Tensor, storage_dtype: torch.dtype | None = None) -> RecomputedBox:
-        return RecomputedBox.build(self, w, storage_dtype)
+    def compact_box(self, w: torch.Tensor, storage_dtype: torch.dtype | None = None) -> VerifiedCompact:
+        """Codes, scales, seeds, levels and cell numbers; ``.box()`` is bit-identical to ``preimage``."""
+        from compsec.formats.verified_compact import VerifiedCompact
+
+        return VerifiedCompact.build(self, w, storage_dtype)

@@ -6,25 +6,32 @@ and a little is enough to flip an fp16 rounding or a near-tied candidate.  A for
 *candidate* box (each weight's interval under the group's stored scales, exact on the float32 grid) and hands it
 to :func:`verify_and_shrink`, which checks it with the real library and shrinks it where it fails:
 
-1. every group starts at level 0 (the candidate box); at level ``k`` its box is the candidate shrunk towards the
-   weights by ``2**-k`` (``lo_k = w - (w - lo) * 2**-k``, likewise ``hi``; then rounded inward to the storage
-   dtype, so ``w`` always stays inside); levels run through :data:`LEVELS`, then "pinned whole" (``lo = hi = w``);
+1. every group starts at level 0 (the candidate box); at level ``k`` its box is the *cell* of the candidate
+   holding ``w`` when each weight's interval is cut into ``2**k`` equal cells (:mod:`compsec.formats.cells`:
+   ``2**-k`` of the candidate's width, rounded inward to the storage dtype, ``w`` always inside; a function of
+   the candidate, the level and one cell number per weight, which is what makes the box storable in a few bytes
+   per weight); levels run through :data:`LEVELS`, then "pinned whole" (``lo = hi = w``);
 2. a round builds ``2 + POINTS`` tensors in the storage dtype: the all-``lo`` corner, the all-``hi`` corner,
    ``POINTS // 2`` random corners (each element at ``lo`` or ``hi``) and ``POINTS // 2`` uniform random
-   interior points, and re-quantizes each with the real library; a group passes the round when the library's
-   stored bytes for it are identical for every one of those points, else it goes to the next level;
-3. a group settles once it passes ``CONFIRM`` consecutive rounds (fresh random points each round); then every
-   group is tightened ``MARGIN`` more level(s) (4x narrower) and settled again the same way.
+   interior points, and re-quantizes them with the real library, in that order, each only on the groups all
+   earlier points of the round kept (a group fails the round at its first failing point); a group passes the
+   round when the library's stored bytes for it are identical for every one of those points, else it goes to
+   the next level;
+3. the search: a group *settles* at the first level where it passes one round (fresh random points each
+   round); then every group is tightened ``MARGIN`` more level(s) (4x narrower) and must pass ``CONFIRM``
+   consecutive rounds there, going up a level at every failure.
 
 Guarantee (exactly this, no more): the final box of every group passed ``CONFIRM`` consecutive rounds at its
 final level, i.e. its ``lo`` corner, its ``hi`` corner and ``CONFIRM * POINTS`` random corners / interior
-points, in the storage dtype.  Other points are not proven: on random weights (tests/formats/test_verified.py,
-bench/bench_formats.py) a few per mille of super-blocks change under fresh random points in fp32 storage, where
-K-quant scales react to single-ulp moves; none did in bf16, where the verified boxes are mostly zero-width.
+points, in the storage dtype.  Minimality, up to the search's resolution: a group settled at level
+``LEVELS[i] > 0`` failed a round at ``LEVELS[i - 1]`` (``Verified.settled`` records ``LEVELS[i]``).  Other
+points are not proven: on random weights (tests/formats/test_verified.py, bench/bench_formats.py) a few per
+mille of super-blocks change under fresh random points in fp32 storage, where K-quant scales react to
+single-ulp moves; none did in bf16, where the verified boxes are mostly zero-width.
 With ``coupled=True`` (HQQ: its optimiser stops on a *whole-tensor* error), groups are not independent, so every
-round re-checks every group and a round only counts when *all* groups pass it.  Should that not happen within
-``MAX_ROUNDS`` rounds, every group is pinned (the box becomes ``w`` itself, trivially sound); uncoupled groups
-still unsettled then are pinned alike.
+round re-checks every group with every point and a round only counts when *all* groups pass it.  Should that
+not happen within ``MAX_ROUNDS`` rounds, every group is pinned (the box becomes ``w`` itself, trivially sound);
+uncoupled groups still unsettled then are pinned alike.
 """
 
 from __future__ import annotations
@@ -35,6 +42,7 @@ from dataclasses import dataclass
 import torch
 
 from compsec.formats.base import round_toward
+from compsec.formats.cells import cell_box, cell_index
 
 LEVELS = (0, 4, 8, 10, 12, 14, 16, 18, 20, 22, 24)
 PINNED_LEVEL = 255
@@ -51,12 +59,18 @@ Check = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 @dataclass(frozen=True)
 class Verified:
     """A verified box over groups ``(n, G)``, with what it took: ``levels`` ``(n,)`` uint8 (``255``: pinned
-    whole by verification) and ``candidate_width`` (the summed float64 width of the unshrunk candidate)."""
+    whole by verification), ``settled`` ``(n,)`` uint8 (the level where the search first passed a round, before
+    the margin) and ``candidate_widths`` ``(n,)`` float64 (each group's summed candidate width)."""
 
     lo: torch.Tensor
     hi: torch.Tensor
     levels: torch.Tensor
-    candidate_width: float
+    settled: torch.Tensor
+    candidate_widths: torch.Tensor
+
+    @property
+    def candidate_width(self) -> float:
+        return float(self.candidate_widths.sum())
 
     @property
     def shrunk_fraction(self) -> float:
@@ -74,16 +88,27 @@ class Verified:
         width = float((self.hi.double() - self.lo.double()).sum())
         return width / self.candidate_width if self.candidate_width > 0 else 1.0
 
+    def width_ratios(self) -> torch.Tensor:
+        """Per group, verified width over candidate width (float64 ``(n,)``; NaN where the candidate is a point):
+        at most ``2**-level`` (cells are rounded inward), 0 for groups pinned whole."""
+        width = (self.hi.double() - self.lo.double()).sum(1)
+        return torch.where(self.candidate_widths > 0, width / self.candidate_widths, float("nan"))
+
+
+def cell_levels(levels: torch.Tensor) -> torch.Tensor:
+    """Levels ``(m,)`` as the cells' ``k`` ``(m, 1)`` int64 (0 for groups pinned whole: their box is ``w``)."""
+    return torch.where(levels == PINNED_LEVEL, 0, levels.long()).unsqueeze(-1)
+
 
 def shrink(w: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor, levels: torch.Tensor, storage: torch.dtype,
-           ) -> tuple[torch.Tensor, torch.Tensor]:
-    """The level-``levels`` box (rows of ``(m, G)``) in ``storage``: candidate shrunk towards ``w`` by ``2**-k``."""
-    factor = torch.where(levels == PINNED_LEVEL, 0.0, torch.exp2(-levels.double())).unsqueeze(-1)
-    w64 = w.double()
-    lo_k = round_toward(w64 - (w64 - lo.double()) * factor, storage, up=True)
-    hi_k = round_toward(w64 + (hi.double() - w64) * factor, storage, up=False)
+           cells: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """The level-``levels`` box (rows of ``(m, G)``) in ``storage``: the cell of the candidate holding ``w``
+    (``cells``: the cell numbers when known, then ``w`` only matters in groups pinned whole)."""
+    pinned = (levels == PINNED_LEVEL).unsqueeze(-1)
+    k = cell_levels(levels)
+    box_lo, box_hi = cell_box(lo, hi, k, cell_index(w, lo, hi, k) if cells is None else cells, storage)
     ws = w.to(storage)
-    return torch.minimum(lo_k, ws), torch.maximum(hi_k, ws)
+    return torch.where(pinned, ws, box_lo), torch.where(pinned, ws, box_hi)
 
 
 def points(lo: torch.Tensor, hi: torch.Tensor, storage: torch.dtype, seed: int) -> list[torch.Tensor]:
@@ -106,30 +131,44 @@ def verify_and_shrink(w: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor, check
     Deterministic in ``(w, lo, hi, seed)``; see the module docs for the procedure and the guarantee."""
     n = w.shape[0]
     step = torch.zeros(n, dtype=torch.long)                  # index into LEVELS, len(LEVELS) = pinned
-    settle(w, lo, hi, check, storage, step, coupled, seed)
+    settle(w, lo, hi, check, storage, step, coupled, seed, rounds=1)
+    settled = _levels(step).to(torch.uint8)
     if MARGIN:
         step = torch.clamp(step + MARGIN, max=len(LEVELS))
-        settle(w, lo, hi, check, storage, step, coupled, seed + 7919)
+    settle(w, lo, hi, check, storage, step, coupled, seed + 7919, rounds=CONFIRM)
     levels = _levels(step)
     box_lo, box_hi = shrink(w, lo, hi, levels, storage)
-    width = float((hi.double() - lo.double()).sum())
-    return Verified(box_lo, box_hi, levels.to(torch.uint8), width)
+    widths = (hi.double() - lo.double()).sum(1)
+    return Verified(box_lo, box_hi, levels.to(torch.uint8), settled, widths)
+
+
+def _one_round(box_lo: torch.Tensor, box_hi: torch.Tensor, rows: torch.Tensor, check: Check,
+               storage: torch.dtype, seed: int, coupled: bool) -> torch.Tensor:
+    """Which of ``rows`` pass one round; uncoupled groups stop being re-quantized at their first failure."""
+    ok = torch.ones(rows.numel(), dtype=torch.bool)
+    for point in points(box_lo, box_hi, storage, seed):
+        if coupled:
+            ok &= check(point, rows)
+            continue
+        live = ok.nonzero().flatten()
+        if live.numel() == 0:
+            break
+        ok[live] = check(point[live], rows[live])
+    return ok
 
 
 def settle(w: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor, check: Check, storage: torch.dtype,
-           step: torch.Tensor, coupled: bool, seed: int) -> None:
-    """Raise ``step`` (in place) until every group passes ``CONFIRM`` consecutive rounds at its level."""
+           step: torch.Tensor, coupled: bool, seed: int, rounds: int = CONFIRM) -> None:
+    """Raise ``step`` (in place) until every group passes ``rounds`` consecutive rounds at its level."""
     n = w.shape[0]
     streak = torch.zeros(n, dtype=torch.long)
     for attempt in range(MAX_ROUNDS):
-        todo = (streak < CONFIRM).nonzero().flatten()
+        todo = (streak < rounds).nonzero().flatten()
         if todo.numel() == 0 and not (coupled and int(streak.min()) == 0):
             return
         rows = torch.arange(n) if coupled else todo
         box_lo, box_hi = shrink(w[rows], lo[rows], hi[rows], _levels(step[rows]), storage)
-        ok = torch.ones(rows.numel(), dtype=torch.bool)
-        for point in points(box_lo, box_hi, storage, seed + attempt):
-            ok &= check(point, rows)
+        ok = _one_round(box_lo, box_hi, rows, check, storage, seed + attempt, coupled)
         failed = rows[~ok]
         if coupled and failed.numel():
             streak.zero_()
@@ -138,7 +177,7 @@ def settle(w: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor, check: Check, st
         step[failed] = torch.clamp(step[failed] + 1, max=len(LEVELS))
     # not settled within the budget (coupled groups keep failing somewhere): pin what is unsettled, or
     # everything when coupled -- a box reduced to ``w`` itself needs no verification
-    unsettled = torch.ones(n, dtype=torch.bool) if coupled else streak < CONFIRM
+    unsettled = torch.ones(n, dtype=torch.bool) if coupled else streak < rounds
     step[unsettled] = len(LEVELS)
 
 
