@@ -1,7 +1,8 @@
 """Benchmark of ``compsec scan``.
 
-1. Per format, on one 4096x4096 fp16 tensor: exact positions throughput (weights/s, measured on ``--rows``
-   rows and extrapolated) and the scanner's effective throughput (parameters covered per second with the default
+1. Per format, on one 4096x4096 fp16 tensor: exact positions throughput (positions in the scanning box of
+   :mod:`compsec.scan.scan_boxes`, K-quants' fixed-scale box included; weights/s, measured on ``--rows`` rows and
+   extrapolated) and the scanner's effective throughput (parameters covered per second with the default
    row sample), each as a ratio to ``bitsandbytes.functional.quantize_4bit`` (NF4) on the whole tensor, timed in
    the same run.
 2. A synthetic llama-shaped fp16 checkpoint of ``--params`` parameters (default 1e9, ~2 GB) written to a temp
@@ -43,6 +44,7 @@ import torch
 
 from compsec import formats
 from compsec.scan import ScanConfig, scan_path
+from compsec.scan.scan_boxes import scan_positions
 from compsec.scan.tensor_scan import scan_batch
 
 
@@ -70,7 +72,7 @@ def per_format(w: torch.Tensor, rows: int, cfg: ScanConfig) -> dict:
     candidates = [formats.get(name) for name in formats.names()]
     for name in cfg.format_names():
         fmt = formats.get(name)
-        exact_s = _timed(lambda fmt=fmt: fmt.positions(w[:rows]))
+        exact_s = _timed(lambda fmt=fmt: scan_positions(fmt, w[:rows]))
         exact_rate = rows * w.shape[1] / exact_s
         sample = w[: max(1, cfg.sample_weights // w.shape[1])]
         scan_once = lambda fmt=fmt, sample=sample: scan_batch([("w", sample, True)], [fmt], candidates, cfg)
@@ -143,14 +145,15 @@ def detection_rates(seeds: int, cfg: ScanConfig) -> dict:
     from compsec.scan.block_outliers import block_outlier_test
     from compsec.scan.edge_band import edge_band_test
     from compsec.scan.edge_mass import edge_mass_test
-    from compsec.scan.tensor_scan import batched_boxes, block_size_of
+    from compsec.scan.blocks import block_size_of
+    from compsec.scan.scan_boxes import batched_boxes, depletion_testable
 
     def hit(r) -> bool:
         return r.p_value is not None and r.p_value <= 1e-3 and r.odds_ratio >= cfg.min_odds_ratio
 
-    def any_edge_hit(w, lo, hi) -> bool:
+    def any_edge_hit(w, lo, hi, fmt) -> bool:  # edge-depletion only where its null holds (not for K-quants)
         r, band = edge_mass_test(w, lo, hi, cfg.eps), edge_band_test(w, lo, hi)
-        depleted = r.depletion_p is not None and r.depletion_p <= 1e-3 and r.edge_ratio <= cfg.max_edge_ratio
+        depleted = depletion_testable(fmt) and r.depletion_p is not None and r.depletion_p <= 1e-3 and r.edge_ratio <= cfg.max_edge_ratio
         crowded = band.p_value is not None and band.p_value <= 1e-3 and band.ratio >= cfg.min_band_ratio
         return hit(r) or depleted or crowded
 
@@ -170,7 +173,7 @@ def detection_rates(seeds: int, cfg: ScanConfig) -> dict:
                     flags = [hit(edge_mass_test(w, lo, hi, cfg.eps)) for w, (lo, hi) in zip(tensors, boxes)]
                     counts.setdefault(case, []).extend(flags)
                     counts.setdefault(f"{case}:any_edge_test", []).extend(
-                        any_edge_hit(w, lo, hi) for w, (lo, hi) in zip(tensors, boxes))
+                        any_edge_hit(w, lo, hi, fmt) for w, (lo, hi) in zip(tensors, boxes))
                 size = block_size_of(fmt, 512)
                 for case, tensors in (("outliers_benign", benign),
                                       ("outliers_1pct", [synthetic.outlier_injected(w, size, 0.01, gen) for w in benign]),

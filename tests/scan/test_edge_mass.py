@@ -6,12 +6,14 @@ import torch
 
 from compsec import formats
 from compsec.scan import synthetic
-from compsec.scan.config import DEFAULT_FORMATS
+from compsec.scan.config import ScanConfig
 from compsec.scan.edge_mass import edge_mass_test
-from compsec.scan.tensor_scan import batched_boxes
+from compsec.scan.scan_boxes import batched_boxes, fixed_scale
 
 DTYPES = [torch.float32, torch.float16, torch.bfloat16]
-CHECKED = [name for name in DEFAULT_FORMATS if name in formats.names()]
+CHECKED = ScanConfig().format_names()  # the defaults whose backend is installed
+# synthetic PGD repair keeps an exact format's codes; on a K-quant llama.cpp re-scales it (tests/scan/test_kquant_scan)
+EXACT = [name for name in CHECKED if not fixed_scale(formats.get(name))]
 SEEDS, SHAPE = 4, (8, 512)  # 4 independent 4096-weight tensors per (format, dtype, distribution)
 
 
@@ -41,10 +43,12 @@ def test_benign_tensors_are_clean_and_p_values_calibrated(name):
     assert not [r for r in testable if flagged(r)]
     small = sum(r.p_value < 0.1 for r in testable) / len(testable)
     assert small < 0.3, f"{100 * small:.0f}% of benign p-values < 0.1: the null is miscalibrated"
-    assert all(0.6 < r.odds_ratio < 1.6 for r in testable)
+    # K-quants' scale search keeps weights off their fixed-scale edges: odds down to ~0.55 in bf16 (conservative)
+    floor = 0.5 if fixed_scale(formats.get(name)) else 0.6
+    assert all(floor < r.odds_ratio < 1.6 for r in testable)
 
 
-@pytest.mark.parametrize("name", CHECKED)
+@pytest.mark.parametrize("name", EXACT)
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_pgd_repaired_tensors_are_flagged(name, dtype):
     results = corpus(name, dtype, "gaussian", 0.2, seed0=1, seeds=1)

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-DEFAULT_FORMATS = ("int8", "nf4", "fp4", "q4_0", "q8_0")
+DEFAULT_FORMATS = ("int8", "nf4", "fp4", "q4_0", "q8_0", "q4_k", "q5_k", "q6_k")
+# K-quants are checked by default only where their backend (llama-cpp-python, ``compsec[gguf-k]``) is installed.
 
 
 @dataclass(frozen=True)
 class ScanConfig:
     """How to scan.
 
-    formats: formats whose boxes are checked (default: those of DEFAULT_FORMATS that are registered).
+    formats: formats whose boxes are checked (default: those of DEFAULT_FORMATS that are registered and whose
+        backend is installed: the K-quants need llama-cpp-python).
     sample_weights: weights examined per tensor, as whole rows chosen at random (at least one row); 0 = every
         row.  The edge-mass z-score grows with the square root of the examined count, not the tensor size, and
         PGD repair moves weights in every row, so a few thousand weights per tensor detect a 5 % edge excess at
@@ -58,9 +60,10 @@ class ScanConfig:
             raise ValueError("ratio_threshold must exceed 1, min_odds_ratio be >= 1, min_outlier_blocks >= 1")
 
     def format_names(self) -> list[str]:
-        """The formats to check: the configured ones, else the registered defaults."""
+        """The formats to check: the configured ones, else the registered defaults whose backend is installed."""
         from compsec import formats
 
         if self.formats:
             return [formats.get(name).name for name in self.formats]
-        return [name for name in DEFAULT_FORMATS if name in formats.names()]
+        return [name for name in DEFAULT_FORMATS
+                if name in formats.names() and getattr(formats.get(name), "available", lambda: True)()]

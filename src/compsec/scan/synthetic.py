@@ -18,6 +18,7 @@ import torch
 
 from compsec.formats.base import Format
 from compsec.scan.null import grid_ceil, grid_floor
+from compsec.scan.scan_boxes import scan_box
 
 
 def benign(shape: tuple[int, int], dist: str, dtype: torch.dtype, gen: torch.Generator,
@@ -26,7 +27,7 @@ def benign(shape: tuple[int, int], dist: str, dtype: torch.dtype, gen: torch.Gen
     if dist == "gaussian":
         w = torch.randn(shape, generator=gen)
     elif dist == "laplace":
-        u = torch.rand(shape, generator=gen) - 0.5
+        u = (torch.rand(shape, generator=gen) - 0.5).clamp(-0.4999999, 0.4999999)  # no log(0)
         w = -torch.sign(u) * torch.log1p(-2 * u.abs()) / 2**0.5
     else:
         raise ValueError(f"dist must be 'gaussian' or 'laplace', got {dist!r}")
@@ -36,8 +37,10 @@ def benign(shape: tuple[int, int], dist: str, dtype: torch.dtype, gen: torch.Gen
 def pgd_repaired(w: torch.Tensor, fmt: Format, fraction: float, gen: torch.Generator,
                  eps: float = 0.01) -> torch.Tensor:
     """A copy of ``w`` (storage dtype) with ``fraction`` of its non-pinned weights moved within ``eps`` of an
-    edge of ``fmt``'s interval; the result quantizes exactly like ``w``."""
-    box = fmt.preimage(w)
+    edge of ``fmt``'s scanning interval (:func:`compsec.scan.scan_boxes.scan_box`); for an exact format the result
+    quantizes exactly like ``w``; for a K-quant only its codes under ``w``'s scales are kept (llama.cpp usually
+    picks other scales for the result)."""
+    box = scan_box(fmt, w)
     lo, hi = box.lo.double(), box.hi.double()
     chosen = (torch.rand(w.shape, generator=gen) < fraction) & (box.hi > box.lo)
     offset = torch.rand(w.shape, generator=gen, dtype=torch.float64) * eps * (hi - lo)
@@ -51,8 +54,9 @@ def pgd_repaired(w: torch.Tensor, fmt: Format, fraction: float, gen: torch.Gener
 def shrunk_repaired(w: torch.Tensor, fmt: Format, fraction: float, gen: torch.Generator,
                     moved: float = 0.8) -> torch.Tensor:
     """A copy of ``w`` where ``moved`` of the non-pinned weights lying within ``fraction`` of an interval edge sit
-    on the shrunk edge ``lo + fraction * (hi - lo)`` (or ``hi - ...``) instead; codes are unchanged."""
-    box = fmt.preimage(w)
+    on the shrunk edge ``lo + fraction * (hi - lo)`` (or ``hi - ...``) of its scanning interval instead; codes are
+    unchanged."""
+    box = scan_box(fmt, w)
     lo, hi = box.lo.double(), box.hi.double()
     pos = (w.double() - lo) / (hi - lo)
     chosen = (torch.rand(w.shape, generator=gen) < moved) & (box.hi > box.lo)

@@ -17,6 +17,7 @@ from compsec.scan.edge_band import edge_band_test, explain_edge_band
 from compsec.scan.edge_mass import edge_mass_test, explain_edge_depletion, explain_edge_mass
 from compsec.scan.findings import Evidence, ScanFinding
 from compsec.scan.grid_provenance import grid_provenance_batch
+from compsec.scan.scan_boxes import batched_boxes, depletion_testable
 
 _STORAGE_NAMES = {torch.float32: "float32", torch.float16: "float16", torch.bfloat16: "bfloat16"}
 _NARROWER = {torch.float32: (torch.bfloat16, torch.float16), torch.float16: (torch.bfloat16,)}
@@ -42,45 +43,21 @@ def usable(fmt: Format, rows: torch.Tensor, sampled: bool) -> bool:
     return not sampled or rows.shape[-1] % block_size_of(fmt, rows.shape[-1]) == 0
 
 
-def box_rows(fmt: Format, rows: torch.Tensor) -> int:
-    """Row length to which examined rows can be re-cut without changing ``fmt``'s blocks (so that rows of many
-    tensors share one preimage call): the block for block formats, the row itself for row-wise ones."""
-    size = block_size_of(fmt, rows.shape[-1])
-    return size if size < rows.shape[-1] and rows.numel() % size == 0 else rows.shape[-1]
-
-
-def batched_boxes(fmt: Format, items: list[torch.Tensor]) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    """``fmt``'s preimage of each tensor in ``items`` (same dtype), computed in as few calls as possible.
-
-    A box computation has a large fixed cost per call, so the examined rows of many tensors are re-cut to a
-    common row length (:func:`box_rows`), concatenated, boxed once per length and split back.
-    """
-    out: list = [None] * len(items)
-    groups: dict[int, list[int]] = {}
-    for i, rows in enumerate(items):
-        groups.setdefault(box_rows(fmt, rows), []).append(i)
-    for length, members in groups.items():
-        joined = torch.cat([items[i].reshape(-1, length) for i in members])
-        box = fmt.preimage(joined)
-        sizes = [items[i].numel() for i in members]
-        for i, lo, hi in zip(members, box.lo.reshape(-1).split(sizes), box.hi.reshape(-1).split(sizes)):
-            out[i] = (lo.view(items[i].shape), hi.view(items[i].shape))
-    return out
-
-
 def edge_evidence(name: str, rows: torch.Tensor, box: tuple[torch.Tensor, torch.Tensor], fmt: Format,
                   cfg: ScanConfig) -> list[Evidence]:
     """The edge-mass (excess within ``eps``), edge-depletion and wide edge-band tests of one tensor under one
-    format, given its box ``(lo, hi)``."""
+    format, given its scanning box ``(lo, hi)`` (:mod:`compsec.scan.scan_boxes`); no edge-depletion test where
+    its null does not hold (K-quants' fixed-scale boxes)."""
     result = edge_mass_test(rows, box[0], box[1], cfg.eps)
     band = edge_band_test(rows, box[0], box[1])
     storage = _STORAGE_NAMES[rows.dtype]
-    return [Evidence(name, fmt.name, "edge-mass", result.odds_ratio, result.p_value,
-                     result.odds_ratio >= cfg.min_odds_ratio, explain_edge_mass(result, cfg.eps, storage)),
-            Evidence(name, fmt.name, "edge-depletion", 1 / result.edge_ratio, result.depletion_p,
-                     result.edge_ratio <= cfg.max_edge_ratio, explain_edge_depletion(result, cfg.eps, storage)),
-            Evidence(name, fmt.name, "edge-band", band.ratio, band.p_value, band.ratio >= cfg.min_band_ratio,
-                     explain_edge_band(band))]
+    out = [Evidence(name, fmt.name, "edge-mass", result.odds_ratio, result.p_value,
+                    result.odds_ratio >= cfg.min_odds_ratio, explain_edge_mass(result, cfg.eps, storage))]
+    if depletion_testable(fmt):
+        out.append(Evidence(name, fmt.name, "edge-depletion", 1 / result.edge_ratio, result.depletion_p,
+                            result.edge_ratio <= cfg.max_edge_ratio, explain_edge_depletion(result, cfg.eps, storage)))
+    return out + [Evidence(name, fmt.name, "edge-band", band.ratio, band.p_value, band.ratio >= cfg.min_band_ratio,
+                           explain_edge_band(band))]
 
 
 def outlier_evidence(name: str, rows: torch.Tensor, fmts: list[Format], cfg: ScanConfig) -> list[Evidence]:
