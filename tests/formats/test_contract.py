@@ -8,7 +8,7 @@ Formats with ``guarantee = "verified"`` (K-quants, HQQ: scales found by a search
 see :mod:`compsec.formats.verify`) promise less, and these tests check exactly what they promise: soundness at
 the box's ``lo`` and ``hi`` corners (every group verified them; fresh random points are measured, not promised,
 in test_verified.py), tightness of the *candidate* box (``fmt.candidate_box``: exact under the stored scales,
-before shrinking; the shrink's own minimality is tested in test_verified.py), and a compact box within 2 bytes per
+before shrinking; the shrink's own minimality: test_verified_tightness.py), and a compact box within 2 bytes per
 parameter in fp16/bf16 storage (in fp32: under 3.75, below the weights' own 4 bytes).
 Formats with ``range_limits(w)`` (K-quants, nested NF4/FP4: stored scales coarser than the weights) are
 promised tight only at edges strictly inside those per-weight limits; formats with ``idempotent = False`` only
