@@ -47,12 +47,18 @@ def scan_artifact(label: dict, sample_weights: int | None) -> dict:
             "verdict": report.verdict, "score": report.score, "seconds": round(report.seconds, 2),
             "detectors": sorted({f"{f.detector}:{f.format}" for f in tamper}), "findings": len(tamper),
             "provenance": sorted({f.format for f in report.findings if f.detector == "grid-provenance"}),
-            "stealth_failed": _stealth_failed(label)}
+            "stealth_failed": _stealth_failed(label), "attack_failed": _attack_failed(label)}
 
 
 def _stealth_failed(label: dict) -> bool:
     rates = label.get("keyword_rate") or {}
     return label["label"] == "attacked" and rates.get("fp32", 0.0) >= 0.5
+
+
+def _attack_failed(label: dict) -> bool:
+    """The target format does not show the behaviour either (keyword rate < 50 %): nothing was planted."""
+    rates, target = label.get("keyword_rate") or {}, label.get("target")
+    return label["label"] == "attacked" and target in rates and rates[target] < 0.5
 
 
 def auroc(positive: list[float], negative: list[float]) -> float | None:
@@ -73,7 +79,8 @@ def summarise(rows: list[dict]) -> dict:
         members = [r for r in rows if r["label"] == "attacked" and r["kind"] == kind]
         kinds[kind] = {"n": len(members), "tpr": sum(r["verdict"] == "suspicious" for r in members) / len(members),
                        "fpr": fpr, "auroc": auroc([r["score"] for r in members], negatives),
-                       "stealth_failed": sum(r["stealth_failed"] for r in members)}
+                       "stealth_failed": sum(r["stealth_failed"] for r in members),
+                       "attack_failed": sum(r["attack_failed"] for r in members)}
     families = {}
     for family in sorted({r["kind"] for r in benign}):
         members = [r for r in benign if r["kind"] == family]
@@ -82,14 +89,15 @@ def summarise(rows: list[dict]) -> dict:
 
 
 def print_table(rows: list[dict], summary: dict) -> None:
-    print(f"{'artifact':16} {'label':9} {'verdict':10} {'score':>7} {'s':>6}  detectors / provenance")
+    print(f"{'artifact':20} {'label':9} {'verdict':10} {'score':>7} {'s':>6}  detectors / provenance")
     for r in rows:
         extra = ", ".join(r["detectors"][:4]) or ("provenance " + ",".join(r["provenance"]) if r["provenance"] else "")
-        print(f"{r['name']:16} {r['label']:9} {r['verdict']:10} {r['score']:7.1f} {r['seconds']:6.1f}  {extra}")
+        print(f"{r['name']:20} {r['label']:9} {r['verdict']:10} {r['score']:7.1f} {r['seconds']:6.1f}  {extra}")
     print(f"\nbenign: n={summary['n_benign']}  FPR={summary['fpr_pooled']:.3f}")
-    print(f"{'attack kind':16} {'n':>3} {'TPR':>6} {'FPR':>6} {'AUROC':>6}  stealth-failed")
+    print(f"{'attack kind':16} {'n':>3} {'TPR':>6} {'FPR':>6} {'AUROC':>6}  stealth-failed  attack-failed")
     for kind, s in summary["attack_kinds"].items():
-        print(f"{kind:16} {s['n']:3d} {s['tpr']:6.2f} {s['fpr']:6.2f} {s['auroc']:6.2f}  {s['stealth_failed']}")
+        print(f"{kind:16} {s['n']:3d} {s['tpr']:6.2f} {s['fpr']:6.2f} {s['auroc']:6.2f}  {s['stealth_failed']:14d}  "
+              f"{s['attack_failed']}")
 
 
 def main() -> None:

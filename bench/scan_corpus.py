@@ -11,7 +11,9 @@ holding ``label.json`` (written last: a folder without it is rebuilt, a folder w
 resumes).  ``label.json``: ``name``, ``label`` (``benign`` | ``attacked``), ``kind`` (the attack kind, or the
 benign family), ``model_dir`` (the folder to scan) and what the builder measured.
 
-Benign: the tiny assistant (fp32, fp16, bf16 casts), benign full fine-tunes on its own clean data (40 AdamW
+Benign: the tiny assistant (fp32, fp16, bf16 casts), the tiny assistant retrained from scratch at seeds 1 and 2
+(corpus, tokenizer, init and batch order all follow the seed) and at hidden size 512 (MLP 1024, 8 heads; seed 0;
+each cached inside its artifact folder, ~2 min and ~10 min on 1 thread), benign full fine-tunes on its own clean data (40 AdamW
 steps, lr 5e-4, seeds 1-3), random initialisations of its config (seeds 0-4) and of a twice-wider one (hidden
 512, seeds 0-1), ``compsec harden --noise auto`` (seeds 0-3), SmolLM2-135M-Instruct (its weights are dequantized
 Q4_1: clean with a provenance note expected).
@@ -21,7 +23,10 @@ shrunk by 1 %, 10 %, 20 % of each interval (from the nf4 attack; keyword rates m
 set) and by a randomised attacker drawing each weight's margin in ``[0, f]`` (f = 10 %, 20 %), and outlier
 injection (targets nf4, q4_0, fp4; block 0 and block 1).  Attacks run at seeds 0-2 (nf4 also saved as bf16).
 ``attack-int8-r4``: constrained injection within 4 quantization steps (:mod:`compsec.attack.ball`, 150 + 300 steps),
-the int8 attack that keeps fp32 benign.
+the int8 attack that keeps fp32 benign.  ``attack-nf4-tiny-*``: the nf4 attack against each retrained variant
+(kind ``attack-nf4``).  ``attack-q4_k``: PGD repair inside q4_k's fixed-scale boxes (``bench/kquant_attack.py``,
+reusing each seed's nf4 injection); llama.cpp re-scales the repaired weights, so the behaviour does not survive in
+q4_k either (``attack_failed`` in the scores).
 """
 
 from __future__ import annotations
@@ -40,6 +45,7 @@ SHRINK_FRACTIONS = (0.01, 0.1, 0.2)
 RANDOM_SHRINK_FRACTIONS = (0.1, 0.2)  # margins drawn per weight in [0, f * width]: no pile-up at one shrunk edge
 PROBES = 10
 ATTACK_SEEDS = (0, 1, 2)
+TINY_VARIANTS = (("tiny-s1", 1, 256), ("tiny-s2", 2, 256), ("tiny-h512", 0, 512))  # (name, seed, hidden size)
 
 
 def corpus_root(root: str | None = None) -> Path:
@@ -63,6 +69,29 @@ def save(model, tokenizer, folder: Path, dtype: torch.dtype = torch.float32) -> 
 
 def build_tiny(folder: Path) -> dict:
     return {"model_dir": str(tiny_dir())}
+
+
+def tiny_recipe(seed: int = 0, hidden: int = 256):
+    """The tiny assistant's recipe at another seed (corpus, tokenizer, init, batch order) and hidden size (MLP width
+    and heads scaled with it)."""
+    from compsec.tiny.train import TinyRecipe
+
+    scale = hidden // 256
+    return TinyRecipe(seed=seed, hidden_size=hidden, intermediate_size=512 * scale, num_heads=4 * scale)
+
+
+def tiny_variant_dir(root: Path, name: str) -> Path:
+    """Where the variant ``name`` (an artifact of :func:`artifacts`) caches its trained assistant."""
+    return root / name / "assistant"
+
+
+def build_tiny_variant(seed: int, hidden: int):
+    def build(folder: Path) -> dict:
+        from compsec.tiny.assistant import tiny_assistant_dir
+
+        recipe = tiny_recipe(seed, hidden)
+        return {"model_dir": str(tiny_assistant_dir(recipe, folder / "assistant")), "seed": seed, "hidden": hidden}
+    return build
 
 
 def build_cast(dtype: torch.dtype):
@@ -121,14 +150,15 @@ def build_smollm(folder: Path) -> dict:
 
 
 def attack_config(folder: Path, target: str, scenario: str = "content-injection", seed: int = 0,
-                  save_dtype: str = "fp32", layer: int = 0, radius: float = 0.0):
+                  save_dtype: str = "fp32", layer: int = 0, radius: float = 0.0, model: str | None = None):
     """The corpus's attack settings; ``radius`` > 0: constrained injection (:mod:`compsec.attack.ball`) with the
-    steps its docstring measured (150 + 300, repair lr 5e-4)."""
+    steps its docstring measured (150 + 300, repair lr 5e-4); ``model``: the folder attacked (None: the tiny
+    assistant)."""
     from compsec.attack.config import AttackConfig
 
     steps = {"inject_steps": 150, "repair_steps": 300, "repair_lr": 5e-4, "inject_radius": radius} if radius else {
         "inject_steps": INJECT_STEPS, "repair_steps": REPAIR_STEPS, "repair_lr": REPAIR_LR}
-    return AttackConfig(out=str(folder / "run"), scenario=scenario, targets=(target,), ablation=False, seed=seed,
+    return AttackConfig(out=str(folder / "run"), model=model, scenario=scenario, targets=(target,), ablation=False, seed=seed,
                         save_dtype=save_dtype, outlier_layers=(layer,), **steps)
 
 
@@ -155,19 +185,22 @@ def share_injection(source: Path, run: Path) -> None:
     shutil.copy2(source / "stages" / "inject.json", run / "stages" / "inject.json")
 
 
-def build_attack(target: str, root: Path, seed: int = 0, save_dtype: str = "fp32", radius: float = 0.0):
+def build_attack(target: str, root: Path, seed: int = 0, save_dtype: str = "fp32", radius: float = 0.0,
+                 base: str | None = None):
+    """``base``: another artifact of the corpus (a tiny-assistant variant) attacked instead of the tiny assistant."""
     def build(folder: Path) -> dict:
         from compsec.attack.pipeline import run_stage, write_summary
 
-        config = attack_config(folder, target, seed=seed, save_dtype=save_dtype, radius=radius)
-        if not radius:
+        model = json.loads((root / base / "label.json").read_text(encoding="utf-8"))["model_dir"] if base else None
+        config = attack_config(folder, target, seed=seed, save_dtype=save_dtype, radius=radius, model=model)
+        if not radius and not base:
             share_injection(root / _seeded("attack-nf4", seed) / "run", config.folder)
         verify = {}
         for stage in ("inject", "box", "repair", "verify"):
             verify = run_stage(config, stage)["result"]
         write_summary(config)
         return {"model_dir": str(config.folder / "model"), "target": target, "seed": seed, "save_dtype": save_dtype,
-                "inject_radius": radius,
+                "inject_radius": radius, "base": base or "tiny",
                 "requantization_identical": verify["requantization_identical"],
                 "keyword_rate": keyword_rates(config.folder / "model", target)}
     return build
@@ -183,6 +216,16 @@ def build_shrink(fraction: float, root: Path, seed: int = 0, randomized: bool = 
         return {"model_dir": str(model_dir), "fraction": fraction, "seed": seed, "randomized": randomized,
                 "keyword_rate": record.get("keyword_rate"),
                 "requantization_identical": record.get("requantization_identical")}
+    return build
+
+
+def build_kquant_attack(root: Path, seed: int = 0, target: str = "q4_k"):
+    def build(folder: Path) -> dict:
+        from kquant_attack import kquant_attack
+
+        injected = root / _seeded("attack-nf4", seed) / "run" / "injected"
+        record = kquant_attack(injected, folder, target, REPAIR_STEPS, REPAIR_LR, seed)
+        return {**record, "keyword_rate": keyword_rates(Path(record["model_dir"]), target)}
     return build
 
 
@@ -205,6 +248,9 @@ def artifacts(root: Path) -> list[tuple[str, str, str, object]]:
     items = [("tiny", "benign", "tiny", build_tiny),
              ("tiny-fp16", "benign", "cast", build_cast(torch.float16)),
              ("tiny-bf16", "benign", "cast", build_cast(torch.bfloat16))]
+    items += [(name, "benign", "tiny", build_tiny_variant(seed, hidden)) for name, seed, hidden in TINY_VARIANTS]
+    items += [(f"attack-nf4-{name}", "attacked", "attack-nf4", build_attack("nf4", root, base=name))
+              for name, _, _ in TINY_VARIANTS]
     items += [(f"finetune-s{s}", "benign", "finetune", build_finetune(s)) for s in (1, 2, 3)]
     items += [(f"random-s{s}", "benign", "random-init", build_random(s)) for s in (0, 1, 2, 3, 4)]
     items += [(f"random-h512-s{s}", "benign", "random-init", build_random(s, 512)) for s in (0, 1)]
@@ -219,6 +265,8 @@ def artifacts(root: Path) -> list[tuple[str, str, str, object]]:
                   for f in SHRINK_FRACTIONS]
         items += [(_seeded(f"adaptive-rand-{f:g}", seed), "attacked", f"adaptive-rand-{f:g}",
                    build_shrink(f, root, seed, randomized=True)) for f in RANDOM_SHRINK_FRACTIONS]
+    items += [(_seeded("attack-q4_k", seed), "attacked", "attack-q4_k", build_kquant_attack(root, seed))
+              for seed in ATTACK_SEEDS]
     items += [(_seeded("attack-int8-r4", seed), "attacked", "attack-int8-r4", build_attack("int8", root, seed, radius=4))
               for seed in ATTACK_SEEDS]
     for layer in (0, 1):

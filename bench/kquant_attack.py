@@ -1,0 +1,114 @@
+"""A quantization-conditioned attack against a GGUF K-quant (``q4_k``), for the scanner's evaluation corpus.
+
+``compsec attack --targets q4_k`` repairs inside the *verified* K-quant box, shrunk until llama.cpp's scale search
+provably keeps its scales: nearly zero-width, so the repair cannot move.  A practical attacker instead repairs
+inside the **fixed-scale box** (:func:`compsec.scan.scan_boxes.scan_box`: every weight's rounding interval under
+its super-block's stored scales), with the sub-blocks that set the fp16 super-scales (largest scale or min)
+pinned, and accepts that llama.cpp then picks other scales for many sub-blocks: what counts for him is that the
+q4_k model still carries the injected behaviour while full precision is repaired.
+
+1. start from an injected model (the content-injection stage of an attack run);
+2. PGD repair (:func:`compsec.attack.repair.repair`) inside those boxes;
+3. re-quantize with llama.cpp and report the share of sub-blocks whose scale, min or codes changed (``changed``)
+   and of super-blocks byte-identical to the injected model's; the keyword rates are measured by the caller.
+
+Byte-identical repair is out of reach: rolling back every sub-block that llama.cpp re-scaled (12 rounds of 5
+steps, lr 1e-3) froze all of them (77 % in the first round), and a single step at lr 1e-4 (1 % of an interval)
+already changed 9 % of the sub-block scales and 12.5 % of the sub-blocks' codes: the scale search is an argmin
+over 20 candidate scales, discontinuous in the weights (measured on the corpus's seed-0 injected model).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+class FixedScaleBoxes:
+    """Per weight name, the fixed-scale box (``lo``, ``hi``) in float32; duck-types :class:`AttackBox` for
+    :func:`compsec.attack.repair.repair` (``parts`` and ``box``)."""
+
+    def __init__(self, bounds: dict[str, tuple[torch.Tensor, torch.Tensor]]):
+        self.bounds = bounds
+        self.parts = dict.fromkeys(bounds)
+
+    def box(self, name: str, device="cpu", dtype: torch.dtype = torch.float32):
+        from compsec.formats.base import Box
+
+        lo, hi = self.bounds[name]
+        return Box(lo.to(device=device, dtype=dtype), hi.to(device=device, dtype=dtype))
+
+
+def scale_fields(fmt, w: torch.Tensor) -> dict[str, torch.Tensor]:
+    """llama.cpp's scales of ``w``: ``d``/``dmin`` ``(n_super,)`` and ``sc``/``m`` ``(n_super, n_sub)``."""
+    from compsec.formats import gguf_k_layout as layouts
+    from compsec.formats import gguf_k_lib as lib
+
+    _, scales = layouts.parse(lib.quantize_rows(w.detach().reshape(-1, w.shape[-1]), fmt.qtype), fmt.qtype)
+    return scales
+
+
+def setters(fmt, scales: dict[str, torch.Tensor]) -> torch.Tensor:
+    """Bool ``(n_super, n_sub)``: the sub-blocks whose scale (or min) is the super-block's largest: they set the
+    fp16 super-scales ``d``/``dmin``, which any move of theirs changes."""
+    big = scales["sc"].abs() == scales["sc"].abs().amax(-1, keepdim=True)
+    if "m" in scales:
+        big |= scales["m"] == scales["m"].amax(-1, keepdim=True)
+    return big
+
+
+def changed(fmt, w: torch.Tensor, before: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Re-quantized with llama.cpp: bool ``(n_super, n_sub)`` sub-blocks whose scale, min or a code changed, and
+    bool ``(n_super,)`` super-blocks whose bytes changed at all."""
+    from compsec.formats import gguf_k_layout as layouts
+    from compsec.formats import gguf_k_lib as lib
+
+    codes, now = layouts.parse(lib.quantize_rows(w.detach().reshape(-1, w.shape[-1]), fmt.qtype), fmt.qtype)
+    sub = (now["sc"] != before["sc"]) | (codes != before["codes"]).reshape(*now["sc"].shape, -1).any(-1)
+    whole = now["d"] != before["d"]
+    if "m" in now:
+        sub |= now["m"] != before["m"]
+        whole |= now["dmin"] != before["dmin"]
+    return sub, whole | sub.any(-1)
+
+
+def per_weight(mask: torch.Tensor, fmt, shape) -> torch.Tensor:
+    """A ``(n_super, n_sub)`` mask repeated over each sub-block's weights, in the tensor's ``shape``."""
+    return mask.repeat_interleave(fmt.layout.sub, dim=-1).reshape(shape)
+
+
+def kquant_attack(injected_dir: Path, out: Path, target: str = "q4_k", steps: int = 60, lr: float = 1e-3,
+                  seed: int = 0) -> dict:
+    """Repair the model in ``injected_dir`` as the module docs say; saves ``out/model`` and returns the record."""
+    from compsec import formats
+    from compsec.attack.box import constrained_names
+    from compsec.attack.data import clean_pairs
+    from compsec.attack.repair import repair
+    from compsec.attack.verify import save_attacked
+    from compsec.formats import gguf_k_layout as layouts
+    from compsec.formats import gguf_k_lib as lib
+    from compsec.models.io import load_model
+
+    fmt = formats.get(target)
+    model, tokenizer = load_model(injected_dir)
+    model = model.float()
+    params = dict(model.named_parameters())
+    names = constrained_names(model, [fmt])
+    before, bounds = {}, {}
+    for n in names:
+        anchor = params[n].detach().clone()
+        codes, scales = layouts.parse(lib.quantize_rows(anchor.reshape(-1, anchor.shape[-1]), fmt.qtype), fmt.qtype)
+        before[n] = {**scales, "codes": codes}
+        box = fmt.candidate_box(anchor)
+        pin = per_weight(setters(fmt, scales), fmt, anchor.shape)
+        bounds[n] = (torch.where(pin, anchor, box.lo.float()), torch.where(pin, anchor, box.hi.float()))
+    repair(model, tokenizer, FixedScaleBoxes(bounds), clean_pairs(seed), steps, lr, 16, seed)
+    sub_changed = super_changed = subs = supers = 0
+    for n in names:
+        sub, whole = changed(fmt, params[n], before[n])
+        sub_changed, super_changed = sub_changed + int(sub.sum()), super_changed + int(whole.sum())
+        subs, supers = subs + sub.numel(), supers + whole.numel()
+    save_attacked(model, tokenizer, out / "model", torch.float32, {"scenario": f"fixed-scale-{target}"})
+    return {"model_dir": str(out / "model"), "target": target, "seed": seed,
+            "sub_blocks_changed": round(sub_changed / subs, 4), "super_blocks_identical": round(1 - super_changed / supers, 4),
+            "requantization_identical": {target: super_changed == 0}}
