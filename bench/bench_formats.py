@@ -7,9 +7,10 @@ the compact box's bytes per parameter per storage dtype.
 
 Formats with *verified* boxes (K-quants through llama.cpp, HQQ; ``--verified``) re-quantize many points of the box
 with the real library, so they run on a smaller matrix (``--verified-size``) with its own ``quantize_4bit``
-yardstick measured on that same matrix in the same run; the table adds how much verification shrank the
-candidate box: super-blocks/groups shrunk and pinned whole, summed box width over the candidate's, and the
-share of zero-width elements, for fp32 and bf16 storage.
+yardstick measured on that same matrix in the same run; the table adds, per storage dtype (fp32, fp16, bf16), how
+much verification shrank the candidate box (super-blocks/groups shrunk and pinned whole, summed box width over
+the candidate's, the 10/50/90th percentiles of the per-group verified/candidate width ratio, the share of
+zero-width elements) and the compact box's bytes per parameter.
 """
 
 from __future__ import annotations
@@ -100,11 +101,16 @@ def verified_section(names: list[str], size: int, repeats: int) -> None:
         report("quantize", best_seconds(lambda fmt=fmt: fmt.quantize(w), repeats), numel, yardstick)
         report("candidate box", best_seconds(lambda fmt=fmt: fmt.candidate_box(w), repeats), numel, yardstick)
         report("preimage (verified)", best_seconds(lambda fmt=fmt: fmt.preimage(w), repeats), numel, yardstick)
-        for storage in (torch.float32, torch.bfloat16):
-            v = fmt.verified(w.to(storage))
+        for storage in (torch.float32, torch.float16, torch.bfloat16):
+            x = w.to(storage)
+            v = fmt.verified(x)
             zero = float((v.lo == v.hi).float().mean())
+            ratios = v.width_ratios()
+            p10, p50, p90 = torch.nanquantile(ratios, torch.tensor([0.1, 0.5, 0.9], dtype=ratios.dtype)).tolist()
+            compact = fmt.compact_box(x)
             print(f"    {str(storage).removeprefix('torch.'):<9} groups shrunk {v.shrunk_fraction:6.1%}  pinned whole "
-                  f"{v.pinned_fraction:6.1%}  width vs candidate {v.relative_width:.2e}  zero-width {zero:6.1%}")
+                  f"{v.pinned_fraction:6.1%}  width vs candidate {v.relative_width:.2e} (groups p10/p50/p90 "
+                  f"{p10:.1e}/{p50:.1e}/{p90:.1e})  zero-width {zero:6.1%}  compact {compact.bytes_per_param:.3f} B/param")
 
 
 if __name__ == "__main__":

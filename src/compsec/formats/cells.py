@@ -48,38 +48,36 @@ def round_toward64(x: torch.Tensor, storage: torch.dtype, up: bool) -> torch.Ten
     return y
 
 
-def _edge(lo: torch.Tensor, hi: torch.Tensor, j: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
-    """Float64 ``e(j)`` at level ``k`` (see the module docs); ``lo``/``hi`` float64."""
-    t = j.double() * torch.exp2(-k.double())
-    inner = torch.minimum(lo + (hi - lo) * t, hi)
+def _edge(lo: torch.Tensor, width: torch.Tensor, hi: torch.Tensor, j: torch.Tensor, scale: torch.Tensor,
+          ) -> torch.Tensor:
+    """Float64 ``e(j)`` (see the module docs); ``lo``/``hi`` float64, ``width = hi - lo``, ``scale = 2**-k``."""
+    t = j.double() * scale
+    inner = torch.minimum(lo + width * t, hi)
     return torch.where(j <= 0, lo, torch.where(t >= 1, hi, inner))
 
 
 def cell_index(w: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
     """Int64 cell of each weight ``w`` (inside ``[lo, hi]``) at level ``k`` (int64, broadcastable)."""
     w64, lo64, hi64 = w.double(), lo.double(), hi.double()
-    k = torch.broadcast_to(k, w.shape)
-    n = torch.ones_like(k) << k
-    width = hi64 - lo64
-    guess = torch.where(width > 0, torch.floor((w64 - lo64) / torch.where(width > 0, width, 1.0) * n.double()), 0.0)
-    j = torch.minimum(torch.clamp(guess, min=0).long(), n - 1)
+    width, scale, n = hi64 - lo64, torch.exp2(-k.double()), torch.ones_like(k) << k
     last = torch.where(width > 0, n - 1, 0)         # a zero-width candidate is one cell, number 0
-    for _ in range(2):      # floating point may put the guess one cell off
-        j = torch.where((j > 0) & (_edge(lo64, hi64, j, k) > w64), j - 1, j)
-        j = torch.where((j < last) & (_edge(lo64, hi64, j + 1, k) <= w64), j + 1, j)
-    bad = (_edge(lo64, hi64, j, k) > w64) | ((j < last) & (_edge(lo64, hi64, j + 1, k) <= w64))
-    if bool(bad.any()):
-        j = torch.where(bad, _bisect(w64, lo64, hi64, k, n), j)
+    guess = torch.floor((w64 - lo64) / torch.where(width > 0, width, 1.0) * n.double())
+    j = torch.minimum(torch.clamp(guess, min=0).long(), last)
+    bad = (_edge(lo64, width, hi64, j, scale) > w64) | ((j < last) & (_edge(lo64, width, hi64, j + 1, scale) <= w64))
+    if bool(bad.any()):     # floating point put the guess a cell off: bisect those elements
+        sel = bad.nonzero(as_tuple=True)
+        bcast = lambda t: torch.broadcast_to(t, w.shape)[sel]       # noqa: E731
+        j[sel] = _bisect(w64[sel], lo64[sel], width[sel], hi64[sel], bcast(scale), last[sel])
     return j
 
 
-def _bisect(w64: torch.Tensor, lo64: torch.Tensor, hi64: torch.Tensor, k: torch.Tensor, n: torch.Tensor,
-            ) -> torch.Tensor:
-    """The largest ``j`` in ``[0, n)`` with ``e(j) <= w``, by bisection (for the rare bad guesses)."""
-    good, bad = torch.zeros_like(n), n.clone()
+def _bisect(w64: torch.Tensor, lo64: torch.Tensor, width: torch.Tensor, hi64: torch.Tensor, scale: torch.Tensor,
+            last: torch.Tensor) -> torch.Tensor:
+    """The largest ``j`` in ``[0, last]`` with ``e(j) <= w``, by bisection (for the rare bad guesses)."""
+    good, bad = torch.zeros_like(last), last + 1
     while bool((bad - good > 1).any()):
         mid = (good + bad) // 2
-        ok = _edge(lo64, hi64, mid, k) <= w64
+        ok = _edge(lo64, width, hi64, mid, scale) <= w64
         good, bad = torch.where(ok, mid, good), torch.where(ok, bad, mid)
     return good
 
@@ -88,10 +86,10 @@ def cell_box(lo: torch.Tensor, hi: torch.Tensor, k: torch.Tensor, j: torch.Tenso
              ) -> tuple[torch.Tensor, torch.Tensor]:
     """Cell ``j`` of ``[lo, hi]`` at level ``k``, rounded inward to ``storage`` (and kept inside the candidate)."""
     lo64, hi64 = lo.double(), hi.double()
-    k = torch.broadcast_to(k, j.shape)
-    box_lo = torch.maximum(round_toward64(_edge(lo64, hi64, j, k), storage, up=True),
+    width, scale = hi64 - lo64, torch.exp2(-k.double())
+    box_lo = torch.maximum(round_toward64(_edge(lo64, width, hi64, j, scale), storage, up=True),
                            round_toward64(lo64, storage, up=True))
-    box_hi = torch.minimum(round_toward64(_edge(lo64, hi64, j + 1, k), storage, up=False),
+    box_hi = torch.minimum(round_toward64(_edge(lo64, width, hi64, j + 1, scale), storage, up=False),
                            round_toward64(hi64, storage, up=False))
     return box_lo, box_hi
 

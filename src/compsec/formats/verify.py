@@ -14,17 +14,17 @@ to :func:`verify_and_shrink`, which checks it with the real library and shrinks 
 2. a round builds ``2 + POINTS`` tensors in the storage dtype: the all-``lo`` corner, the all-``hi`` corner,
    ``POINTS // 2`` random corners (each element at ``lo`` or ``hi``) and ``POINTS // 2`` uniform random
    interior points, and re-quantizes them with the real library, in that order, each only on the groups all
-   earlier points of the round kept (a group fails the round at its first failing point); a group passes the
-   round when the library's stored bytes for it are identical for every one of those points, else it goes to
-   the next level;
-3. the search: a group *settles* at the first level where it passes one round (fresh random points each
-   round); then every group is tightened ``MARGIN`` more level(s) (4x narrower) and must pass ``CONFIRM``
-   consecutive rounds there, going up a level at every failure.
+   earlier points of the round kept (a group fails the round at its first failing point; coupled groups: the
+   round stops at the first point where any group fails); a group passes the round when the library's stored
+   bytes for it are identical for every one of those points, else it goes to the next level;
+3. the search: a group *settles* at the first level where its two corners pass (a round of corners only);
+   then every group is tightened ``MARGIN`` more level(s) (4x narrower) and must pass ``CONFIRM`` consecutive
+   full rounds there, going up a level at every failure.
 
 Guarantee (exactly this, no more): the final box of every group passed ``CONFIRM`` consecutive rounds at its
 final level, i.e. its ``lo`` corner, its ``hi`` corner and ``CONFIRM * POINTS`` random corners / interior
 points, in the storage dtype.  Minimality, up to the search's resolution: a group settled at level
-``LEVELS[i] > 0`` failed a round at ``LEVELS[i - 1]`` (``Verified.settled`` records ``LEVELS[i]``).  Other
+``LEVELS[i] > 0`` failed at a corner of its ``LEVELS[i - 1]`` box (``Verified.settled`` records ``LEVELS[i]``).  Other
 points are not proven: on random weights (tests/formats/test_verified.py, bench/bench_formats.py) a few per
 mille of super-blocks change under fresh random points in fp32 storage, where K-quant scales react to
 single-ulp moves; none did in bf16, where the verified boxes are mostly zero-width.
@@ -131,24 +131,24 @@ def verify_and_shrink(w: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor, check
     Deterministic in ``(w, lo, hi, seed)``; see the module docs for the procedure and the guarantee."""
     n = w.shape[0]
     step = torch.zeros(n, dtype=torch.long)                  # index into LEVELS, len(LEVELS) = pinned
-    settle(w, lo, hi, check, storage, step, coupled, seed, rounds=1)
+    settle(w, lo, hi, check, storage, step, coupled, seed, rounds=1, corners_only=True)
     settled = _levels(step).to(torch.uint8)
-    if MARGIN:
-        step = torch.clamp(step + MARGIN, max=len(LEVELS))
-    settle(w, lo, hi, check, storage, step, coupled, seed + 7919, rounds=CONFIRM)
-    levels = _levels(step)
-    box_lo, box_hi = shrink(w, lo, hi, levels, storage)
+    step = torch.clamp(step + MARGIN, max=len(LEVELS))
+    box_lo, box_hi = settle(w, lo, hi, check, storage, step, coupled, seed + 7919, rounds=CONFIRM)
     widths = (hi.double() - lo.double()).sum(1)
-    return Verified(box_lo, box_hi, levels.to(torch.uint8), settled, widths)
+    return Verified(box_lo, box_hi, _levels(step).to(torch.uint8), settled, widths)
 
 
 def _one_round(box_lo: torch.Tensor, box_hi: torch.Tensor, rows: torch.Tensor, check: Check,
-               storage: torch.dtype, seed: int, coupled: bool) -> torch.Tensor:
-    """Which of ``rows`` pass one round; uncoupled groups stop being re-quantized at their first failure."""
+               storage: torch.dtype, seed: int, coupled: bool, corners_only: bool) -> torch.Tensor:
+    """Which of ``rows`` pass one round: uncoupled groups stop being re-quantized at their first failure, a
+    coupled round stops at the first point any group fails."""
     ok = torch.ones(rows.numel(), dtype=torch.bool)
-    for point in points(box_lo, box_hi, storage, seed):
+    for point in [box_lo, box_hi] if corners_only else points(box_lo, box_hi, storage, seed):
         if coupled:
             ok &= check(point, rows)
+            if not bool(ok.all()):
+                break
             continue
         live = ok.nonzero().flatten()
         if live.numel() == 0:
@@ -158,27 +158,37 @@ def _one_round(box_lo: torch.Tensor, box_hi: torch.Tensor, rows: torch.Tensor, c
 
 
 def settle(w: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor, check: Check, storage: torch.dtype,
-           step: torch.Tensor, coupled: bool, seed: int, rounds: int = CONFIRM) -> None:
-    """Raise ``step`` (in place) until every group passes ``rounds`` consecutive rounds at its level."""
+           step: torch.Tensor, coupled: bool, seed: int, rounds: int = CONFIRM, corners_only: bool = False,
+           ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Raise ``step`` (in place) until every group passes ``rounds`` consecutive rounds at its level; returns
+    the boxes at the final ``step``."""
     n = w.shape[0]
     streak = torch.zeros(n, dtype=torch.long)
+    box_lo, box_hi = shrink(w, lo, hi, _levels(step), storage)
+
+    def move(rows: torch.Tensor) -> None:                   # a level up (or pinned) for ``rows``, boxes redone
+        box_lo[rows], box_hi[rows] = shrink(w[rows], lo[rows], hi[rows], _levels(step[rows]), storage)
+
     for attempt in range(MAX_ROUNDS):
         todo = (streak < rounds).nonzero().flatten()
         if todo.numel() == 0 and not (coupled and int(streak.min()) == 0):
-            return
+            return box_lo, box_hi
         rows = torch.arange(n) if coupled else todo
-        box_lo, box_hi = shrink(w[rows], lo[rows], hi[rows], _levels(step[rows]), storage)
-        ok = _one_round(box_lo, box_hi, rows, check, storage, seed + attempt, coupled)
+        ok = _one_round(box_lo[rows], box_hi[rows], rows, check, storage, seed + attempt, coupled, corners_only)
         failed = rows[~ok]
         if coupled and failed.numel():
             streak.zero_()
         streak[rows[ok]] += 1
         streak[failed] = 0
         step[failed] = torch.clamp(step[failed] + 1, max=len(LEVELS))
+        if failed.numel():
+            move(failed)
     # not settled within the budget (coupled groups keep failing somewhere): pin what is unsettled, or
     # everything when coupled -- a box reduced to ``w`` itself needs no verification
     unsettled = torch.ones(n, dtype=torch.bool) if coupled else streak < rounds
     step[unsettled] = len(LEVELS)
+    move(unsettled.nonzero().flatten())
+    return box_lo, box_hi
 
 
 def _levels(step: torch.Tensor) -> torch.Tensor:
