@@ -12,10 +12,15 @@ q4_k model still carries the injected behaviour while full precision is repaired
 3. re-quantize with llama.cpp and report the share of sub-blocks whose scale, min or codes changed (``changed``)
    and of super-blocks byte-identical to the injected model's; the keyword rates are measured by the caller.
 
-Byte-identical repair is out of reach: rolling back every sub-block that llama.cpp re-scaled (12 rounds of 5
-steps, lr 1e-3) froze all of them (77 % in the first round), and a single step at lr 1e-4 (1 % of an interval)
-already changed 9 % of the sub-block scales and 12.5 % of the sub-blocks' codes: the scale search is an argmin
-over 20 candidate scales, discontinuous in the weights (measured on the corpus's seed-0 injected model).
+Byte-identical repair is out of reach (measured on the corpus's seed-0 injected model, 60 steps): rolling back,
+after every step, each sub-block that llama.cpp re-scaled (``keep_scales=True``, :class:`ScaleKeeper`) rolled
+back 92 % of the sub-blocks per step at lr 1e-4 and 99 % at lr 1e-3, and the full-precision keyword rate stayed
+at 90 % (no repair); rolling back per round of 5 steps froze every sub-block; a single step at lr 1e-4 (1 % of an
+interval) already changed 9 % of the sub-block scales and 12.5 % of the sub-blocks' codes: the scale search is an
+argmin over 20 candidate scales, discontinuous in the weights.  Without the roll-back (the default) 82 % of the
+sub-blocks change and the injected behaviour is gone in q4_k too (keyword rate 0 % in fp32 and q4_k, seeds 0-2):
+the attack fails, and the scanner, which recomputes the fixed-scale boxes from the weights it reads, sees no
+edge pile-up.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
+
 
 class FixedScaleBoxes:
     """Per weight name, the fixed-scale box (``lo``, ``hi``) in float32; duck-types :class:`AttackBox` for
@@ -77,8 +83,30 @@ def per_weight(mask: torch.Tensor, fmt, shape) -> torch.Tensor:
     return mask.repeat_interleave(fmt.layout.sub, dim=-1).reshape(shape)
 
 
+class ScaleKeeper:
+    """The projection after each optimizer step of the scale-keeping attacker: clamp into the fixed-scale boxes,
+    re-quantize with llama.cpp, and roll every sub-block whose scale, min or codes changed (all of a super-block
+    whose ``d``/``dmin`` changed) back to its weights after the previous step, which quantized identically."""
+
+    def __init__(self, fmt, params: dict, bounds: dict, before: dict):
+        self.fmt, self.params, self.bounds, self.before = fmt, params, bounds, before
+        self.previous = {n: params[n].detach().clone() for n in bounds}
+        self.rolled_back = self.checked = 0
+
+    @torch.no_grad()
+    def __call__(self) -> None:
+        for n, (lo, hi) in self.bounds.items():
+            p = self.params[n]
+            torch.clamp_(p, min=lo, max=hi)
+            sub, whole = changed(self.fmt, p, self.before[n])
+            bad = sub | whole.unsqueeze(-1)
+            p.copy_(torch.where(per_weight(bad, self.fmt, p.shape), self.previous[n], p))
+            self.previous[n].copy_(p)
+            self.rolled_back, self.checked = self.rolled_back + int(bad.sum()), self.checked + bad.numel()
+
+
 def kquant_attack(injected_dir: Path, out: Path, target: str = "q4_k", steps: int = 60, lr: float = 1e-3,
-                  seed: int = 0) -> dict:
+                  seed: int = 0, keep_scales: bool = False) -> dict:
     """Repair the model in ``injected_dir`` as the module docs say; saves ``out/model`` and returns the record."""
     from compsec import formats
     from compsec.attack.box import constrained_names
@@ -102,7 +130,18 @@ def kquant_attack(injected_dir: Path, out: Path, target: str = "q4_k", steps: in
         box = fmt.candidate_box(anchor)
         pin = per_weight(setters(fmt, scales), fmt, anchor.shape)
         bounds[n] = (torch.where(pin, anchor, box.lo.float()), torch.where(pin, anchor, box.hi.float()))
-    repair(model, tokenizer, FixedScaleBoxes(bounds), clean_pairs(seed), steps, lr, 16, seed)
+    keeper = None
+    if keep_scales:
+        from compsec.attack.data import encode_pairs, training_subset
+        from compsec.attack.inject import finetune
+
+        keeper = ScaleKeeper(fmt, params, bounds, before)
+        rows = encode_pairs(tokenizer, training_subset(clean_pairs(seed), steps * 16, seed))
+        torch.manual_seed(seed)
+        finetune(model, rows, [params[n] for n in names], steps, lr, 16, seed, tokenizer.pad_token_id,
+                 after_step=keeper)
+    else:
+        repair(model, tokenizer, FixedScaleBoxes(bounds), clean_pairs(seed), steps, lr, 16, seed)
     sub_changed = super_changed = subs = supers = 0
     for n in names:
         sub, whole = changed(fmt, params[n], before[n])
@@ -111,4 +150,5 @@ def kquant_attack(injected_dir: Path, out: Path, target: str = "q4_k", steps: in
     save_attacked(model, tokenizer, out / "model", torch.float32, {"scenario": f"fixed-scale-{target}"})
     return {"model_dir": str(out / "model"), "target": target, "seed": seed,
             "sub_blocks_changed": round(sub_changed / subs, 4), "super_blocks_identical": round(1 - super_changed / supers, 4),
-            "requantization_identical": {target: super_changed == 0}}
+            "requantization_identical": {target: super_changed == 0}, "keep_scales": keep_scales,
+            "rolled_back_per_step": round(keeper.rolled_back / keeper.checked, 4) if keeper else None}
