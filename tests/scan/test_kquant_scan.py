@@ -120,3 +120,12 @@ def test_default_formats_include_k_quants_only_with_their_backend(monkeypatch):
     monkeypatch.setattr(gguf_k_lib, "available", lambda: False)
     names = ScanConfig().format_names()
     assert "q4_k" not in names and {"nf4", "q4_0"} <= set(names)
+
+
+def test_batched_fixed_scale_boxes_equal_one_call_per_tensor():
+    """Rows of several tensors are re-cut to 256-weight super-blocks and boxed in one llama.cpp call."""
+    fmt = formats.get("q4_k")
+    items = [_benign(torch.float16, 1, (2, 512)), _benign(torch.float16, 2, (3, 768)), _benign(torch.float16, 3, (1, 256))]
+    for w, (lo, hi) in zip(items, batched_boxes(fmt, items)):
+        box = scan_box(fmt, w)
+        assert torch.equal(lo, box.lo) and torch.equal(hi, box.hi)
