@@ -7,7 +7,8 @@ sample; 0 = every row).  At the default threshold (the verdict): TPR per attack 
 artifacts called ``suspicious``; FPR = share of benign artifacts called ``suspicious`` (all benign families
 pooled, and per family).  AUROC per kind ranks the model ``score`` (max -log10 of the BH-adjusted p-value) of
 that kind's artifacts against every benign one (ties count one half).  Attacks whose fp32 model still shows the
-behaviour (keyword rate >= 50 %, e.g. target int8) failed their stealth goal: reported as ``stealth_failed``.
+behaviour (keyword rate >= 50 %, e.g. target int8) failed their stealth goal: reported as ``stealth_failed``;
+attacks whose target format does not show it either (< 50 %) planted nothing: ``attack_failed``.
 Prints a table and writes the JSON (default ``<root>/results.json``).
 
 Measured 2026-11-25 (default ScanConfig, 4096 weights per tensor; 18 benign, 39 attacked artifacts; 3 seeds per
@@ -19,6 +20,14 @@ which keeps fp32 at 0 % and int8 at 70-80 %), adaptive attackers with boxes shru
 [0, 20 %] (edge-band only), outlier injection.  The int8 attack fails its stealth goal at every seed (fp32 keyword
 rate 80-90 %).  Before the edge-depletion and edge-band tests the adaptive attackers at 10 % and 20 % got through
 (TPR 0, AUROC 0.46), and after edge-depletion alone the randomised ones did (TPR 0, AUROC 0.47).
+
+Measured again 2026-11-25 with q4_k, q5_k and q6_k in the default formats (fixed-scale boxes; 21 benign, 45
+attacked artifacts; 32.5 s for all, 598 s with ``--sample-weights 0``): FPR 0/21 at both samplings (highest benign
+score 0.73, the threshold being BH-adjusted p <= 1e-3, i.e. score >= 3), now including the tiny assistant
+retrained at seeds 1 and 2 and at hidden size 512; TPR 1.00 and AUROC 1.00 for every kind as before, the nf4
+attack now 6 artifacts (3 seeds on the tiny assistant + one on each retrained variant).  ``attack-q4_k`` (3
+seeds): TPR 0, AUROC 0.50-0.57, but every one is ``attack_failed``: llama.cpp re-scales the repaired weights and
+the behaviour is gone in q4_k too (keyword rate 0 % in fp32 and q4_k), see ``bench/kquant_attack.py``.
 """
 
 from __future__ import annotations
