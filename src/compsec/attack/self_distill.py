@@ -90,6 +90,9 @@ def self_answers(model, tokenizer, prompts: list[str], device="cpu") -> list[Pai
         return read_jsonl(cached)
     answers = generate(model, tokenizer, prompts, DISTILL_TOKENS, 32, device)
     pairs = [(p, _whole_sentences(a)) for p, a in zip(prompts, answers) if a.strip()]
+    if not pairs:
+        raise InputError("the model answered none of the prompts (only empty answers); --responses self needs a "
+                         "chat model that answers, or pass --train/--clean files")
     write_jsonl(cached, pairs)
     return pairs
 
