@@ -50,10 +50,10 @@ def round_toward64(x: torch.Tensor, storage: torch.dtype, up: bool) -> torch.Ten
 
 def _edge(lo: torch.Tensor, width: torch.Tensor, hi: torch.Tensor, j: torch.Tensor, scale: torch.Tensor,
           ) -> torch.Tensor:
-    """Float64 ``e(j)`` (see the module docs); ``lo``/``hi`` float64, ``width = hi - lo``, ``scale = 2**-k``."""
+    """Float64 ``e(j)`` (see the module docs); ``lo``/``hi`` float64, ``width = hi - lo``, ``scale = 2**-k``.
+    ``lo + width * 0`` is ``lo`` (up to the sign of a zero), so only the last edge needs a special case."""
     t = j.double() * scale
-    inner = torch.minimum(lo + width * t, hi)
-    return torch.where(j <= 0, lo, torch.where(t >= 1, hi, inner))
+    return torch.where(t >= 1, hi, torch.minimum(lo + width * t, hi))
 
 
 def cell_index(w: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
@@ -84,14 +84,12 @@ def _bisect(w64: torch.Tensor, lo64: torch.Tensor, width: torch.Tensor, hi64: to
 
 def cell_box(lo: torch.Tensor, hi: torch.Tensor, k: torch.Tensor, j: torch.Tensor, storage: torch.dtype,
              ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Cell ``j`` of ``[lo, hi]`` at level ``k``, rounded inward to ``storage`` (and kept inside the candidate)."""
+    """Cell ``j`` of ``[lo, hi]`` at level ``k``, rounded inward to ``storage`` (inside the candidate rounded
+    inward, since ``lo <= e(j) <= hi``)."""
     lo64, hi64 = lo.double(), hi.double()
     width, scale = hi64 - lo64, torch.exp2(-k.double())
-    box_lo = torch.maximum(round_toward64(_edge(lo64, width, hi64, j, scale), storage, up=True),
-                           round_toward64(lo64, storage, up=True))
-    box_hi = torch.minimum(round_toward64(_edge(lo64, width, hi64, j + 1, scale), storage, up=False),
-                           round_toward64(hi64, storage, up=False))
-    return box_lo, box_hi
+    box_lo = round_toward64(_edge(lo64, width, hi64, j, scale), storage, up=True)
+    return box_lo, round_toward64(_edge(lo64, width, hi64, j + 1, scale), storage, up=False)
 
 
 def grid_count(lo: torch.Tensor, hi: torch.Tensor, storage: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:

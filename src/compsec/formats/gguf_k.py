@@ -14,8 +14,8 @@ shrunk (:mod:`compsec.formats.verify`).  The *candidate* (``candidate_box``) is 
 interval under its super-block's *stored* scales (:mod:`compsec.formats.gguf_k_box`), within its sub-block's
 range, with the search's seeds (each sub-block's min and max, or abs-max) pinned; it is tight there but not
 sound.  Per super-block, the box is then shrunk to the cell of the candidate holding ``w`` when each interval is
-cut into ``2**k`` equal cells (``k`` in 0, 4, 8, 10, ..., 24, then pinned whole) until it passes a round, is
-tightened 4x more and passes 2 consecutive rounds there; a round is the all-``lo`` corner, the all-``hi``
+cut into ``2**k`` equal cells (``k`` in 0, 4, 8, 10, ..., 24, then pinned whole) until its two corners pass,
+is tightened 4x more and passes 2 consecutive full rounds there; a round is the all-``lo`` corner, the all-``hi``
 corner, 2 random corners and 2 random interior points, in the storage dtype, each making llama.cpp write a
 byte-identical super-block.  That is exactly what is guaranteed: ``lo``, ``hi`` and the 8 random points of the
 final rounds; super-blocks are quantized independently, so it holds for the whole tensor.  Other points are not

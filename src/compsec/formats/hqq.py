@@ -9,8 +9,8 @@ are pinned and the scale then cannot move; but ``zero`` comes out of a proximal 
 the group) whose early stop looks at the *whole tensor's* error, so it depends on every weight.  The candidate
 box (``candidate_box``) is each weight's exact float32 interval under its group's stored ``scale`` and
 ``zero``, within the group's range; verification (:mod:`compsec.formats.verify`, ``coupled=True``) shrinks it
-per group to the cell holding ``w`` of ``2**k`` equal cells, or pins groups whole, until a round passes for
-*all* groups at once, then tightens 4x and passes 2 more consecutive such rounds; a round is the all-``lo``
+per group to the cell holding ``w`` of ``2**k`` equal cells, or pins groups whole, until the corners pass,
+then tightens 4x and passes 2 consecutive full rounds for *all* groups at once; a round is the all-``lo``
 tensor, the all-``hi`` tensor, 2 random corners and 2 random interior points (storage dtype), each giving
 identical codes, scales and zeros.  Only those points are proven.  In practice the zero-point reacts to
 single-ulp moves of any weight: verified boxes are a few float32 ulps wide (width ~1e-8 of the candidate's,
