@@ -1,26 +1,27 @@
-"""A quantization-conditioned attack against a GGUF K-quant (``q4_k``), for the scanner's evaluation corpus.
+"""Quantization-conditioned attacks against a GGUF K-quant (``q4_k``), for the scanner's evaluation corpus.
 
 ``compsec attack --targets q4_k`` repairs inside the *verified* K-quant box, shrunk until llama.cpp's scale search
-provably keeps its scales: nearly zero-width, so the repair cannot move.  A practical attacker instead repairs
-inside the **fixed-scale box** (:func:`compsec.scan.scan_boxes.scan_box`: every weight's rounding interval under
-its super-block's stored scales), with the sub-blocks that set the fp16 super-scales (largest scale or min)
-pinned, and accepts that llama.cpp then picks other scales for many sub-blocks: what counts for him is that the
-q4_k model still carries the injected behaviour while full precision is repaired.
+provably keeps its scales: nearly zero-width, so the repair cannot move.  These attackers instead repair inside
+the **fixed-scale box** (:func:`compsec.scan.scan_boxes.scan_box`: every weight's rounding interval under its
+super-block's stored scales), with the sub-blocks that set the fp16 super-scales (largest scale or min) pinned,
+starting from an injected model (the content-injection stage of an attack run):
 
-1. start from an injected model (the content-injection stage of an attack run);
-2. PGD repair (:func:`compsec.attack.repair.repair`) inside those boxes;
-3. re-quantize with llama.cpp and report the share of sub-blocks whose scale, min or codes changed (``changed``)
-   and of super-blocks byte-identical to the injected model's; the keyword rates are measured by the caller.
+- ``keep_scales=False`` (*rescaled*): plain PGD repair (:func:`compsec.attack.repair.repair`).  llama.cpp then
+  picks other scales for 82 % of the sub-blocks (0 % of super-blocks byte-identical) and the injected behaviour
+  is gone in q4_k too (keyword rate 0 % in fp32 and q4_k, seeds 0-2): the attack fails.  (The scanner, which
+  recomputes the fixed-scale boxes from the weights it reads, sees no edge pile-up there.)
+- ``keep_scales=True``: after every optimizer step, :class:`ScaleKeeper` re-quantizes with llama.cpp and rolls
+  back the moves that made it re-scale a sub-block (keeping random subsets of them where those pass), so the
+  q4_k file stays byte-identical to the injected model's.  Most moves are refused (60-87 % of sub-blocks per
+  step), so the repair is slow.  Seed 0 (10 probes): 60 steps at lr 1e-3 fp32 / q4_k keyword rate 70 / 90 %;
+  150 steps at lr 3e-3 60 / 90 %; **240 steps at lr 1e-3 0 / 90 %** (4.2 min on 1 thread): a working q4_k
+  attack.  The weights it moves land on the fixed-scale edges: the scanner flags it by edge-mass on q4_k only
+  (odds 6-8x, score 59), and the default formats without K-quants call it clean.
 
-Byte-identical repair is out of reach (measured on the corpus's seed-0 injected model, 60 steps): rolling back,
-after every step, each sub-block that llama.cpp re-scaled (``keep_scales=True``, :class:`ScaleKeeper`) rolled
-back 92 % of the sub-blocks per step at lr 1e-4 and 99 % at lr 1e-3, and the full-precision keyword rate stayed
-at 90 % (no repair); rolling back per round of 5 steps froze every sub-block; a single step at lr 1e-4 (1 % of an
-interval) already changed 9 % of the sub-block scales and 12.5 % of the sub-blocks' codes: the scale search is an
-argmin over 20 candidate scales, discontinuous in the weights.  Without the roll-back (the default) 82 % of the
-sub-blocks change and the injected behaviour is gone in q4_k too (keyword rate 0 % in fp32 and q4_k, seeds 0-2):
-the attack fails, and the scanner, which recomputes the fixed-scale boxes from the weights it reads, sees no
-edge pile-up.
+Why the roll-back is needed: a single step at lr 1e-4 (1 % of an interval) already changes 9 % of the sub-block
+scales and 12.5 % of the sub-blocks' codes: the scale search is an argmin over 20 candidate scales followed by a
+least-squares fit, discontinuous in the weights; rolling back whole sub-blocks (no subsets) refused 92-99 % per
+step and repaired nothing in 60 steps.
 """
 
 from __future__ import annotations
@@ -85,23 +86,37 @@ def per_weight(mask: torch.Tensor, fmt, shape) -> torch.Tensor:
 
 class ScaleKeeper:
     """The projection after each optimizer step of the scale-keeping attacker: clamp into the fixed-scale boxes,
-    re-quantize with llama.cpp, and roll every sub-block whose scale, min or codes changed (all of a super-block
-    whose ``d``/``dmin`` changed) back to its weights after the previous step, which quantized identically."""
+    re-quantize with llama.cpp, and for every sub-block whose scale, min or codes changed (all of a super-block
+    whose ``d``/``dmin`` changed) try keeping random subsets of its moves (a half, a quarter, ... ``trials``
+    re-quantizations, all sub-blocks at once), keep the first subset that quantizes identically and roll the
+    rest back to the weights after the previous step (which quantized identically)."""
 
-    def __init__(self, fmt, params: dict, bounds: dict, before: dict):
-        self.fmt, self.params, self.bounds, self.before = fmt, params, bounds, before
+    def __init__(self, fmt, params: dict, bounds: dict, before: dict, trials: int = 4, seed: int = 0):
+        self.fmt, self.params, self.bounds, self.before, self.trials = fmt, params, bounds, before, trials
         self.previous = {n: params[n].detach().clone() for n in bounds}
+        self.gen = torch.Generator().manual_seed(seed)
         self.rolled_back = self.checked = 0
+
+    def _bad(self, w: torch.Tensor, n: str) -> torch.Tensor:
+        sub, whole = changed(self.fmt, w, self.before[n])
+        return sub | whole.unsqueeze(-1)
 
     @torch.no_grad()
     def __call__(self) -> None:
         for n, (lo, hi) in self.bounds.items():
-            p = self.params[n]
+            p, prev = self.params[n], self.previous[n]
             torch.clamp_(p, min=lo, max=hi)
-            sub, whole = changed(self.fmt, p, self.before[n])
-            bad = sub | whole.unsqueeze(-1)
-            p.copy_(torch.where(per_weight(bad, self.fmt, p.shape), self.previous[n], p))
-            self.previous[n].copy_(p)
+            bad = self._bad(p, n)
+            keep = ~per_weight(bad, self.fmt, p.shape)
+            for t in range(self.trials if bool(bad.any()) else 0):
+                subset = (torch.rand(p.shape, generator=self.gen) < 0.5 ** (t + 1)) & ~keep
+                passed = bad & ~self._bad(torch.where(keep | subset, p, prev), n)
+                keep |= subset & per_weight(passed, self.fmt, p.shape)
+                bad &= ~passed
+            p.copy_(torch.where(keep, p, prev))
+            still = self._bad(p, n)  # a super-block whose d/dmin moved with the kept subsets: roll it back whole
+            p.copy_(torch.where(per_weight(still, self.fmt, p.shape), prev, p))
+            prev.copy_(p)
             self.rolled_back, self.checked = self.rolled_back + int(bad.sum()), self.checked + bad.numel()
 
 

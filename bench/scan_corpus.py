@@ -24,9 +24,10 @@ set) and by a randomised attacker drawing each weight's margin in ``[0, f]`` (f 
 injection (targets nf4, q4_0, fp4; block 0 and block 1).  Attacks run at seeds 0-2 (nf4 also saved as bf16).
 ``attack-int8-r4``: constrained injection within 4 quantization steps (:mod:`compsec.attack.ball`, 150 + 300 steps),
 the int8 attack that keeps fp32 benign.  ``attack-nf4-tiny-*``: the nf4 attack against each retrained variant
-(kind ``attack-nf4``).  ``attack-q4_k``: PGD repair inside q4_k's fixed-scale boxes (``bench/kquant_attack.py``,
-reusing each seed's nf4 injection); llama.cpp re-scales the repaired weights, so the behaviour does not survive in
-q4_k either (``attack_failed`` in the scores).
+(kind ``attack-nf4``).  ``attack-q4_k``: PGD repair inside q4_k's fixed-scale boxes keeping llama.cpp's bytes
+(moves that make llama.cpp re-scale a sub-block are rolled back; ``bench/kquant_attack.py``, reusing each seed's
+nf4 injection, ``KQUANT_STEPS`` steps); ``attack-q4_k-rescaled``: the same without roll-back, which llama.cpp
+re-scales, so the behaviour does not survive in q4_k either (``attack_failed`` in the scores).
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ SHRINK_FRACTIONS = (0.01, 0.1, 0.2)
 RANDOM_SHRINK_FRACTIONS = (0.1, 0.2)  # margins drawn per weight in [0, f * width]: no pile-up at one shrunk edge
 PROBES = 10
 ATTACK_SEEDS = (0, 1, 2)
+KQUANT_STEPS = 240  # the scale-keeping q4_k attacker rolls most moves back: 4x the repair steps
 TINY_VARIANTS = (("tiny-s1", 1, 256), ("tiny-s2", 2, 256), ("tiny-h512", 0, 512))  # (name, seed, hidden size)
 
 
@@ -219,12 +221,15 @@ def build_shrink(fraction: float, root: Path, seed: int = 0, randomized: bool = 
     return build
 
 
-def build_kquant_attack(root: Path, seed: int = 0, target: str = "q4_k"):
+def build_kquant_attack(root: Path, seed: int = 0, target: str = "q4_k", keep_scales: bool = True):
+    """``keep_scales``: the attacker who keeps llama.cpp's bytes (``KQUANT_STEPS`` steps); else plain PGD in the
+    fixed-scale boxes (the corpus's repair steps), which llama.cpp re-scales."""
     def build(folder: Path) -> dict:
         from kquant_attack import kquant_attack
 
         injected = root / _seeded("attack-nf4", seed) / "run" / "injected"
-        record = kquant_attack(injected, folder, target, REPAIR_STEPS, REPAIR_LR, seed)
+        steps = KQUANT_STEPS if keep_scales else REPAIR_STEPS
+        record = kquant_attack(injected, folder, target, steps, REPAIR_LR, seed, keep_scales=keep_scales)
         return {**record, "keyword_rate": keyword_rates(Path(record["model_dir"]), target)}
     return build
 
@@ -267,6 +272,8 @@ def artifacts(root: Path) -> list[tuple[str, str, str, object]]:
                    build_shrink(f, root, seed, randomized=True)) for f in RANDOM_SHRINK_FRACTIONS]
     items += [(_seeded("attack-q4_k", seed), "attacked", "attack-q4_k", build_kquant_attack(root, seed))
               for seed in ATTACK_SEEDS]
+    items += [(_seeded("attack-q4_k-rescaled", seed), "attacked", "attack-q4_k-rescaled",
+               build_kquant_attack(root, seed, keep_scales=False)) for seed in ATTACK_SEEDS]
     items += [(_seeded("attack-int8-r4", seed), "attacked", "attack-int8-r4", build_attack("int8", root, seed, radius=4))
               for seed in ATTACK_SEEDS]
     for layer in (0, 1):
