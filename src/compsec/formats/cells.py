@@ -56,19 +56,34 @@ def _edge(lo: torch.Tensor, width: torch.Tensor, hi: torch.Tensor, j: torch.Tens
     return torch.where(t >= 1, hi, torch.minimum(lo + width * t, hi))
 
 
-def cell_index(w: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
-    """Int64 cell of each weight ``w`` (inside ``[lo, hi]``) at level ``k`` (int64, broadcastable)."""
-    w64, lo64, hi64 = w.double(), lo.double(), hi.double()
+def _cell(w64: torch.Tensor, lo64: torch.Tensor, hi64: torch.Tensor, k: torch.Tensor,
+          ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(j, e(j), e(j + 1))`` of each float64 weight ``w64`` inside float64 ``[lo64, hi64]`` at level ``k``."""
     width, scale, n = hi64 - lo64, torch.exp2(-k.double()), torch.ones_like(k) << k
     last = torch.where(width > 0, n - 1, 0)         # a zero-width candidate is one cell, number 0
     guess = torch.floor((w64 - lo64) / torch.where(width > 0, width, 1.0) * n.double())
     j = torch.minimum(torch.clamp(guess, min=0).long(), last)
-    bad = (_edge(lo64, width, hi64, j, scale) > w64) | ((j < last) & (_edge(lo64, width, hi64, j + 1, scale) <= w64))
+    e_lo, e_hi = _edge(lo64, width, hi64, j, scale), _edge(lo64, width, hi64, j + 1, scale)
+    bad = (e_lo > w64) | ((j < last) & (e_hi <= w64))
     if bool(bad.any()):     # floating point put the guess a cell off: bisect those elements
         sel = bad.nonzero(as_tuple=True)
-        bcast = lambda t: torch.broadcast_to(t, w.shape)[sel]       # noqa: E731
-        j[sel] = _bisect(w64[sel], lo64[sel], width[sel], hi64[sel], bcast(scale), last[sel])
-    return j
+        pick = lambda t: torch.broadcast_to(t, w64.shape)[sel]       # noqa: E731
+        j[sel] = _bisect(w64[sel], lo64[sel], width[sel], hi64[sel], pick(scale), last[sel])
+        e_lo[sel] = _edge(lo64[sel], width[sel], hi64[sel], j[sel], pick(scale))
+        e_hi[sel] = _edge(lo64[sel], width[sel], hi64[sel], j[sel] + 1, pick(scale))
+    return j, e_lo, e_hi
+
+
+def cell_index(w: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+    """Int64 cell of each weight ``w`` (inside ``[lo, hi]``) at level ``k`` (int64, broadcastable)."""
+    return _cell(w.double(), lo.double(), hi.double(), k)[0]
+
+
+def cell_of(w: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor, k: torch.Tensor, storage: torch.dtype,
+            ) -> tuple[torch.Tensor, torch.Tensor]:
+    """The box of each weight: ``cell_box(lo, hi, k, cell_index(w, lo, hi, k), storage)`` in one pass."""
+    _, e_lo, e_hi = _cell(w.double(), lo.double(), hi.double(), k)
+    return round_toward64(e_lo, storage, up=True), round_toward64(e_hi, storage, up=False)
 
 
 def _bisect(w64: torch.Tensor, lo64: torch.Tensor, width: torch.Tensor, hi64: torch.Tensor, scale: torch.Tensor,

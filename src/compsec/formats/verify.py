@@ -15,7 +15,8 @@ to :func:`verify_and_shrink`, which checks it with the real library and shrinks 
    ``POINTS // 2`` random corners (each element at ``lo`` or ``hi``) and ``POINTS // 2`` uniform random
    interior points, and re-quantizes them with the real library, in that order, each only on the groups all
    earlier points of the round kept (a group fails the round at its first failing point; coupled groups: the
-   round stops at the first point where any group fails); a group passes the round when the library's stored
+   round stops at the first point where any group fails); an uncoupled group that already passed a round at its
+   level skips the two corners (the same tensors again); a group passes the round when the library's stored
    bytes for it are identical for every one of those points, else it goes to the next level;
 3. the search: a group *settles* at the first level where its two corners pass (a round of corners only);
    then every group is tightened ``MARGIN`` more level(s) (4x narrower) and must pass ``CONFIRM`` consecutive
@@ -42,7 +43,7 @@ from dataclasses import dataclass
 import torch
 
 from compsec.formats.base import round_toward
-from compsec.formats.cells import cell_box, cell_index
+from compsec.formats.cells import cell_box, cell_of
 
 LEVELS = (0, 4, 8, 10, 12, 14, 16, 18, 20, 22, 24)
 PINNED_LEVEL = 255
@@ -106,7 +107,7 @@ def shrink(w: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor, levels: torch.Te
     (``cells``: the cell numbers when known, then ``w`` only matters in groups pinned whole)."""
     pinned = (levels == PINNED_LEVEL).unsqueeze(-1)
     k = cell_levels(levels)
-    box_lo, box_hi = cell_box(lo, hi, k, cell_index(w, lo, hi, k) if cells is None else cells, storage)
+    box_lo, box_hi = cell_of(w, lo, hi, k, storage) if cells is None else cell_box(lo, hi, k, cells, storage)
     ws = w.to(storage)
     return torch.where(pinned, ws, box_lo), torch.where(pinned, ws, box_hi)
 
@@ -140,17 +141,19 @@ def verify_and_shrink(w: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor, check
 
 
 def _one_round(box_lo: torch.Tensor, box_hi: torch.Tensor, rows: torch.Tensor, check: Check,
-               storage: torch.dtype, seed: int, coupled: bool, corners_only: bool) -> torch.Tensor:
-    """Which of ``rows`` pass one round: uncoupled groups stop being re-quantized at their first failure, a
+               storage: torch.dtype, seed: int, coupled: bool, corners_only: bool,
+               corners_done: torch.Tensor) -> torch.Tensor:
+    """Which of ``rows`` pass one round: uncoupled groups stop being re-quantized at their first failure and
+    skip the corners they passed at this level in an earlier round (``corners_done``: the same two tensors), a
     coupled round stops at the first point any group fails."""
     ok = torch.ones(rows.numel(), dtype=torch.bool)
-    for point in [box_lo, box_hi] if corners_only else points(box_lo, box_hi, storage, seed):
+    for i, point in enumerate([box_lo, box_hi] if corners_only else points(box_lo, box_hi, storage, seed)):
         if coupled:
             ok &= check(point, rows)
             if not bool(ok.all()):
                 break
             continue
-        live = ok.nonzero().flatten()
+        live = (ok & ~corners_done).nonzero().flatten() if i < 2 else ok.nonzero().flatten()
         if live.numel() == 0:
             break
         ok[live] = check(point[live], rows[live])
@@ -174,7 +177,8 @@ def settle(w: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor, check: Check, st
         if todo.numel() == 0 and not (coupled and int(streak.min()) == 0):
             return box_lo, box_hi
         rows = torch.arange(n) if coupled else todo
-        ok = _one_round(box_lo[rows], box_hi[rows], rows, check, storage, seed + attempt, coupled, corners_only)
+        ok = _one_round(box_lo[rows], box_hi[rows], rows, check, storage, seed + attempt, coupled, corners_only,
+                        streak[rows] > 0)
         failed = rows[~ok]
         if coupled and failed.numel():
             streak.zero_()
