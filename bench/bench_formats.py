@@ -110,7 +110,8 @@ def verified_section(names: list[str], size: int, repeats: int) -> None:
             compact = fmt.compact_box(x)
             print(f"    {str(storage).removeprefix('torch.'):<9} groups shrunk {v.shrunk_fraction:6.1%}  pinned whole "
                   f"{v.pinned_fraction:6.1%}  width vs candidate {v.relative_width:.2e} (groups p10/p50/p90 "
-                  f"{p10:.1e}/{p50:.1e}/{p90:.1e})  zero-width {zero:6.1%}  compact {compact.bytes_per_param:.3f} B/param")
+                  f"{p10:.1e}/{p50:.1e}/{p90:.1e})  zero-width {zero:6.1%}  "
+                  f"compact {compact.bytes_per_param:.3f} B/param")
 
 
 if __name__ == "__main__":

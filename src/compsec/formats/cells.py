@@ -67,7 +67,7 @@ def _cell(w64: torch.Tensor, lo64: torch.Tensor, hi64: torch.Tensor, k: torch.Te
     bad = (e_lo > w64) | ((j < last) & (e_hi <= w64))
     if bool(bad.any()):     # floating point put the guess a cell off: bisect those elements
         sel = bad.nonzero(as_tuple=True)
-        pick = lambda t: torch.broadcast_to(t, w64.shape)[sel]       # noqa: E731
+        pick = lambda t: torch.broadcast_to(t, w64.shape)[sel]
         j[sel] = _bisect(w64[sel], lo64[sel], width[sel], hi64[sel], pick(scale), last[sel])
         e_lo[sel] = _edge(lo64[sel], width[sel], hi64[sel], j[sel], pick(scale))
         e_hi[sel] = _edge(lo64[sel], width[sel], hi64[sel], j[sel] + 1, pick(scale))

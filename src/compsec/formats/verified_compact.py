@@ -91,11 +91,13 @@ class VerifiedCompact:
         floats = {k: t for k, t in kept.items() if t.is_floating_point()}
         ints = {k: PackedInts.pack(t) for k, t in kept.items() if not t.is_floating_point()}
         light = Quantized(torch.empty(0, dtype=q.codes.dtype), floats, q.shape, q.dtype, dict(q.meta))
-        built = cls(fmt, storage, light, PackedInts.pack(q.codes), ints, PackedInts.pack(torch.diff(where, prepend=where.new_tensor([-1])) - 1),
+        gaps = torch.diff(where, prepend=where.new_tensor([-1])) - 1
+        built = cls(fmt, storage, light, PackedInts.pack(q.codes), ints, PackedInts.pack(gaps),
                     PackedInts.pack(widths), pack_varbits(offsets, widths[group]), PackedInts.pack(v.levels),
                     pack_varbits(values, bits))
         box, again = built.box(), built.quantized_tensor(seeds, ws.float())
-        if not again.same_as(q) or not (torch.equal(box.lo.reshape(-1), v.lo.reshape(-1)) and torch.equal(box.hi.reshape(-1), v.hi.reshape(-1))):
+        same = torch.equal(box.lo.reshape(-1), v.lo.reshape(-1)) and torch.equal(box.hi.reshape(-1), v.hi.reshape(-1))
+        if not (same and again.same_as(q)):
             raise RuntimeError(f"{fmt.name}: the compact box does not rebuild the verified box; please report this")
         return built
 
@@ -105,7 +107,8 @@ class VerifiedCompact:
 
     def parts(self) -> dict[str, int]:
         """Bytes held, by part."""
-        scales = sum(_nbytes(s) for s in self.quantized.scales.values()) + sum(p.nbytes for p in self.int_scales.values())
+        scales = sum(_nbytes(s) for s in self.quantized.scales.values())
+        scales += sum(p.nbytes for p in self.int_scales.values())
         return {"codes": self.codes_packed.nbytes, "scales": scales,
                 "seeds": self.seed_gaps.nbytes + self.seed_widths.nbytes + _nbytes(self.seed_offsets),
                 "levels": self.levels_packed.nbytes, "payload": _nbytes(self.payload)}

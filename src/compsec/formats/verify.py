@@ -25,12 +25,12 @@ to :func:`verify_and_shrink`, which checks it with the real library and shrinks 
 Guarantee (exactly this, no more): the final box of every group passed ``CONFIRM`` consecutive rounds at its
 final level, i.e. its ``lo`` corner, its ``hi`` corner and ``CONFIRM * POINTS`` random corners / interior
 points, in the storage dtype.  Minimality, up to the search's resolution: a group settled at level
-``LEVELS[i] > 0`` failed at a corner of its ``LEVELS[i - 1]`` box (``Verified.settled`` records ``LEVELS[i]``).  Other
-points are not proven: on random weights (tests/formats/test_verified.py, bench/bench_formats.py) a few per
+``LEVELS[i] > 0`` failed at a corner of its ``LEVELS[i - 1]`` box (``Verified.settled`` records ``LEVELS[i]``).
+Other points are not proven: on random weights (tests/formats/test_verified.py, bench/bench_formats.py) a few per
 mille of super-blocks change under fresh random points in fp32 storage, where K-quant scales react to
 single-ulp moves; none did in bf16, where the verified boxes are mostly zero-width.
 With ``coupled=True`` (HQQ: its optimiser stops on a *whole-tensor* error), groups are not independent, so every
-round re-checks every group with every point and a round only counts when *all* groups pass it.  Should that
+round re-quantizes the whole tensor (corners included) and a round only counts when *all* groups pass it.  Should that
 not happen within ``MAX_ROUNDS`` rounds, every group is pinned (the box becomes ``w`` itself, trivially sound);
 uncoupled groups still unsettled then are pinned alike.
 """
