@@ -19,12 +19,13 @@ is tightened 4x more and passes 2 consecutive full rounds there; a round is the 
 corner, 2 random corners and 2 random interior points, in the storage dtype, each making llama.cpp write a
 byte-identical super-block.  That is exactly what is guaranteed: ``lo``, ``hi`` and the 8 random points of the
 final rounds; super-blocks are quantized independently, so it holds for the whole tensor.  Other points are not
-proven: on random weights (``tests/formats/test_verified.py``) under 1 % of super-blocks change at fresh random
-points in fp32 storage, none in bf16.  Measured on a 1024x1024 N(0, 0.02) matrix (``bench/bench_formats.py``):
-every super-block needs shrinking (typically to 2**-10 to 2**-16 of the candidate; 0-1.5 % are pinned whole in
-fp32), the verified width is 3e-4 to 1e-3 of the candidate's in fp32, and in bf16 92-99 % of the weights are
-left with zero-width boxes.  The compact box (:mod:`compsec.formats.verified_compact`) costs 1.5-1.9 bytes per
-weight in bf16/fp16 storage and 2.1-2.4 in fp32.
+proven: on random N(0, 0.02) weights 0.1-0.8 % of super-blocks change under 16 fresh random points in fp32
+storage, 0-0.1 % in bf16 (``tests/formats/test_verified.py`` bounds it).  Measured on a 1024x1024 N(0, 0.02)
+matrix (``bench/bench_formats.py``): every super-block needs shrinking (typically to 2**-10 to 2**-16 of the
+candidate; under 0.5 % are pinned whole in fp32), the verified width is 3e-4 to 8e-4 of the candidate's in fp32,
+and in bf16 91-99 % of the weights are left with zero-width boxes.  The compact box
+(:mod:`compsec.formats.verified_compact`) costs 1.45-1.85 bytes per weight in bf16/fp16 storage and 2.0-2.3 in
+fp32.
 """
 
 from __future__ import annotations

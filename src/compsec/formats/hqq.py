@@ -14,7 +14,7 @@ then tightens 4x and passes 2 consecutive full rounds for *all* groups at once; 
 tensor, the all-``hi`` tensor, 2 random corners and 2 random interior points (storage dtype), each giving
 identical codes, scales and zeros.  Only those points are proven.  In practice the zero-point reacts to
 single-ulp moves of any weight: verified boxes are a few float32 ulps wide (width ~1e-8 of the candidate's,
-about a sixth of the groups pinned whole) and empty in bf16/fp16, i.e. an HQQ-quantized model pins its
+about an eighth of the groups pinned whole) and empty in bf16/fp16, i.e. an HQQ-quantized model pins its
 full-precision weights almost exactly.  The compact box costs ~1.6 (bf16) / ~1.95 (fp16) / ~3.5 (fp32) bytes
 per weight: it stores the weights' exact values, which is all such a box is.
 """
