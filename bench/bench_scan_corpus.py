@@ -21,13 +21,15 @@ which keeps fp32 at 0 % and int8 at 70-80 %), adaptive attackers with boxes shru
 rate 80-90 %).  Before the edge-depletion and edge-band tests the adaptive attackers at 10 % and 20 % got through
 (TPR 0, AUROC 0.46), and after edge-depletion alone the randomised ones did (TPR 0, AUROC 0.47).
 
-Measured again 2026-11-25 with q4_k, q5_k and q6_k in the default formats (fixed-scale boxes; 21 benign, 45
-attacked artifacts; 32.5 s for all, 598 s with ``--sample-weights 0``): FPR 0/21 at both samplings (highest benign
-score 0.73, the threshold being BH-adjusted p <= 1e-3, i.e. score >= 3), now including the tiny assistant
-retrained at seeds 1 and 2 and at hidden size 512; TPR 1.00 and AUROC 1.00 for every kind as before, the nf4
-attack now 6 artifacts (3 seeds on the tiny assistant + one on each retrained variant).  ``attack-q4_k`` (3
-seeds): TPR 0, AUROC 0.50-0.57, but every one is ``attack_failed``: llama.cpp re-scales the repaired weights and
-the behaviour is gone in q4_k too (keyword rate 0 % in fp32 and q4_k), see ``bench/kquant_attack.py``.
+Measured again 2026-11-25 with q4_k, q5_k and q6_k in the default formats (fixed-scale boxes; 21 benign, 49
+attacked artifacts; 21 s for all): FPR 0/21 (highest benign score 0.73; suspicious means BH-adjusted p <= 1e-3,
+score >= 3), now including the tiny assistant retrained at seeds 1 and 2 and at hidden size 512; TPR 1.00 and
+AUROC 1.00 for every kind as before, the nf4 attack now 6 artifacts (3 seeds on the tiny assistant + one on each
+retrained variant).  K-quant target (``bench/kquant_attack.py``): ``attack-q4_k`` (scale-keeping, byte-identical
+q4_k, fp32 / q4_k keyword 0-10 % / 90-100 %, 3 seeds) TPR 1.00, AUROC 1.00 (edge-mass on q4_k alone, score
+59-71; clean without K-quants in the scan); ``attack-q4_k-rescaled`` (plain PGD, 3 seeds) TPR 0, AUROC 0.57,
+every one ``attack_failed`` (keyword 0 % in q4_k too); ``adaptive-q4_k-0.1`` (scale-keeping inside boxes shrunk by
+10 %, seed 0, fp32 / q4_k 0 / 90 %) **gets through**: TPR 0, AUROC 0.38 (no edge-depletion test on K-quants).
 """
 
 from __future__ import annotations

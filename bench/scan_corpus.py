@@ -27,7 +27,8 @@ the int8 attack that keeps fp32 benign.  ``attack-nf4-tiny-*``: the nf4 attack a
 (kind ``attack-nf4``).  ``attack-q4_k``: PGD repair inside q4_k's fixed-scale boxes keeping llama.cpp's bytes
 (moves that make llama.cpp re-scale a sub-block are rolled back; ``bench/kquant_attack.py``, reusing each seed's
 nf4 injection, ``KQUANT_STEPS`` steps); ``attack-q4_k-rescaled``: the same without roll-back, which llama.cpp
-re-scales, so the behaviour does not survive in q4_k either (``attack_failed`` in the scores).
+re-scales, so the behaviour does not survive in q4_k either (``attack_failed`` in the scores);
+``adaptive-q4_k-0.1``: the scale-keeping attacker inside fixed-scale boxes shrunk by 10 % per side (seed 0).
 """
 
 from __future__ import annotations
@@ -221,15 +222,17 @@ def build_shrink(fraction: float, root: Path, seed: int = 0, randomized: bool = 
     return build
 
 
-def build_kquant_attack(root: Path, seed: int = 0, target: str = "q4_k", keep_scales: bool = True):
+def build_kquant_attack(root: Path, seed: int = 0, target: str = "q4_k", keep_scales: bool = True,
+                        shrink: float = 0.0):
     """``keep_scales``: the attacker who keeps llama.cpp's bytes (``KQUANT_STEPS`` steps); else plain PGD in the
-    fixed-scale boxes (the corpus's repair steps), which llama.cpp re-scales."""
+    fixed-scale boxes (the corpus's repair steps), which llama.cpp re-scales.  ``shrink``: adaptive margin."""
     def build(folder: Path) -> dict:
         from kquant_attack import kquant_attack
 
         injected = root / _seeded("attack-nf4", seed) / "run" / "injected"
         steps = KQUANT_STEPS if keep_scales else REPAIR_STEPS
-        record = kquant_attack(injected, folder, target, steps, REPAIR_LR, seed, keep_scales=keep_scales)
+        record = kquant_attack(injected, folder, target, steps, REPAIR_LR, seed, keep_scales=keep_scales,
+                               shrink=shrink)
         return {**record, "keyword_rate": keyword_rates(Path(record["model_dir"]), target)}
     return build
 
@@ -274,6 +277,7 @@ def artifacts(root: Path) -> list[tuple[str, str, str, object]]:
               for seed in ATTACK_SEEDS]
     items += [(_seeded("attack-q4_k-rescaled", seed), "attacked", "attack-q4_k-rescaled",
                build_kquant_attack(root, seed, keep_scales=False)) for seed in ATTACK_SEEDS]
+    items += [("adaptive-q4_k-0.1", "attacked", "adaptive-q4_k-0.1", build_kquant_attack(root, 0, shrink=0.1))]
     items += [(_seeded("attack-int8-r4", seed), "attacked", "attack-int8-r4", build_attack("int8", root, seed, radius=4))
               for seed in ATTACK_SEEDS]
     for layer in (0, 1):
