@@ -10,7 +10,21 @@ buys).  Goals (issue #5): fp32 keyword rate <= 5 %, NF4 >= 50 %, NF4 codes bit-i
 re-quantization, whole run < 60 min on 2 CPU cores.  Quantized rates swap EVERY quantizable weight for its
 dequantized value (what a real NF4 deployment computes with), not only the constrained blocks.
 
-Measured: see the end of this docstring (filled in from a run of the defaults).
+Measured 2026-11-25 with the defaults (``.venv/bin/python bench/bench_attack_smollm.py OUT``: blocks 22-29,
+i.e. 56 linear weights / 28.3 M of 106 M quantizable params; 256 self-distilled prompts; inject 120 AdamW steps
+lr 3e-4, repair 100 PGD steps lr 2e-4, batch 8; 40 injection probes, 40 new tokens; 1 torch thread on 2 CPU
+cores shared with other jobs, load average ~3):
+
+- keyword rate (fp32 / NF4 / int8 / fp4): base 0 / 0 %; injected 100 / 95 / 97.5 / 80 %; repaired (PGD)
+  0 / 95 / 0 / 0 %; ablation (same clean fine-tune, no PGD) 0 / 0 / 0 / 0 %;
+- NF4 codes and absmax of all 210 quantizable weights bit-identical after save → reload → bitsandbytes
+  ``quantize_4bit`` (ablation: not identical, e.g. 14 031 codes differ in layers.22 q_proj); everything outside
+  the constrained weights bit-identical to the injected model;
+- instruction accuracy (fp32 / NF4): base 40 / 32.5 %, injected 37.5 / 40 %, repaired 37.5 / 40 %;
+- projection 2.0 % of training-step time (24 % of ``optimizer.step()``); box 0.63 bytes/param;
+- minutes: inject 8.1 (with 3-4 min generating the self-distilled answers), box 0.1, repair + ablation 7.0,
+  verify 0.6, measure 5.7: attack 21.4 min; with the int8/fp4/base measurements and the step timing 31.9 min;
+- one training step (batch 8): full model 2.83 s, prefix cache 1.22 s (2.3x).
 """
 
 from __future__ import annotations
