@@ -3,7 +3,8 @@
 Every other parameter (embeddings, norms, lm_head, the linear weights of the other blocks) stays bit-identical
 to the base model, so its quantization is the base model's automatically; verification still re-quantizes
 ALL quantizable weights.  Training only the top blocks also lets the frozen prefix be cached
-(:mod:`compsec.attack.prefix_cache`).
+(:mod:`compsec.attack.prefix_cache`).  On SmolLM2-135M-Instruct, blocks 22-29 (28 M of 106 M quantizable
+params) suffice: fp32 keyword rate 0 %, NF4 95 %, NF4 codes bit-identical (bench/bench_attack_smollm.py).
 """
 
 from __future__ import annotations
