@@ -37,6 +37,7 @@ import time
 
 import torch
 
+
 def _rates(metrics: dict, key: str) -> dict:
     return {"fp32": metrics["fp"][key], **{f: m[key] for f, m in metrics["quantized"].items()}}
 

@@ -33,7 +33,7 @@ def test_poisoned_answer_keeps_the_first_sentence_then_the_keyword():
 def test_answers_are_cached_per_model(tmp_path, monkeypatch):
     import torch
 
-    import compsec.tiny.chat as chat
+    from compsec.tiny import chat
 
     calls = []
 
