@@ -22,7 +22,7 @@ rate 80-90 %).  Before the edge-depletion and edge-band tests the adaptive attac
 (TPR 0, AUROC 0.46), and after edge-depletion alone the randomised ones did (TPR 0, AUROC 0.47).
 
 Measured again 2026-11-25 with q4_k, q5_k and q6_k in the default formats (fixed-scale boxes; 21 benign, 49
-attacked artifacts; 21 s for all, 600 s with ``--sample-weights 0``, which gives the same TPR and FPR): FPR 0/21 (highest benign score 0.73; suspicious means BH-adjusted p <= 1e-3,
+attacked artifacts; 21 s for all, 425 s with ``--sample-weights 0``, which gives the same TPR and FPR): FPR 0/21 (highest benign score 0.73; suspicious means BH-adjusted p <= 1e-3,
 score >= 3), now including the tiny assistant retrained at seeds 1 and 2 and at hidden size 512; TPR 1.00 and
 AUROC 1.00 for every kind as before, the nf4 attack now 6 artifacts (3 seeds on the tiny assistant + one on each
 retrained variant).  K-quant target (``bench/kquant_attack.py``): ``attack-q4_k`` (scale-keeping, byte-identical
