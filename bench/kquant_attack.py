@@ -18,8 +18,9 @@ starting from an injected model (the content-injection stage of an attack run):
   attack.  The weights it moves land on the fixed-scale edges: the scanner flags it by edge-mass on q4_k only
   (odds 6-8x, score 59), and the default formats without K-quants call it clean.
 - ``shrink=0.1`` with ``keep_scales=True``: the adaptive attacker, repairing 10 % of each interval away from its
-  edges.  Seed 0, 240 steps at lr 1e-3: fp32 / q4_k 0 / 90 %, byte-identical, and the scanner calls it **clean**
-  (edge-depletion is not run on K-quants, whose benign edges are already depleted; edge-band sees no excess).
+  edges.  Seed 0, 240 steps at lr 1e-3: fp32 / q4_k 0 / 90 %, byte-identical; edge-mass, edge-band (and
+  edge-depletion, not run on K-quants, whose benign edges are already depleted) see nothing: it got through until
+  the position-spike test (:mod:`compsec.scan.position_spike`: 6.8x the neighbouring density at 10 %, score 92).
 
 Why the roll-back is needed: a single step at lr 1e-4 (1 % of an interval) already changes 9 % of the sub-block
 scales and 12.5 % of the sub-blocks' codes: the scale search is an argmin over 20 candidate scales followed by a

@@ -53,7 +53,8 @@ def test_benign_k_quant_tensors_raise_no_evidence(name, dtype):
     fmt, cfg = formats.get(name), ScanConfig()
     batch = [(f"t{s}", _benign(dtype, s), True) for s in range(3)]
     evidence, _ = scan_batch(batch, [fmt], [], cfg)
-    assert {e.detector for e in evidence if e.format == name} == {"edge-mass", "edge-band", "block-outliers"}
+    assert {e.detector for e in evidence if e.format == name} == {"edge-mass", "edge-band", "position-spike",
+                                                                  "block-outliers"}
     assert not [e for e in evidence if e.effect_ok and e.p_value is not None and e.p_value <= cfg.alpha]
     assert all(0.5 < e.score < 1.5 for e in evidence if e.detector == "edge-mass")
 
@@ -67,10 +68,11 @@ def test_the_depletion_null_does_not_hold_for_k_quants():
     assert edge_mass_test(w, lo, hi).edge_ratio < 0.7
 
 
-def scale_keeping_repair(w: torch.Tensor, fmt, tries: int, gen: torch.Generator) -> torch.Tensor:
-    """The edge signature of an attacker who keeps llama.cpp's bytes: ``tries`` times, one random free weight
-    per super-block is moved onto an edge of its fixed-scale interval, and kept there only where llama.cpp
-    still writes the same super-block (a move of ~half an interval changes the scale search's choice often)."""
+def scale_keeping_repair(w: torch.Tensor, fmt, tries: int, gen: torch.Generator, margin: float = 0.0) -> torch.Tensor:
+    """The signature of an attacker who keeps llama.cpp's bytes: ``tries`` times, one random free weight per
+    super-block is moved onto an edge of its fixed-scale interval (``margin``: onto the edge of the interval shrunk
+    by that fraction per side), and kept there only where llama.cpp still writes the same super-block (a move of
+    ~half an interval changes the scale search's choice often)."""
     from compsec.formats import gguf_k_lib as lib
 
     original = torch.from_numpy(lib.quantize_rows(w, fmt.qtype))
@@ -78,6 +80,7 @@ def scale_keeping_repair(w: torch.Tensor, fmt, tries: int, gen: torch.Generator)
     for _ in range(tries):
         box = scan_box(fmt, out.reshape(w.shape))
         lo, hi = box.lo.reshape(-1, 256), box.hi.reshape(-1, 256)
+        lo, hi = lo + margin * (hi - lo), hi - margin * (hi - lo)
         pick = torch.randint(0, 256, (out.shape[0], 1), generator=gen)
         edge = torch.where(torch.rand(out.shape[0], 1, generator=gen) < 0.5, lo.gather(1, pick), hi.gather(1, pick))
         trial = out.clone()
@@ -129,3 +132,14 @@ def test_batched_fixed_scale_boxes_equal_one_call_per_tensor():
     for w, (lo, hi) in zip(items, batched_boxes(fmt, items)):
         box = scan_box(fmt, w)
         assert torch.equal(lo, box.lo) and torch.equal(hi, box.hi)
+
+
+@pytest.mark.parametrize("name", K_QUANTS)
+def test_a_scale_keeping_repair_inside_shrunk_boxes_is_flagged_by_the_position_spike(name):
+    fmt, cfg = formats.get(name), ScanConfig()
+    w = _benign(seed=6, shape=(16, 512))
+    repaired = scale_keeping_repair(w, fmt, 40, torch.Generator().manual_seed(6), margin=0.1)
+    evidence, _ = scan_batch([("w", repaired, True)], [fmt], [], cfg)
+    spike = next(e for e in evidence if e.detector == "position-spike")
+    assert spike.effect_ok and spike.p_value < 1e-6, spike
+    assert not next(e for e in evidence if e.detector == "edge-mass").effect_ok

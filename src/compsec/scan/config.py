@@ -26,6 +26,8 @@ class ScanConfig:
     min_band_ratio: edge-band effect floor: observed / expected share of weights in the outer 25 % of their
         interval on either side at least this (benign within 1 % of 1 on the corpus; randomised adaptive
         attackers 1.16-1.33).
+    min_spike_ratio: position-spike effect floor: density of the densest 1 %-wide position band over its
+        neighbours' (benign 1.3-1.9x in fp32; the adaptive q4_k attacker with 10 % margins 6.8x).
     ratio_threshold: block-outlier abs-max / second-largest ratio counted as an injected outlier.
     min_outlier_blocks: block-outlier effect floor (exceeding blocks, and at least 10x the null's count).
     seed: seeds the choice of rows (mixed with each tensor's name, so reruns examine the same rows).
@@ -39,6 +41,7 @@ class ScanConfig:
     min_odds_ratio: float = 1.5
     max_edge_ratio: float = 0.5
     min_band_ratio: float = 1.1
+    min_spike_ratio: float = 3.0
     ratio_threshold: float = 16.0
     min_outlier_blocks: int = 3
     seed: int = 0
@@ -54,6 +57,9 @@ class ScanConfig:
         if not 0 < self.max_edge_ratio < 1:
             raise ValueError(f"max_edge_ratio={self.max_edge_ratio} must be in (0, 1); 0.5 flags edges at half the "
                              "expected density")
+        if self.min_spike_ratio <= 1:
+            raise ValueError(f"min_spike_ratio={self.min_spike_ratio} must exceed 1; 3 flags a band 3x denser than "
+                             "its neighbours")
         if self.min_band_ratio <= 1:
             raise ValueError(f"min_band_ratio={self.min_band_ratio} must exceed 1; 1.1 flags a 10 % excess")
         if self.ratio_threshold <= 1 or self.min_odds_ratio < 1 or self.min_outlier_blocks < 1:

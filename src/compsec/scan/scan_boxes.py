@@ -21,8 +21,9 @@ would put them: measured on Gaussian/Laplace tensors in fp32/fp16/bf16, the shar
 tamper signatures, so the edge-mass (edge versus adjacent band) and edge-band (excess) tests stay valid
 (conservative: benign odds 0.6-1.2, no p below 1e-2 in 1,500 benign tensors), but the edge-*depletion* test,
 whose null is the absolute expectation, would call every benign tensor depleted: it is not run on these boxes
-(:func:`depletion_testable`).  Consequence: an adaptive attacker who keeps 10 % of each fixed-scale interval
-free gets through on a K-quant target (``bench/kquant_attack.py``); the plain scale-keeping one is caught.
+(:func:`depletion_testable`).  An adaptive attacker who keeps 10 % of each fixed-scale interval free
+(``bench/kquant_attack.py``), which got through the other tests, is caught by the position spike his clamped
+weights leave at 10 % (:mod:`compsec.scan.position_spike`).
 """
 
 from __future__ import annotations

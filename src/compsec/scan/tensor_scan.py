@@ -17,6 +17,7 @@ from compsec.scan.edge_band import edge_band_test, explain_edge_band
 from compsec.scan.edge_mass import edge_mass_test, explain_edge_depletion, explain_edge_mass
 from compsec.scan.findings import Evidence, ScanFinding
 from compsec.scan.grid_provenance import grid_provenance_batch
+from compsec.scan.position_spike import explain_position_spike, position_spike_test
 from compsec.scan.scan_boxes import batched_boxes, depletion_testable
 
 _STORAGE_NAMES = {torch.float32: "float32", torch.float16: "float16", torch.bfloat16: "bfloat16"}
@@ -45,11 +46,12 @@ def usable(fmt: Format, rows: torch.Tensor, sampled: bool) -> bool:
 
 def edge_evidence(name: str, rows: torch.Tensor, box: tuple[torch.Tensor, torch.Tensor], fmt: Format,
                   cfg: ScanConfig) -> list[Evidence]:
-    """The edge-mass (excess within ``eps``), edge-depletion and wide edge-band tests of one tensor under one
-    format, given its scanning box ``(lo, hi)`` (:mod:`compsec.scan.scan_boxes`); no edge-depletion test where
-    its null does not hold (K-quants' fixed-scale boxes)."""
+    """The edge-mass (excess within ``eps``), edge-depletion, wide edge-band and position-spike tests of one tensor
+    under one format, given its scanning box ``(lo, hi)`` (:mod:`compsec.scan.scan_boxes`); no edge-depletion
+    test where its null does not hold (K-quants' fixed-scale boxes)."""
     result = edge_mass_test(rows, box[0], box[1], cfg.eps)
     band = edge_band_test(rows, box[0], box[1])
+    spike = position_spike_test(rows, box[0], box[1], cfg.min_spike_ratio)
     storage = _STORAGE_NAMES[rows.dtype]
     out = [Evidence(name, fmt.name, "edge-mass", result.odds_ratio, result.p_value,
                     result.odds_ratio >= cfg.min_odds_ratio, explain_edge_mass(result, cfg.eps, storage))]
@@ -57,7 +59,9 @@ def edge_evidence(name: str, rows: torch.Tensor, box: tuple[torch.Tensor, torch.
         out.append(Evidence(name, fmt.name, "edge-depletion", 1 / result.edge_ratio, result.depletion_p,
                             result.edge_ratio <= cfg.max_edge_ratio, explain_edge_depletion(result, cfg.eps, storage)))
     return out + [Evidence(name, fmt.name, "edge-band", band.ratio, band.p_value, band.ratio >= cfg.min_band_ratio,
-                           explain_edge_band(band))]
+                           explain_edge_band(band)),
+                  Evidence(name, fmt.name, "position-spike", spike.ratio, spike.p_value,
+                           spike.ratio >= cfg.min_spike_ratio, explain_position_spike(spike))]
 
 
 def outlier_evidence(name: str, rows: torch.Tensor, fmts: list[Format], cfg: ScanConfig) -> list[Evidence]:
