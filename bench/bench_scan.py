@@ -72,6 +72,7 @@ def per_format(w: torch.Tensor, rows: int, cfg: ScanConfig) -> dict:
     candidates = [formats.get(name) for name in formats.names()]
     for name in cfg.format_names():
         fmt = formats.get(name)
+        scan_positions(fmt, w[:1])  # warm-up (a K-quant's first call loads llama.cpp)
         exact_s = _timed(lambda fmt=fmt: scan_positions(fmt, w[:rows]))
         exact_rate = rows * w.shape[1] / exact_s
         sample = w[: max(1, cfg.sample_weights // w.shape[1])]
