@@ -30,7 +30,8 @@ q4_k, fp32 / q4_k keyword 0-10 % / 90-100 %, 3 seeds) TPR 1.00, AUROC 1.00 (edge
 59-71; clean without K-quants in the scan); ``attack-q4_k-rescaled`` (plain PGD, 3 seeds) TPR 0, AUROC 0.57,
 every one ``attack_failed`` (keyword 0 % in q4_k too); ``adaptive-q4_k-0.1`` (scale-keeping inside boxes shrunk by
 10 %, seed 0, fp32 / q4_k 0 / 90 %) got through (TPR 0, AUROC 0.38: no edge-depletion test on K-quants) until the
-position-spike test: then TPR 1.00, AUROC 1.00 (score 92), FPR still 0/21 (highest benign score 0.63, 27 s for all).
+position-spike test: then TPR 1.00, AUROC 1.00 (score 92), FPR still 0/21 (highest benign score 0.63, 27 s for all;
+the same TPR / FPR with ``--sample-weights 0``).
 """
 
 from __future__ import annotations
