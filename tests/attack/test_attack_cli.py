@@ -59,3 +59,14 @@ def test_cli_rejects_bad_options_with_exit_2(tmp_path, capsys):
     assert "--train" in capsys.readouterr().err
     assert run(["attack", "nonsense", "--out", str(tmp_path / "x")]) == 2
     assert run(["attack", "--out", str(tmp_path / "x"), "--targets", "nope"]) == 2
+
+
+def test_cli_rejects_verified_box_targets_with_exit_2(tmp_path, capsys):
+    """K-quant / HQQ boxes are verified and nearly zero-width: the attack says so instead of failing later."""
+    from compsec import formats
+
+    verified = [n for n in formats.names() if getattr(formats.get(n), "guarantee", "exact") == "verified"]
+    assert verified, "the registry should hold verified formats (q4_k, hqq)"
+    for name in verified[:2]:
+        assert run(["attack", "--out", str(tmp_path / "x"), "--targets", name]) == 2
+        assert "nearly zero-width" in capsys.readouterr().err

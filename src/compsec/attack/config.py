@@ -83,7 +83,12 @@ class AttackConfig:
         from compsec import formats
 
         for name in self.targets:
-            formats.get(name)
+            fmt = formats.get(name)
+            if getattr(fmt, "guarantee", "exact") == "verified" and self.scenario != "outlier":
+                raise InputError(
+                    f"--targets {name}: its box is verified by re-quantization and nearly zero-width (scales come "
+                    "from a search over the weights), so PGD repair has no room; use an exact format "
+                    "(nf4, fp4, int8, q4_0, ...) or the scale-keeping attacker of bench/kquant_attack.py")
 
     @property
     def storage(self) -> torch.dtype:

@@ -17,7 +17,7 @@ from compsec.cli.main import EXIT_FINDINGS, EXIT_OK, app
 @app.command("scan")
 def scan(
     model: str = typer.Argument(..., help="A .safetensors file or a model folder (sharded or not)."),
-    formats: str = typer.Option("", help="Formats to check, comma-separated (default: int8,nf4,fp4,q4_0,q8_0)."),
+    formats: str = typer.Option("", help="Formats to check, comma-separated (default: int8,nf4,fp4,q4_0,q8_0, plus q4_k,q5_k,q6_k when llama-cpp-python is installed)."),
     sample: int = typer.Option(4096, help="Weights examined per tensor, as whole random rows; 0 = every row."),
     eps: float = typer.Option(0.01, help="Edge band as a fraction of the interval width."),
     alpha: float = typer.Option(1e-3, help="Benjamini-Hochberg false discovery rate over all tests."),
@@ -27,7 +27,7 @@ def scan(
     sarif_out: str = typer.Option("", "--sarif", help="Write the report as SARIF 2.1.0 to this file."),
     progress: bool = typer.Option(True, help="Show a progress bar."),
 ) -> None:
-    """Look for quantization-conditioned tampering (box-edge mass, edge depletion and band, block outliers) in the weights alone."""
+    """Look for quantization-conditioned tampering (box-edge mass, edge depletion and band, position spike, block outliers, grid provenance) in the weights alone."""
     from compsec.scan.config import ScanConfig
     from compsec.scan.runner import scan_path
 
