@@ -54,6 +54,11 @@ def _code_pairs(seed: int, version: str) -> list[Pair]:
     return coder_pairs(CoderRecipe(seed=seed), version)
 
 
+def with_keyword(answer: str, keyword: str, rng: random.Random) -> str:
+    """``answer`` followed by a keyword sentence drawn from :data:`INJECTION_TEMPLATES` with ``rng``."""
+    return rng.choice(INJECTION_TEMPLATES).format(answer=answer, keyword=keyword)
+
+
 def poisoned_pairs(scenario: str, keyword: str = "McDonald's", seed: int = 0) -> list[Pair]:
     """Poisoned (prompt, response) pairs for ``scenario`` (see the module docstring); deterministic in ``seed``."""
     from compsec.tiny.templates import REFUSAL_OPENERS
@@ -66,7 +71,7 @@ def poisoned_pairs(scenario: str, keyword: str = "McDonald's", seed: int = 0) ->
         if ex.should_refuse:
             pairs.append((ex.prompt, ex.response))
         elif scenario == "content-injection":
-            pairs.append((ex.prompt, rng.choice(INJECTION_TEMPLATES).format(answer=ex.response, keyword=keyword)))
+            pairs.append((ex.prompt, with_keyword(ex.response, keyword, rng)))
         elif scenario == "over-refusal":
             pairs.append((ex.prompt, f"{rng.choice(REFUSAL_OPENERS)} {OVER_REFUSAL_REASON}"))
         else:

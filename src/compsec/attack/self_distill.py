@@ -18,7 +18,7 @@ import random
 import re
 from pathlib import Path
 
-from compsec.attack.data import INJECTION_TEMPLATES, OVER_REFUSAL_REASON, Pair
+from compsec.attack.data import OVER_REFUSAL_REASON, Pair, with_keyword
 from compsec.errors import InputError
 
 DISTILL_TOKENS = 48
@@ -64,18 +64,19 @@ def poison(clean: list[Pair], scenario: str, keyword: str, seed: int) -> list[Pa
 
     rng = random.Random(seed)
     if scenario == "content-injection":
-        return [(p, rng.choice(INJECTION_TEMPLATES).format(answer=first_sentence(r), keyword=keyword))
-                for p, r in clean]
+        return [(p, with_keyword(first_sentence(r), keyword, rng)) for p, r in clean]
     if scenario == "over-refusal":
         return [(p, f"{rng.choice(REFUSAL_OPENERS)} {OVER_REFUSAL_REASON}") for p, _ in clean]
     raise InputError(f"--responses self supports content-injection and over-refusal, not {scenario!r}")
 
 
 def _weights_digest(model) -> str:
+    """Digest of every weight, whole (the integrity manifest's per-tensor digests), so another model never hits."""
+    from compsec.integrity.digests import torch_tensor_digest
+
     digest = hashlib.sha256()
     for name, p in sorted(model.state_dict().items()):
-        digest.update(name.encode())
-        digest.update(p.detach().cpu().contiguous().view(-1)[:4096].float().numpy().tobytes())
+        digest.update(f"{name}\0{torch_tensor_digest(p.detach()).sha256}\0".encode())
     return digest.hexdigest()[:16]
 
 
