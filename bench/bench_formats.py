@@ -8,9 +8,10 @@ the compact box's bytes per parameter per storage dtype.
 Formats with *verified* boxes (K-quants through llama.cpp, HQQ; ``--verified``) re-quantize many points of the box
 with the real library, so they run on a smaller matrix (``--verified-size``) with its own ``quantize_4bit``
 yardstick measured on that same matrix in the same run; the table adds, per storage dtype (fp32, fp16, bf16), how
-much verification shrank the candidate box (super-blocks/groups shrunk and pinned whole, summed box width over
-the candidate's, the 10/50/90th percentiles of the per-group verified/candidate width ratio, the share of
-zero-width elements) and the compact box's bytes per parameter.
+much verification shrank the candidate box (level units -- K-quant sub-blocks, HQQ groups -- shrunk and pinned
+whole, summed box width over the candidate's, the 10/50/90th percentiles of the per-unit verified/candidate width
+ratio, the share of zero-width elements), how often fresh random points of the box change a group (not promised:
+only the verified points are) and the compact box's bytes per parameter.
 """
 
 from __future__ import annotations
@@ -108,11 +109,25 @@ def verified_section(names: list[str], size: int, repeats: int) -> None:
             ratios = v.width_ratios()
             p10, p50, p90 = torch.nanquantile(ratios, torch.tensor([0.1, 0.5, 0.9], dtype=ratios.dtype)).tolist()
             compact = fmt.compact_box(x)
-            print(f"    {str(storage).removeprefix('torch.'):<9} groups shrunk {v.shrunk_fraction:6.1%}  pinned whole "
-                  f"{v.pinned_fraction:6.1%}  width vs candidate {v.relative_width:.2e} (groups p10/p50/p90 "
-                  f"{p10:.1e}/{p50:.1e}/{p90:.1e})  zero-width {zero:6.1%}  "
-                  f"compact {compact.bytes_per_param:.3f} B/param")
+            print(f"    {str(storage).removeprefix('torch.'):<9} units shrunk {v.shrunk_fraction:6.1%}  pinned whole "
+                  f"{v.pinned_fraction:6.1%}  width vs candidate {v.relative_width:.2e} (units p10/p50/p90 "
+                  f"{p10:.1e}/{p50:.1e}/{p90:.1e})  zero-width {zero:6.1%}  fresh points change "
+                  f"{fresh_failures(fmt, x, v, storage):.3%} of groups  compact {compact.bytes_per_param:.3f} B/param")
 
+
+def fresh_failures(fmt, x: torch.Tensor, v, storage: torch.dtype, seeds: int = 2) -> float:
+    """Share of (group, point) pairs that change under random corners and interior points never tried during
+    verification (only the verified points are promised)."""
+    from compsec.formats import verify
+
+    groups, _, _, check = fmt.candidate(x)
+    rows = torch.arange(groups.shape[0])
+    changed = total = 0
+    for seed in range(seeds):
+        for point in verify.points(v.lo, v.hi, storage, 10_000 + seed)[2:]:
+            changed += int((~check(point, rows)).sum())
+            total += rows.numel()
+    return changed / max(total, 1)
 
 if __name__ == "__main__":
     main()

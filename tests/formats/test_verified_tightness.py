@@ -4,9 +4,10 @@ An exact box is tight: one representable step beyond an unpinned edge changes th
 (its edges sit inside the region that keeps the code); the strongest honest analogues, tested here:
 
 - the *candidate* box is tight (test_contract.py: ``test_box_is_tight_one_step_beyond_each_edge``);
-- the shrink is minimal up to the search's resolution: each group's box one search level wider than where it
-  settled fails the real library again at fresh points (most groups; all of HQQ's coupled tensor fails);
-- each group's verified width is at most ``2**-level`` of its candidate width (0 when pinned whole), and the
+- the shrink is minimal up to the search's resolution: a group whose level units are each one level wider than
+  where the search settled them fails the real library again at fresh points (most groups; HQQ's coupled tensor
+  fails);
+- each level unit's verified width is at most ``2**-level`` of its candidate width (0 when pinned whole), and the
   compact box rebuilds the box bit for bit, also on adversarial tensors.
 """
 
@@ -18,7 +19,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from compsec.formats import cells, verify
-from compsec.formats.varbits import pack_varbits, unpack_varbits
+from compsec.formats.varbits import PackedInts, RiceInts, pack_ints, pack_varbits, unpack_varbits
 
 from .conftest import MAX_EXAMPLES, STORAGE, random_weights, shapes_for
 from .test_contract import _adversarial
@@ -28,28 +29,25 @@ FEW = settings(max_examples=max(3, MAX_EXAMPLES // 5), deadline=None, suppress_h
 REFAIL = 0.5
 
 
-def _one_level_wider(settled: torch.Tensor) -> torch.Tensor:
-    table = [*verify.LEVELS, verify.PINNED_LEVEL]
-    return torch.tensor([table[max(table.index(int(s)) - 1, 0)] for s in settled.tolist()])
-
-
 @pytest.mark.parametrize("storage", STORAGE, ids=str)
 @FEW
 @given(seed=st.integers(0, 2**31 - 1), scale=st.sampled_from([1e-3, 0.05, 1.0, 40.0]))
 def test_the_shrink_is_minimal_up_to_the_search_resolution(verified_fmt, storage, seed, scale):
+    """Every level unit ends at least ``MARGIN`` levels below where its search settled; a group whose shrunk
+    units are put back one level wider than that (its other units at their final levels) fails again."""
     fmt = verified_fmt
     w = random_weights(shapes_for(fmt, 1)[0], storage, seed=seed, scale=scale)
     groups, lo, hi, check = fmt.candidate(w)
     ws = groups.to(storage)
-    v = verify.verify_and_shrink(ws, lo, hi, check, storage, coupled=fmt.coupled)
-    shrunk = (v.settled > 0) & (v.settled != verify.PINNED_LEVEL)
-    margin = torch.tensor([verify.LEVELS[min(verify.LEVELS.index(int(s)) + verify.MARGIN, len(verify.LEVELS) - 1)]
-                           for s in v.settled[shrunk].tolist()])
-    assert bool((v.levels[shrunk].long() >= margin).all()), "a group ended below its settled level plus the margin"
+    v = verify.verify_and_shrink(ws, lo, hi, check, storage, coupled=fmt.coupled, units=fmt.level_units)
+    settled, levels = v.settled.long(), v.levels.long()
+    shrunk = (settled > 0) & (settled != verify.PINNED_LEVEL)
+    floor = torch.clamp(settled + verify.MARGIN, max=verify.LEVELS[-1])
+    assert bool((levels[shrunk] >= floor[shrunk]).all()), "a unit ended below its settled level plus the margin"
     if not bool(shrunk.any()):
         return
-    rows = torch.arange(ws.shape[0]) if fmt.coupled else shrunk.nonzero().flatten()
-    wider = torch.where(shrunk, _one_level_wider(v.settled), v.levels.long())[rows]
+    rows = torch.arange(ws.shape[0]) if fmt.coupled else shrunk.any(1).nonzero().flatten()
+    wider = torch.where(shrunk, settled - 1, levels)[rows]
     box_lo, box_hi = verify.shrink(ws[rows], lo[rows], hi[rows], wider, storage)
     failed = torch.zeros(rows.numel(), dtype=torch.bool)
     for round_seed in range(4):
@@ -108,3 +106,12 @@ def test_varbits_round_trip(pairs):
     lengths = torch.tensor([n for n, _ in pairs], dtype=torch.long)
     values = torch.tensor([v % (1 << n) for n, v in pairs], dtype=torch.long)
     assert torch.equal(unpack_varbits(pack_varbits(values, lengths), lengths), values)
+
+
+@settings(max_examples=MAX_EXAMPLES * 5, deadline=None)
+@given(st.lists(st.integers(-(2**40), 2**40), max_size=200), st.sampled_from([1, 3, 1000]))
+def test_rice_and_fixed_width_ints_round_trip_and_the_smaller_is_kept(values, spread):
+    t = torch.tensor([v // spread for v in values], dtype=torch.long)
+    fixed, rice, kept = PackedInts.pack(t), RiceInts.pack(t), pack_ints(t)
+    assert torch.equal(fixed.unpack(), t) and torch.equal(rice.unpack(), t) and torch.equal(kept.unpack(), t)
+    assert kept.nbytes == min(fixed.nbytes, rice.nbytes)

@@ -99,6 +99,12 @@ class GgufK(VerifiedBoxes, Format):
         """Bits per code (2 for Q2_K ... 6 for Q6_K)."""
         return self.layout.nmax.bit_length()
 
+    @property
+    def level_units(self) -> int:
+        """One verified level per sub-block: a sub-block's own scales hold a box far wider than the fp16 ``d``
+        its super-block's largest scale sets allows the others."""
+        return self.layout.n_sub
+
     def groups_and_check(self, w: torch.Tensor) -> tuple[torch.Tensor, Quantized, Check]:
         """Super-blocks ``(n, 256)`` float32, the quantized tensor and the llama.cpp check (byte-identical
         super-blocks)."""
@@ -119,6 +125,11 @@ class GgufK(VerifiedBoxes, Format):
     def seeds(self, groups: torch.Tensor, q: Quantized) -> torch.Tensor:
         """Each sub-block's min and max (abs-max for Q3_K/Q6_K), zero-step sub-blocks; see ``gguf_k_box.seeds``."""
         return kb.seeds(groups, *self._flat(q), self.layout)
+
+    def likely_seeds(self, q: Quantized, shape: torch.Size) -> torch.Tensor:
+        """Each sub-block's lowest and highest codes (Q2/4/5_K), or its codes furthest from zero (Q3/Q6_K: the
+        top two distances, since the clamp to ``[-offset, offset - 1]`` is not symmetric)."""
+        return kb.likely_seeds(q.codes.reshape(shape), self.layout)
 
     def bounds(self, q: Quantized, seeds: torch.Tensor, anchors: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return kb.bounds(*self._flat(q), seeds, anchors, self.layout)

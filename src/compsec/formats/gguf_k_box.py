@@ -56,6 +56,17 @@ def seed_pinned(blocks: torch.Tensor, step: torch.Tensor, layout: KLayout) -> to
     return extreme.reshape(blocks.shape) | _per_weight(step == 0, layout)
 
 
+def likely_seeds(codes: torch.Tensor, layout: KLayout) -> torch.Tensor:
+    """Where :func:`seed_pinned` probably put seeds, from the codes ``(n, 256)`` alone (see ``GgufK``)."""
+    sub = codes.long().reshape(codes.shape[0], layout.n_sub, layout.sub)
+    if layout.has_min:
+        likely = (sub == sub.amin(-1, keepdim=True)) | (sub == sub.amax(-1, keepdim=True))
+    else:
+        distance = (sub - layout.offset).abs()
+        likely = distance >= distance.amax(-1, keepdim=True) - 1
+    return likely.reshape(codes.shape)
+
+
 def sub_range(blocks: torch.Tensor, layout: KLayout) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-weight limits ``(lo, hi)``: the sub-block's ``(min(min, 0), max)``, or ``(-amax, amax)``."""
     sub = blocks.reshape(blocks.shape[0], layout.n_sub, layout.sub)

@@ -1,22 +1,25 @@
-"""``hqq``: HQQ 4-bit, groups of 64 (hqq's ``BaseQuantizeConfig`` defaults: ``axis=1``, optimiser on).
+"""``hqq``: HQQ 4-bit, groups of 64 (hqq's ``BaseQuantizeConfig`` defaults: ``axis=1``, optimiser on, rounded
+starting zero), as
+``HQQLinear`` deploys it: scale and zero cast to its ``compute_dtype`` (float16 by default).
 
 ``quantize`` is pure torch (:mod:`compsec.formats.hqq_math`), ``reference_quantize`` runs
-``hqq.core.quantize.Quantizer.quantize`` on CPU (``compsec[hqq]``); they agree bit for bit.  Codes are per
-weight (uint8, 0..15); scales ``{"scale": 1/scale, "zero": zero}`` are float32, one per group of 64 flat weights.
+``hqq.core.quantize.Quantizer.quantize`` on CPU, then ``Quantizer.cpu`` with the meta's ``compute_dtype`` (what
+``HQQLinear`` does to the meta it keeps; ``compsec[hqq]``); they agree bit for bit.  Codes are per weight (uint8,
+0..15, computed by hqq with its float32 ``zero``); scales ``{"scale": 1/scale, "zero": zero}`` are one per group
+of 64 flat weights, in ``compute_dtype``.  ``Quantized.meta["search_zero"]`` keeps the optimiser's float32 zero
+(not deployed: the codes were rounded with it, so each weight's exact interval needs it).
 
 **What the box guarantees.**  HQQ's scale is ``15 / (max - min)`` of each group, so the group's min and max
 are pinned and the scale then cannot move; but ``zero`` comes out of a proximal optimiser (a float32 mean over
 the group) whose early stop looks at the *whole tensor's* error, so it depends on every weight.  The candidate
-box (``candidate_box``) is each weight's exact float32 interval under its group's stored ``scale`` and
-``zero``, within the group's range; verification (:mod:`compsec.formats.verify`, ``coupled=True``) shrinks it
-per group to the cell holding ``w`` of ``2**k`` equal cells, or pins groups whole, until the corners pass,
-then tightens 4x and passes 2 consecutive full rounds for *all* groups at once; a round is the all-``lo``
-tensor, the all-``hi`` tensor, 2 random corners and 2 random interior points (storage dtype), each giving
-identical codes, scales and zeros.  Only those points are proven.  In practice the zero-point reacts to
-single-ulp moves of any weight: verified boxes are a few float32 ulps wide (width ~1e-8 of the candidate's,
-about an eighth of the groups pinned whole) and empty in bf16/fp16, i.e. an HQQ-quantized model pins its
-full-precision weights almost exactly.  The compact box costs ~1.6 (bf16) / ~1.95 (fp16) / ~3.5 (fp32) bytes
-per weight: it stores the weights' exact values, which is all such a box is.
+box (``candidate_box``) is each weight's exact float32 interval under its group's scale and float32 zero,
+within the group's range; verification (:mod:`compsec.formats.verify`, ``coupled=True``) shrinks it per group
+to the cell holding ``w`` of ``2**k`` equal cells, or pins groups whole, until the corners pass, then tightens
+``2**MARGIN``-fold and passes ``CONFIRM`` consecutive full rounds for *all* groups at once; a round is the
+all-``lo`` tensor, the all-``hi`` tensor, 2 random corners and 2 random interior points (storage dtype), each
+giving identical codes, scales and zeros.  Only those points are proven.  With ``compute_dtype=torch.float32``
+(hqq's ``Quantizer`` output before any cast) the float32 zero is stored and reacts to single-ulp moves of any
+weight, so the verified boxes are a few ulps wide; cast to float16 it has an fp16 rounding's worth of room.
 """
 
 from __future__ import annotations
@@ -42,8 +45,16 @@ class Hqq4bit(VerifiedBoxes, Format):
     name: str = "hqq"
     group_size: int = 64
     bits: int = 4
+    #: the dtype ``HQQLinear`` keeps scale and zero in (its ``compute_dtype``)
+    compute_dtype: torch.dtype = torch.float16
+    #: start the optimiser from the rounded zero (``BaseQuantizeConfig``'s setting for 4 bits)
+    round_zero: bool = True
     family: ClassVar[str] = "hqq"
     coupled: ClassVar[bool] = True
+    candidate_feedback: ClassVar[bool] = True
+    #: no margin: the search's two corners move every weight of a group one way, the worst case for the zero (a
+    #: group mean); measured on N(0, 0.02) weights, fresh points then change ~3e-4 of the groups in fp32
+    verify_margin: ClassVar[int] = 0
 
     def supports(self, shape: tuple[int, ...]) -> bool:
         numel = 1
@@ -58,12 +69,15 @@ class Hqq4bit(VerifiedBoxes, Format):
         require_finite(self.name, w, floats_only=True)
         return w.detach().float().reshape(-1, self.group_size)
 
-    def _pack(self, codes: torch.Tensor, scale_inv: torch.Tensor, zero: torch.Tensor, w: torch.Tensor) -> Quantized:
-        scales = {"scale": scale_inv.reshape(-1), "zero": zero.reshape(-1)}
-        return Quantized(codes.to(torch.uint8).reshape(w.shape), scales, tuple(w.shape), w.dtype)
+    def _pack(self, codes: torch.Tensor, scale_inv: torch.Tensor, zero: torch.Tensor, w: torch.Tensor,
+              meta: dict | None = None) -> Quantized:
+        kept = lambda t: t.reshape(-1).to(self.compute_dtype)
+        scales = {"scale": kept(scale_inv), "zero": kept(zero)}
+        return Quantized(codes.to(torch.uint8).reshape(w.shape), scales, tuple(w.shape), w.dtype, meta or {})
 
     def quantize(self, w: torch.Tensor) -> Quantized:
-        return self._pack(*hm.quantize_groups(self._groups(w)), w)
+        codes, scale_inv, zero = hm.quantize_groups(self._groups(w), self.round_zero)
+        return self._pack(codes, scale_inv, zero, w, {"search_zero": zero.reshape(-1)})
 
     def reference_quantize(self, w: torch.Tensor) -> Quantized:
         self._groups(w)
@@ -72,13 +86,17 @@ class Hqq4bit(VerifiedBoxes, Format):
         except ImportError as err:
             raise MissingDependencyError("hqq", extra="hqq", purpose="the HQQ reference quantizer") from err
         codes, meta = Quantizer.quantize(w.detach().cpu(), nbits=self.bits, group_size=self.group_size, axis=1,
-                                         optimize=True, bitpack=False, device="cpu")
-        return self._pack(codes.to(torch.uint8), meta["scale"], meta["zero"], w)
+                                         optimize=True, round_zero=self.round_zero, bitpack=False,
+                                         device="cpu")
+        zero = meta["zero"].reshape(-1)
+        _, meta = Quantizer.cpu(None, {**meta, "compute_dtype": self.compute_dtype})
+        return self._pack(codes.to(torch.uint8), meta["scale"], meta["zero"], w, {"search_zero": zero})
 
     def dequantize(self, q: Quantized) -> torch.Tensor:
-        codes = q.codes.reshape(-1, self.group_size).float()
-        out = (codes - q.scales["zero"].view(-1, 1)) * q.scales["scale"].view(-1, 1)
-        return out.reshape(q.shape)
+        """``(codes - zero) * scale`` in the scales' dtype, as hqq's ``Quantizer.dequantize``; float32 out."""
+        scale, zero = q.scales["scale"].view(-1, 1), q.scales["zero"].view(-1, 1)
+        codes = q.codes.reshape(-1, self.group_size).to(scale.dtype)
+        return ((codes - zero) * scale).float().reshape(q.shape)
 
     derived_scales: ClassVar[tuple[str, ...]] = ("scale",)
 
@@ -93,7 +111,8 @@ class Hqq4bit(VerifiedBoxes, Format):
 
     def restore_scales(self, q: Quantized, seeds: torch.Tensor, anchors: torch.Tensor) -> dict[str, torch.Tensor]:
         """The stored ``1 / scale``: HQQ's scale is ``15 / (max - min)`` of the group, never optimised."""
-        return {"scale": (1.0 / hm.params_from_range(*self._range(seeds, anchors))[0]).reshape(-1)}
+        scale_inv = 1.0 / hm.params_from_range(*self._range(seeds, anchors))[0]
+        return {"scale": scale_inv.reshape(-1).to(self.compute_dtype)}
 
     def seeds(self, groups: torch.Tensor, q: Quantized) -> torch.Tensor:
         """Each group's min and max, plus the (rare) weights whose dequantized value clamped into the group's
@@ -102,18 +121,23 @@ class Hqq4bit(VerifiedBoxes, Format):
         pinned = (groups == low) | (groups == high)
         scale = hm.params_from_range(low, high)[0]
         start = self._starts(q, groups.shape, low, high)
-        return pinned | (hm.codes_of(start, scale, q.scales["zero"].view(-1, 1)) != q.codes.reshape(groups.shape))
+        return pinned | (hm.codes_of(start, scale, self._zero(q)) != q.codes.reshape(groups.shape))
+
+    @staticmethod
+    def _zero(q: Quantized) -> torch.Tensor:
+        """The float32 zero the codes were rounded with ``(n, 1)`` (the stored one when it is float32)."""
+        return q.meta.get("search_zero", q.scales["zero"]).float().view(-1, 1)
 
     def _starts(self, q: Quantized, shape: torch.Size, low: torch.Tensor, high: torch.Tensor) -> torch.Tensor:
         codes = q.codes.reshape(shape).float()
-        x = (codes - q.scales["zero"].view(-1, 1)) * q.scales["scale"].view(-1, 1)
+        x = (codes - self._zero(q)) / hm.params_from_range(low, high)[0]
         return torch.minimum(torch.maximum(x, low), high)
 
     def bounds(self, q: Quantized, seeds: torch.Tensor, anchors: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Each weight's exact float32 interval under its group's stored scale and zero, within the group's range
         (from the seeds' values), seeds pinned."""
         low, high = self._range(seeds, anchors)
-        scale, zero = hm.params_from_range(low, high)[0], q.scales["zero"].view(-1, 1)
+        scale, zero = hm.params_from_range(low, high)[0], self._zero(q)
         codes = q.codes.reshape(anchors.shape).float()
         flat_scale, flat_zero = scale.expand_as(anchors).reshape(-1), zero.expand_as(anchors).reshape(-1)
         flat_codes, flat_pinned = codes.reshape(-1), seeds.reshape(-1)
@@ -140,9 +164,10 @@ class Hqq4bit(VerifiedBoxes, Format):
         codes = q.codes.reshape(groups.shape)
 
         def check(points: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
-            c, s, z = hm.quantize_groups(points.float())
-            same = (c == codes).all(1) & (s.view(-1) == q.scales["scale"]) & (z.view(-1) == q.scales["zero"])
-            return same[idx]
+            c, s, z = hm.quantize_groups(points.float(), self.round_zero)
+            s, z = s.view(-1).to(self.compute_dtype), z.view(-1).to(self.compute_dtype)
+            same = (c == codes[idx]).all(1) & (s == q.scales["scale"][idx]) & (z == q.scales["zero"][idx])
+            return same
 
         return groups, q, check
 

@@ -4,7 +4,8 @@ Reproduced operation for operation from ``hqq/core/quantize.py`` and ``hqq/core/
 (``optimize_weights_proximal_legacy``, hqq's default solver) on CPU float32:
 
 - groups are consecutive runs of ``group_size`` flat weights (``W.reshape(-1, group_size)``);
-- ``scale = 15 / (max - min)`` (1.0 where ``|max - min| <= 1e-4``, clamped to ``<= 2e4``), ``zero = -min * scale``;
+- ``scale = 15 / (max - min)`` (1.0 where ``|max - min| <= 1e-4``, clamped to ``<= 2e4``), ``zero = -min * scale``,
+  rounded (``round_zero``, which ``BaseQuantizeConfig`` turns on for 4 bits);
 - up to 20 proximal steps, each: ``W_q = clamp(round(W * scale + zero), 0, 15)``, ``W_r = (W_q - zero) / scale``,
   ``W_e = shrink_lp(W - W_r)`` (``lp = 0.7``, ``beta = 10``), ``zero = mean(W_q - (W - W_e) * scale)`` per group;
   the loop stops at the first step whose **whole-tensor** mean ``|W - W_r|`` does not improve (so every group's
@@ -66,8 +67,11 @@ def optimize_zero(groups: torch.Tensor, scale: torch.Tensor, zero: torch.Tensor)
     return zero
 
 
-def quantize_groups(groups: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """``(codes (n, G) uint8, scale_inv (n, 1), zero (n, 1))`` of float32 ``groups`` ``(n, G)``."""
+def quantize_groups(groups: torch.Tensor, round_zero: bool = True) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(codes (n, G) uint8, scale_inv (n, 1), zero (n, 1))`` of float32 ``groups`` ``(n, G)`` (``round_zero``:
+    the optimiser starts from the rounded zero, as ``BaseQuantizeConfig`` sets for 4 bits)."""
     scale, zero = initial_params(groups)
+    if round_zero:
+        zero = torch.round(zero)
     zero = optimize_zero(groups, scale, zero)
     return codes_of(groups, scale, zero).to(torch.uint8), 1.0 / scale, zero

@@ -54,8 +54,10 @@ class PackedInts:
     shape: tuple[int, ...]
     dtype: torch.dtype
 
-    #: bytes charged for ``base`` (8) and ``width`` (1); the shape is the tensor's, known to the reader
-    HEADER = 9
+    @property
+    def header_bytes(self) -> int:
+        """Bytes charged for ``width`` (1) and ``base`` (a zigzag LEB128 varint); the shape is known to the reader."""
+        return 1 + varint_bytes(2 * self.base if self.base >= 0 else -2 * self.base - 1)
 
     @classmethod
     def pack(cls, t: torch.Tensor) -> PackedInts:
@@ -71,7 +73,12 @@ class PackedInts:
 
     @property
     def nbytes(self) -> int:
-        return self.data.numel() + self.HEADER
+        return self.data.numel() + self.header_bytes
+
+
+def varint_bytes(value: int) -> int:
+    """Bytes of ``value`` (non-negative) as an LEB128 varint: 7 bits per byte."""
+    return max(1, -(-max(value, 0).bit_length() // 7))
 
 
 def zigzag(v: torch.Tensor) -> torch.Tensor:
@@ -81,3 +88,50 @@ def zigzag(v: torch.Tensor) -> torch.Tensor:
 
 def unzigzag(z: torch.Tensor) -> torch.Tensor:
     return torch.where(z % 2 == 1, -(z + 1) // 2, z // 2)
+
+
+@dataclass(frozen=True, eq=False)
+class RiceInts:
+    """Small non-negative-after-``base`` integers (gaps between seeds, levels), Rice coded: each value's high part
+    ``v >> shift`` in unary (``1...10``) in one stream, its low ``shift`` bits in another, ``shift`` picked for the
+    smallest total; the unary stream splits at its zeros, so both decode without a sequential scan."""
+
+    unary: torch.Tensor
+    low: torch.Tensor
+    base: int
+    shift: int
+    shape: tuple[int, ...]
+    dtype: torch.dtype
+
+    @classmethod
+    def pack(cls, t: torch.Tensor) -> RiceInts:
+        v = t.reshape(-1).long()
+        base = int(v.min()) if v.numel() else 0
+        v = v - base
+        top = int(v.max()).bit_length() if v.numel() else 0        # at shift = top every high part is 0
+        sizes = [int((v >> s).sum()) + v.numel() * (1 + s) for s in range(top + 1)]
+        shift = min(range(len(sizes)), key=sizes.__getitem__)
+        high = (v >> shift).numpy()
+        bits = np.ones(int(high.sum()) + v.numel(), dtype=np.uint8)
+        bits[np.cumsum(high + 1) - 1] = 0
+        low = pack_varbits(v & ((1 << shift) - 1), torch.full_like(v, shift))
+        return cls(torch.from_numpy(np.packbits(bits)), low, base, shift, tuple(t.shape), t.dtype)
+
+    def unpack(self) -> torch.Tensor:
+        count = int(torch.Size(self.shape).numel())
+        zeros = np.flatnonzero(np.unpackbits(self.unary.numpy()) == 0)[:count]
+        high = torch.from_numpy(np.diff(zeros, prepend=-1) - 1).long()
+        low = unpack_varbits(self.low, torch.full((count,), self.shift, dtype=torch.long))
+        return ((high << self.shift) + low + self.base).to(self.dtype).reshape(self.shape)
+
+    @property
+    def nbytes(self) -> int:
+        """Both streams, plus ``shift`` (1 byte) and ``base`` (a zigzag varint)."""
+        header = 1 + varint_bytes(2 * self.base if self.base >= 0 else -2 * self.base - 1)
+        return self.unary.numel() + self.low.numel() + header
+
+
+def pack_ints(t: torch.Tensor) -> PackedInts | RiceInts:
+    """Whichever of :class:`PackedInts` and :class:`RiceInts` holds ``t`` in fewer bytes."""
+    fixed, rice = PackedInts.pack(t), RiceInts.pack(t)
+    return rice if rice.nbytes < fixed.nbytes else fixed

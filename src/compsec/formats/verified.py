@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, ClassVar
 import torch
 
 from compsec.formats.base import Box, Quantized, check_storage, snap_inward
-from compsec.formats.verify import Check, Verified, verify_and_shrink
+from compsec.formats.verify import MARGIN, Check, Verified, verify_and_shrink
 
 if TYPE_CHECKING:
     from compsec.formats.verified_compact import VerifiedCompact
@@ -33,6 +33,13 @@ class VerifiedBoxes:
 
     guarantee: ClassVar[str] = "verified"
     coupled: ClassVar[bool] = False
+    #: level units per group (one verified level each): K-quant sub-blocks, or the whole group
+    level_units: ClassVar[int] = 1
+    #: True when moving one weight also moves the search result its candidate interval is computed under (HQQ's
+    #: zero, a float32 mean over the group): one step beyond an edge then changes the output for most weights
+    candidate_feedback: ClassVar[bool] = False
+    #: levels added below where the search settled (see :mod:`compsec.formats.verify`)
+    verify_margin: ClassVar[int] = MARGIN
     idempotent: ClassVar[bool] = False    # a search re-run on dequantized weights may settle elsewhere
 
     def groups_and_check(self, w: torch.Tensor) -> tuple[torch.Tensor, Quantized, Check]:
@@ -43,6 +50,13 @@ class VerifiedBoxes:
 
     def bounds(self, q: Quantized, seeds: torch.Tensor, anchors: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         raise NotImplementedError
+
+    def likely_seeds(self, q: Quantized, shape: torch.Size) -> torch.Tensor:
+        """Where seeds probably are, ``(n, G)`` bool, from codes (and integer scales) alone: the compact box
+        names seeds by their rank among these (a few bits) and any others by their flat position.  Default: each
+        group's lowest and highest codes."""
+        codes = q.codes.reshape(shape).long()
+        return (codes == codes.amin(1, keepdim=True)) | (codes == codes.amax(1, keepdim=True))
 
     #: scales that ``restore_scales`` recomputes from the seeds (the compact box does not store them)
     derived_scales: ClassVar[tuple[str, ...]] = ()
@@ -66,7 +80,8 @@ class VerifiedBoxes:
         seeds = self.seeds(groups, q)
         lo, hi = self.bounds(q, seeds, groups)
         ws = groups.to(storage)
-        return q, seeds, ws, lo, hi, verify_and_shrink(ws, lo, hi, check, storage, coupled=self.coupled)
+        return q, seeds, ws, lo, hi, verify_and_shrink(ws, lo, hi, check, storage, coupled=self.coupled,
+                                                         units=self.level_units, margin=self.verify_margin)
 
     def verified(self, w: torch.Tensor, storage: torch.dtype | None = None) -> Verified:
         """The verified box of ``w`` over the format's groups, with its shrink statistics."""

@@ -6,34 +6,36 @@ and a little is enough to flip an fp16 rounding or a near-tied candidate.  A for
 *candidate* box (each weight's interval under the group's stored scales, exact on the float32 grid) and hands it
 to :func:`verify_and_shrink`, which checks it with the real library and shrinks it where it fails:
 
-1. every group starts at level 0 (the candidate box); at level ``k`` its box is the *cell* of the candidate
-   holding ``w`` when each weight's interval is cut into ``2**k`` equal cells (:mod:`compsec.formats.cells`:
-   ``2**-k`` of the candidate's width, rounded inward to the storage dtype, ``w`` always inside; a function of
-   the candidate, the level and one cell number per weight, which is what makes the box storable in a few bytes
-   per weight); levels run through :data:`LEVELS`, then "pinned whole" (``lo = hi = w``);
-2. a round builds ``2 + POINTS`` tensors in the storage dtype: the all-``lo`` corner, the all-``hi`` corner,
-   ``POINTS // 2`` random corners (each element at ``lo`` or ``hi``) and ``POINTS // 2`` uniform random
-   interior points, and re-quantizes them with the real library, in that order, each only on the groups all
-   earlier points of the round kept (a group fails the round at its first failing point; coupled groups: the
-   round stops at the first point where any group fails); an uncoupled group that already passed a round at its
-   level skips the two corners (the same tensors again); a group passes the round when the library's stored
-   bytes for it are identical for every one of those points, else it goes to the next level;
-3. the search: a group *settles* at the first level where its two corners pass (a round of corners only;
-   coupled groups bisect over the levels instead of climbing them: every step re-quantizes the whole tensor);
-   then every group is tightened ``MARGIN`` more level(s) (4x narrower) and must pass ``CONFIRM`` consecutive
-   full rounds there, going up a level at every failure.
+1. a group (K-quant super-block, HQQ group) is cut into ``U`` *level units* (K-quant sub-blocks: each has its
+   own 6-8-bit scales, so most tolerate far wider boxes than the one whose scale sets the fp16 ``d``; HQQ: the
+   whole group); at level ``k`` a unit's box is the *cell* of the candidate holding ``w`` when each weight's
+   interval is cut into ``2**k`` equal cells (:mod:`compsec.formats.cells`: ``2**-k`` of the candidate's width,
+   rounded inward to the storage dtype, ``w`` always inside; a function of the candidate, the level and one
+   cell number per weight, which is what makes the box storable in a few bits per weight); levels run through
+   :data:`LEVELS` (0 = the candidate, then every integer to 24), then "pinned whole" (``lo = hi = w``);
+2. the search, per unit, by bisection over the levels: a level passes when the group's all-``lo`` and
+   all-``hi`` corners re-quantize to the original bytes with the group's other units pinned at ``w``
+   (coupled groups, one unit each: every step re-quantizes the whole tensor); ``Verified.settled`` records
+   the first passing level, the one below it having failed (or 0);
+3. every unit then goes ``margin`` levels further (``2**margin`` narrower; :data:`MARGIN` by default, each
+   format picks its own) and every group must pass ``CONFIRM`` consecutive *rounds* with all its units at
+   their levels; at a failure the group's units that fail *on their own* at the failing point (that unit's
+   part of it, ``w`` elsewhere) go up a level, or all of them when none does.  A round builds ``2 + POINTS``
+   tensors in the storage dtype: the all-``lo`` corner, the all-``hi`` corner, ``POINTS // 2`` random corners
+   (each element at ``lo`` or ``hi``) and ``POINTS // 2`` uniform random interior points, and re-quantizes
+   them with the real library in that order, each only on the groups all earlier points of the round kept.
 
 Guarantee (exactly this, no more): the final box of every group passed ``CONFIRM`` consecutive rounds at its
-final level, i.e. its ``lo`` corner, its ``hi`` corner and ``CONFIRM * POINTS`` random corners / interior
-points, in the storage dtype.  Minimality, up to the search's resolution: a group settled at level
-``LEVELS[i] > 0`` failed at a corner of its ``LEVELS[i - 1]`` box (``Verified.settled`` records ``LEVELS[i]``).
-Other points are not proven: on random N(0, 0.02) weights (tests/formats/test_verified.py bounds it), 0.1-0.8 %
-of K-quant super-blocks change under 16 fresh random points in fp32 storage, where K-quant scales react to
-single-ulp moves, and 0-0.1 % in bf16, where the verified boxes are mostly zero-width.
-With ``coupled=True`` (HQQ: its optimiser stops on a *whole-tensor* error), groups are not independent, so every
-round re-quantizes the whole tensor (corners included) and a round only counts when *all* groups pass it.  Should that
-not happen within ``MAX_ROUNDS`` rounds, every group is pinned (the box becomes ``w`` itself, trivially sound);
-uncoupled groups still unsettled then are pinned alike.
+final levels, i.e. its ``lo`` corner, its ``hi`` corner and ``CONFIRM * POINTS`` random corners / interior
+points, in the storage dtype.  Minimality, up to the search's resolution: a unit settled at level ``k > 0``
+failed at a corner of its level ``k - 1`` box.  Other points are not proven: on random N(0, 0.02) weights
+(tests/formats/test_verified.py bounds it at 5 %), a fresh random point of the box changes 0.15-0.3 % of the
+K-quant super-blocks and ~0.03 % of HQQ's groups in fp32 storage, where K-quant scales and HQQ's zero react to
+single-ulp moves.
+With ``coupled=True`` (HQQ: its optimiser stops on a *whole-tensor* error, so a group's result can change with
+any other group), every check re-quantizes the whole tensor, groups already through riding along at their final
+boxes: each group's rounds then saw every other group at its final box or inside a wider cell holding it.
+Groups still unsettled after ``MAX_ROUNDS`` rounds are pinned whole (the box becomes ``w``, trivially sound).
 """
 
 from __future__ import annotations
@@ -46,12 +48,14 @@ import torch
 from compsec.formats.base import round_toward
 from compsec.formats.cells import cell_box, cell_of
 
-LEVELS = (0, 4, 8, 10, 12, 14, 16, 18, 20, 22, 24)
+LEVELS = tuple(range(25))
 PINNED_LEVEL = 255
 POINTS = 4
-CONFIRM = 2
-MARGIN = 1
+CONFIRM = 16
+MARGIN = 3
 MAX_ROUNDS = 400
+#: rows of ``(m, G)`` verification points built at once while settling level units (bounds the memory)
+CHUNK_ROWS = 1 << 15
 
 #: ``check(points, rows)``: re-quantize ``points`` (``(m, G)``, storage dtype) standing for the groups ``rows``
 #: (``(m,)`` int64) and say which of them reproduce the original stored bytes, ``(m,)`` bool.
@@ -60,9 +64,9 @@ Check = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 @dataclass(frozen=True)
 class Verified:
-    """A verified box over groups ``(n, G)``, with what it took: ``levels`` ``(n,)`` uint8 (``255``: pinned
-    whole by verification), ``settled`` ``(n,)`` uint8 (the level where the search first passed a round, before
-    the margin) and ``candidate_widths`` ``(n,)`` float64 (each group's summed candidate width)."""
+    """A verified box over groups ``(n, G)`` cut into ``U`` level units of ``G // U`` weights, with what it took:
+    ``levels`` ``(n, U)`` uint8 (``255``: pinned whole), ``settled`` ``(n, U)`` uint8 (the level the search found,
+    before the margin) and ``candidate_widths`` ``(n, U)`` float64 (each unit's summed candidate width)."""
 
     lo: torch.Tensor
     hi: torch.Tensor
@@ -76,12 +80,12 @@ class Verified:
 
     @property
     def shrunk_fraction(self) -> float:
-        """Fraction of groups whose candidate box had to shrink (or be pinned)."""
+        """Fraction of level units whose candidate box had to shrink (or be pinned)."""
         return float((self.levels > 0).float().mean()) if self.levels.numel() else 0.0
 
     @property
     def pinned_fraction(self) -> float:
-        """Fraction of groups pinned whole by verification."""
+        """Fraction of level units pinned whole by verification."""
         return float((self.levels == PINNED_LEVEL).float().mean()) if self.levels.numel() else 0.0
 
     @property
@@ -91,23 +95,27 @@ class Verified:
         return width / self.candidate_width if self.candidate_width > 0 else 1.0
 
     def width_ratios(self) -> torch.Tensor:
-        """Per group, verified width over candidate width (float64 ``(n,)``; NaN where the candidate is a point):
-        at most ``2**-level`` (cells are rounded inward), 0 for groups pinned whole."""
-        width = (self.hi.double() - self.lo.double()).sum(1)
+        """Per level unit, verified width over candidate width (float64 ``(n, U)``; NaN where the candidate is a
+        point): at most ``2**-level`` (cells are rounded inward), 0 for units pinned whole."""
+        n, units = self.levels.shape
+        width = (self.hi.double() - self.lo.double()).reshape(n, units, -1).sum(-1)
         return torch.where(self.candidate_widths > 0, width / self.candidate_widths, float("nan"))
 
 
-def cell_levels(levels: torch.Tensor) -> torch.Tensor:
-    """Levels ``(m,)`` as the cells' ``k`` ``(m, 1)`` int64 (0 for groups pinned whole: their box is ``w``)."""
-    return torch.where(levels == PINNED_LEVEL, 0, levels.long()).unsqueeze(-1)
+def element_levels(levels: torch.Tensor, width: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Unit levels ``(m, U)`` as per-weight ``(k, pinned)`` ``(m, width)``: the cells' int64 ``k`` (0 where
+    pinned whole: the box is ``w``) and whether the weight's unit is pinned whole."""
+    repeat = width // max(levels.shape[-1], 1)
+    pinned = (levels == PINNED_LEVEL).repeat_interleave(repeat, dim=-1)
+    k = torch.where(levels == PINNED_LEVEL, 0, levels.long()).repeat_interleave(repeat, dim=-1)
+    return k, pinned
 
 
 def shrink(w: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor, levels: torch.Tensor, storage: torch.dtype,
            cells: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """The level-``levels`` box (rows of ``(m, G)``) in ``storage``: the cell of the candidate holding ``w``
-    (``cells``: the cell numbers when known, then ``w`` only matters in groups pinned whole)."""
-    pinned = (levels == PINNED_LEVEL).unsqueeze(-1)
-    k = cell_levels(levels)
+    """The box at unit levels ``levels`` ``(m, U)`` of rows ``(m, G)`` in ``storage``: the cell of the candidate
+    holding ``w`` (``cells``: the cell numbers when known, then ``w`` only matters in units pinned whole)."""
+    k, pinned = element_levels(levels, w.shape[-1])
     box_lo, box_hi = cell_of(w, lo, hi, k, storage) if cells is None else cell_box(lo, hi, k, cells, storage)
     ws = w.to(storage)
     return torch.where(pinned, ws, box_lo), torch.where(pinned, ws, box_hi)
@@ -127,21 +135,60 @@ def points(lo: torch.Tensor, hi: torch.Tensor, storage: torch.dtype, seed: int) 
 
 
 def verify_and_shrink(w: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor, check: Check, storage: torch.dtype,
-                      coupled: bool = False, seed: int = 0) -> Verified:
-    """Verified box of groups ``w`` ``(n, G)`` (representable in ``storage``) from candidate float32 ``lo``/``hi``.
+                      coupled: bool = False, seed: int = 0, units: int = 1, margin: int = MARGIN) -> Verified:
+    """Verified box of groups ``w`` ``(n, G)`` (representable in ``storage``) from candidate float32 ``lo``/``hi``,
+    one level per unit of ``G // units`` consecutive weights, ``margin`` levels below where the search settled.
 
-    Deterministic in ``(w, lo, hi, seed)``; see the module docs for the procedure and the guarantee."""
-    n = w.shape[0]
-    step = torch.zeros(n, dtype=torch.long)                  # index into LEVELS, len(LEVELS) = pinned
+    Deterministic in ``(w, lo, hi, seed, units, margin)``; see the module docs for the procedure and the
+    guarantee."""
+    n, width = w.shape
+    if units < 1 or width % units:
+        raise ValueError(f"{units} level units do not divide groups of {width} weights")
     if coupled:
-        step = bisect_levels(w, lo, hi, check, storage)
+        step = bisect_levels(w, lo, hi, check, storage).unsqueeze(1).expand(n, units).clone()
     else:
-        settle(w, lo, hi, check, storage, step, coupled, seed, rounds=1, corners_only=True)
+        step = bisect_units(w, lo, hi, check, storage, units)
     settled = _levels(step).to(torch.uint8)
-    step = torch.clamp(step + MARGIN, max=len(LEVELS))
+    step = torch.clamp(step + margin, max=len(LEVELS))
     box_lo, box_hi = settle(w, lo, hi, check, storage, step, coupled, seed + 7919, rounds=CONFIRM)
-    widths = (hi.double() - lo.double()).sum(1)
+    widths = (hi.double() - lo.double()).reshape(n, units, -1).sum(-1)
     return Verified(box_lo, box_hi, _levels(step).to(torch.uint8), settled, widths)
+
+
+def bisect_units(w: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor, check: Check, storage: torch.dtype,
+                 units: int) -> torch.Tensor:
+    """The search for independent groups: per level unit, by bisection over the level indices, the first index
+    whose two corners pass while the group's other units are pinned at ``w``, its predecessor's having failed
+    (``(n, units)`` indices; ``len(LEVELS)``: pinned whole, which always passes)."""
+    n = w.shape[0]
+    failed_at = torch.full((n, units), -1, dtype=torch.long)
+    passed_at = torch.full((n, units), len(LEVELS), dtype=torch.long)
+    while bool((open_ := passed_at - failed_at > 1).any()):
+        pairs = open_.nonzero()
+        for chunk in pairs.split(max(CHUNK_ROWS, 1)):
+            rows, unit = chunk[:, 0], chunk[:, 1]
+            trial = (failed_at[rows, unit] + passed_at[rows, unit]) // 2
+            box_lo, box_hi = _unit_boxes(w, lo, hi, rows, unit, units, _levels(trial), storage)
+            ok = check(box_lo, rows)
+            if bool(ok.any()):
+                ok[ok.clone()] = check(box_hi[ok], rows[ok])
+            passed_at[rows[ok], unit[ok]] = trial[ok]
+            failed_at[rows[~ok], unit[~ok]] = trial[~ok]
+    return passed_at
+
+
+def _unit_boxes(w: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor, rows: torch.Tensor, unit: torch.Tensor,
+                units: int, level: torch.Tensor, storage: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+    """Rows ``rows`` of ``w`` in ``storage`` with only unit ``unit`` (per row) replaced by its box at ``level``:
+    the cells are computed on that unit's weights alone."""
+    size = w.shape[1] // units
+    cols = (unit * size).unsqueeze(1) + torch.arange(size)
+    pick = lambda t: t[rows.unsqueeze(1), cols]
+    cell_lo, cell_hi = shrink(pick(w), pick(lo), pick(hi), level.unsqueeze(1), storage)
+    box_lo, box_hi = w[rows].to(storage), w[rows].to(storage)
+    box_lo.scatter_(1, cols, cell_lo)
+    box_hi.scatter_(1, cols, cell_hi)
+    return box_lo, box_hi
 
 
 def bisect_levels(w: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor, check: Check, storage: torch.dtype,
@@ -155,7 +202,7 @@ def bisect_levels(w: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor, check: Ch
     rows = torch.arange(n)
     while bool((open_ := passed_at - failed_at > 1).any()):
         trial = torch.where(open_, (failed_at + passed_at) // 2, passed_at)
-        box_lo, box_hi = shrink(w, lo, hi, _levels(trial), storage)
+        box_lo, box_hi = shrink(w, lo, hi, _levels(trial).unsqueeze(1), storage)
         ok = check(box_lo, rows) & check(box_hi, rows)
         passed_at = torch.where(open_ & ok, trial, passed_at)
         failed_at = torch.where(open_ & ~ok, trial, failed_at)
@@ -163,31 +210,52 @@ def bisect_levels(w: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor, check: Ch
 
 
 def _one_round(box_lo: torch.Tensor, box_hi: torch.Tensor, rows: torch.Tensor, check: Check,
-               storage: torch.dtype, seed: int, coupled: bool, corners_only: bool,
-               corners_done: torch.Tensor) -> torch.Tensor:
-    """Which of ``rows`` pass one round: uncoupled groups stop being re-quantized at their first failure and
-    skip the corners they passed at this level in an earlier round (``corners_done``: the same two tensors), a
-    coupled round stops at the first point any group fails."""
+               storage: torch.dtype, seed: int, coupled: bool, todo: torch.Tensor,
+               ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Which of ``rows`` pass one round, and for those that fail, the point they failed at (their rows of it).
+    Uncoupled groups stop being re-quantized at their first failure; a coupled round re-quantizes the whole
+    tensor at every point (groups ``todo`` has False for ride along at their boxes) until every group in
+    ``todo`` has failed once."""
     ok = torch.ones(rows.numel(), dtype=torch.bool)
-    for i, point in enumerate([box_lo, box_hi] if corners_only else points(box_lo, box_hi, storage, seed)):
+    failed_at = box_lo.clone()
+    for point in points(box_lo, box_hi, storage, seed):
         if coupled:
-            ok &= check(point, rows)
-            if not bool(ok.all()):
+            now = ok & check(point, rows)
+            failed_at[ok & ~now] = point[ok & ~now]
+            ok = now
+            if not bool((ok & todo).any()):
                 break
             continue
-        live = (ok & ~corners_done).nonzero().flatten() if i < 2 else ok.nonzero().flatten()
+        live = ok.nonzero().flatten()
         if live.numel() == 0:
             break
         ok[live] = check(point[live], rows[live])
-    return ok
+        lost = live[~ok[live]]
+        failed_at[lost] = point[lost]
+    return ok, failed_at
+
+
+def _blame(w: torch.Tensor, failed_at: torch.Tensor, rows: torch.Tensor, check: Check, units: int,
+           storage: torch.dtype) -> torch.Tensor:
+    """``(m, units)`` bool: which units of each failing group ``rows`` fail on their own, i.e. the failing point
+    on that unit and ``w`` elsewhere; a group none of whose units fails alone blames them all."""
+    m, size = rows.numel(), w.shape[1] // units
+    unit = torch.arange(units).repeat(m)
+    row = torch.arange(m).repeat_interleave(units)
+    cols = (unit * size).unsqueeze(1) + torch.arange(size)
+    probe = w[rows[row]].to(storage)
+    probe.scatter_(1, cols, failed_at[row.unsqueeze(1), cols])
+    alone = ~check(probe, rows[row]).view(m, units)
+    return torch.where(alone.any(1, keepdim=True), alone, True)
 
 
 def settle(w: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor, check: Check, storage: torch.dtype,
-           step: torch.Tensor, coupled: bool, seed: int, rounds: int = CONFIRM, corners_only: bool = False,
-           ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Raise ``step`` (in place) until every group passes ``rounds`` consecutive rounds at its level; returns
-    the boxes at the final ``step``."""
-    n = w.shape[0]
+           step: torch.Tensor, coupled: bool, seed: int, rounds: int = CONFIRM) -> tuple[torch.Tensor, torch.Tensor]:
+    """Raise ``step`` ``(n, U)`` (in place) until every group has passed ``rounds`` consecutive rounds at its
+    levels; returns the boxes at the final ``step``.  A failing group goes up a level in the units that fail on
+    their own at the point it failed (:func:`_blame`), or in all of them.  Coupled rounds re-quantize the whole
+    tensor, groups already through riding along at their final boxes."""
+    n, units = step.shape
     streak = torch.zeros(n, dtype=torch.long)
     box_lo, box_hi = shrink(w, lo, hi, _levels(step), storage)
 
@@ -196,22 +264,21 @@ def settle(w: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor, check: Check, st
 
     for attempt in range(MAX_ROUNDS):
         todo = (streak < rounds).nonzero().flatten()
-        if todo.numel() == 0 and not (coupled and int(streak.min()) == 0):
+        if todo.numel() == 0:
             return box_lo, box_hi
         rows = torch.arange(n) if coupled else todo
-        ok = _one_round(box_lo[rows], box_hi[rows], rows, check, storage, seed + attempt, coupled, corners_only,
-                        streak[rows] > 0)
-        failed = rows[~ok]
-        if coupled and failed.numel():
-            streak.zero_()
-        streak[rows[ok]] += 1
+        open_ = streak[rows] < rounds
+        ok, failed_at = _one_round(box_lo[rows], box_hi[rows], rows, check, storage, seed + attempt, coupled, open_)
+        passed, failed = rows[ok & open_], rows[~ok & open_]
+        streak[passed] += 1
         streak[failed] = 0
-        step[failed] = torch.clamp(step[failed] + 1, max=len(LEVELS))
         if failed.numel():
+            raise_ = (_blame(w, failed_at[~ok & open_], failed, check, units, storage) if units > 1 and not coupled
+                      else torch.ones(failed.numel(), units, dtype=torch.bool))
+            step[failed] = torch.clamp(step[failed] + raise_.long(), max=len(LEVELS))
             move(failed)
-    # not settled within the budget (coupled groups keep failing somewhere): pin what is unsettled, or
-    # everything when coupled -- a box reduced to ``w`` itself needs no verification
-    unsettled = torch.ones(n, dtype=torch.bool) if coupled else streak < rounds
+    # not settled within the budget: pin what is unsettled -- a box reduced to ``w`` itself needs no verification
+    unsettled = streak < rounds
     step[unsettled] = len(LEVELS)
     move(unsettled.nonzero().flatten())
     return box_lo, box_hi
