@@ -131,17 +131,24 @@ def test_a_group_failing_confirmation_raises_only_the_unit_that_fails_alone():
     assert v.levels.tolist() == [[verify.MARGIN, 11, verify.MARGIN]]
 
 
-def test_coupled_verification_requantizes_the_whole_tensor_every_time():
+def test_whole_tensor_rounds_narrow_and_resettle_the_groups_that_change_there():
+    """Groups checked alone pass wide boxes; the whole-tensor check (the coupling) also rejects group 1 unless its
+    box is within 2**-12: only group 1 is narrowed, then settled again with the per-group check."""
     w = torch.zeros(2, 4)
     lo, hi = torch.full((2, 4), -1.0), torch.full((2, 4), 1.0)
     seen: list[int] = []
 
-    def check(points: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
-        seen.append(rows.numel())
-        return points.abs().amax(1) <= 2.0**-6
+    def alone(points: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+        return points.abs().amax(1) <= 2.0 ** -6
 
-    v = verify.verify_and_shrink(w, lo, hi, check, torch.float32, coupled=True)
-    assert set(seen) == {2} and v.levels.tolist() == [[7 + verify.MARGIN], [7 + verify.MARGIN]]
+    def whole(points: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+        seen.append(rows.numel())
+        return (rows == 0) | (points.abs().amax(1) <= 2.0 ** -12)
+
+    v = verify.verify_and_shrink(w, lo, hi, alone, torch.float32, whole=whole)
+    # group 1 goes 10 -> 11 -> 12 -> 13 (three rounds change it), then a fourth round changes nothing
+    assert set(seen) == {2} and len(seen) == 4 * (2 + verify.POINTS)
+    assert v.levels[0].tolist() == [7 + verify.MARGIN] and v.levels[1].tolist() == [13]
 
 
 def test_missing_llama_cpp_raises_with_the_pip_line(monkeypatch):
@@ -199,14 +206,13 @@ def test_layout_rejects_unknown_types():
         layouts.parse(lib.quantize_rows(torch.zeros(1, 256), "Q4_K"), "Q8_K")
 
 
-@pytest.mark.parametrize("coupled", [False, True])
-def test_a_library_that_never_agrees_leaves_every_group_pinned(coupled):
+def test_a_library_that_never_agrees_leaves_every_group_pinned():
     """After the round budget, unsettled groups are pinned: the box shrinks to the weights, never stays unverified."""
     w = torch.randn(3, 8, generator=torch.Generator().manual_seed(0))
 
     def check(points: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
         return torch.zeros(rows.numel(), dtype=torch.bool)
 
-    v = verify.verify_and_shrink(w, w - 1, w + 1, check, torch.float32, coupled=coupled)
+    v = verify.verify_and_shrink(w, w - 1, w + 1, check, torch.float32)
     assert v.levels.tolist() == [[verify.PINNED_LEVEL]] * 3
     assert torch.equal(v.lo, w) and torch.equal(v.hi, w)

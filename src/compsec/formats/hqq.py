@@ -1,23 +1,22 @@
 """``hqq``: HQQ 4-bit, groups of 64 (hqq's ``BaseQuantizeConfig`` defaults: ``axis=1``, optimiser on, rounded
-starting zero), as
-``HQQLinear`` deploys it: scale and zero cast to its ``compute_dtype`` (float16 by default).
+starting zero), as ``HQQLinear`` deploys it: scale and zero cast to its ``compute_dtype`` (float16 by default).
 
 ``quantize`` is pure torch (:mod:`compsec.formats.hqq_math`), ``reference_quantize`` runs
 ``hqq.core.quantize.Quantizer.quantize`` on CPU, then ``Quantizer.cpu`` with the meta's ``compute_dtype`` (what
-``HQQLinear`` does to the meta it keeps; ``compsec[hqq]``); they agree bit for bit.  Codes are per weight (uint8,
-0..15, computed by hqq with its float32 ``zero``); scales ``{"scale": 1/scale, "zero": zero}`` are one per group
-of 64 flat weights, in ``compute_dtype``.  ``Quantized.meta["search_zero"]`` keeps the optimiser's float32 zero
-(not deployed: the codes were rounded with it, so each weight's exact interval needs it).
+``HQQLinear`` does to the meta it keeps; ``compsec[hqq]``); they agree bit for bit, and with ``HQQLinear`` itself.
+Codes are per weight (uint8, 0..15, computed by hqq with its float32 ``zero``); scales ``{"scale": 1/scale,
+"zero": zero}`` are one per group of 64 flat weights, in ``compute_dtype``.  ``Quantized.meta`` keeps what the
+search did but the deployment does not store: ``search_zero``, the optimiser's float32 zero (the codes were
+rounded with it, so each weight's exact interval needs it), and ``optimizer_steps``, how many updates it made.
 
 **What the box guarantees.**  HQQ's scale is ``15 / (max - min)`` of each group, so the group's min and max
 are pinned and the scale then cannot move; but ``zero`` comes out of a proximal optimiser (a float32 mean over
-the group) whose early stop looks at the *whole tensor's* error, so it depends on every weight.  The candidate
-box (``candidate_box``) is each weight's exact float32 interval under its group's scale and float32 zero,
-within the group's range; verification (:mod:`compsec.formats.verify`, ``coupled=True``) shrinks it per group
-to the cell holding ``w`` of ``2**k`` equal cells, or pins groups whole, until the corners pass, then tightens
-``2**MARGIN``-fold and passes ``CONFIRM`` consecutive full rounds for *all* groups at once; a round is the
-all-``lo`` tensor, the all-``hi`` tensor, 2 random corners and 2 random interior points (storage dtype), each
-giving identical codes, scales and zeros.  Only those points are proven.  With ``compute_dtype=torch.float32``
+the group) whose early stop looks at the *whole tensor's* error.  The candidate box (``candidate_box``) is each
+weight's exact float32 interval under its group's scale and float32 zero, within the group's range;
+verification (:mod:`compsec.formats.verify`) shrinks it per group to the cell holding ``w`` of ``2**k`` equal
+cells, checking groups on their own with the optimiser held to ``optimizer_steps`` (the same arithmetic for any
+point where the early stop does not move), then re-quantizes whole-tensor points with the real early stop and
+narrows the groups that change there.  Only the checked points are proven.  With ``compute_dtype=torch.float32``
 (hqq's ``Quantizer`` output before any cast) the float32 zero is stored and reacts to single-ulp moves of any
 weight, so the verified boxes are a few ulps wide; cast to float16 it has an fp16 rounding's worth of room.
 """
@@ -50,7 +49,6 @@ class Hqq4bit(VerifiedBoxes, Format):
     #: start the optimiser from the rounded zero (``BaseQuantizeConfig``'s setting for 4 bits)
     round_zero: bool = True
     family: ClassVar[str] = "hqq"
-    coupled: ClassVar[bool] = True
     candidate_feedback: ClassVar[bool] = True
     #: no margin: the search's two corners move every weight of a group one way, the worst case for the zero (a
     #: group mean); measured on N(0, 0.02) weights, fresh points then change ~3e-4 of the groups in fp32
@@ -76,8 +74,8 @@ class Hqq4bit(VerifiedBoxes, Format):
         return Quantized(codes.to(torch.uint8).reshape(w.shape), scales, tuple(w.shape), w.dtype, meta or {})
 
     def quantize(self, w: torch.Tensor) -> Quantized:
-        codes, scale_inv, zero = hm.quantize_groups(self._groups(w), self.round_zero)
-        return self._pack(codes, scale_inv, zero, w, {"search_zero": zero.reshape(-1)})
+        codes, scale_inv, zero, steps = hm.quantize_groups(self._groups(w), self.round_zero)
+        return self._pack(codes, scale_inv, zero, w, {"search_zero": zero.reshape(-1), "optimizer_steps": steps})
 
     def reference_quantize(self, w: torch.Tensor) -> Quantized:
         self._groups(w)
@@ -156,20 +154,36 @@ class Hqq4bit(VerifiedBoxes, Format):
         lo, hi = lo.view(anchors.shape), hi.view(anchors.shape)
         return torch.where(seeds, anchors, lo), torch.where(seeds, anchors, hi)
 
+    def _same(self, q: Quantized, idx: torch.Tensor, codes: torch.Tensor, scale_inv: torch.Tensor,
+              zero: torch.Tensor) -> torch.Tensor:
+        """Per row: identical codes, and scale and zero in the compute dtype, to ``q``'s groups ``idx``."""
+        s, z = scale_inv.view(-1).to(self.compute_dtype), zero.view(-1).to(self.compute_dtype)
+        want = q.codes.reshape(-1, self.group_size)[idx]
+        return (codes == want).all(1) & (s == q.scales["scale"][idx]) & (z == q.scales["zero"][idx])
+
     def groups_and_check(self, w: torch.Tensor) -> tuple[torch.Tensor, Quantized, Check]:
-        """Groups ``(n, 64)`` float32, the quantized tensor and the check (identical codes, scales and zeros, every
-        group at once: the optimiser's early stop couples them)."""
+        """Groups ``(n, 64)`` float32, the quantized tensor and the per-group check: hqq's arithmetic with the
+        optimiser held to the number of steps it took on ``w`` (so any subset of groups can be checked alone;
+        :meth:`whole_check` checks the early stop itself)."""
         groups = self._groups(w)
         q = self.quantize(w)
-        codes = q.codes.reshape(groups.shape)
 
         def check(points: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
-            c, s, z = hm.quantize_groups(points.float(), self.round_zero)
-            s, z = s.view(-1).to(self.compute_dtype), z.view(-1).to(self.compute_dtype)
-            same = (c == codes[idx]).all(1) & (s == q.scales["scale"][idx]) & (z == q.scales["zero"][idx])
-            return same
+            c, s, z, _ = hm.quantize_groups(points.float(), self.round_zero, steps=q.meta["optimizer_steps"])
+            return self._same(q, idx, c, s, z)
 
         return groups, q, check
+
+    def whole_check(self, groups: torch.Tensor, q: Quantized) -> Check:
+        """Whole-tensor points with hqq's own early stop, compared group by group.  The stop can move (near
+        convergence consecutive whole-tensor errors differ by an ulp), which changes a group only when its last
+        update crosses a rounding of its codes or its float16 zero."""
+
+        def check(points: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+            c, s, z, _ = hm.quantize_groups(points.float(), self.round_zero)
+            return self._same(q, idx, c, s, z)
+
+        return check
 
 
 register(Hqq4bit())

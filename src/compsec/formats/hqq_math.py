@@ -51,27 +51,33 @@ def codes_of(x: torch.Tensor, scale: torch.Tensor, zero: torch.Tensor) -> torch.
     return torch.round(x * scale + zero).clamp_(0, MAX_CODE)
 
 
-def optimize_zero(groups: torch.Tensor, scale: torch.Tensor, zero: torch.Tensor) -> torch.Tensor:
-    """The proximal solver's final ``zero`` (``(n, 1)``), with hqq's whole-tensor early stop."""
+def optimize_zero(groups: torch.Tensor, scale: torch.Tensor, zero: torch.Tensor, steps: int | None = None,
+                  ) -> tuple[torch.Tensor, int]:
+    """The proximal solver's final ``zero`` (``(n, 1)``) and how many updates it made: hqq's whole-tensor early
+    stop, or exactly ``steps`` updates (then every group's result depends on its own weights only)."""
     best = torch.tensor(torch.inf, dtype=torch.float32)
-    for _ in range(ITERS):
+    for i in range(ITERS if steps is None else steps):
         w_q = torch.round(groups * scale + zero).clamp_(0, MAX_CODE)
         w_r = (w_q - zero) / scale
         w_e = shrink_lp(groups - w_r)
         zero = torch.mean(w_q - (groups - w_e) * scale, axis=1, keepdim=True)
+        if steps is not None:
+            continue
         error = torch.abs(groups - w_r).mean().float()
         if error < best:
             best = error
         else:
-            break
-    return zero
+            return zero, i + 1
+    return zero, ITERS if steps is None else steps
 
 
-def quantize_groups(groups: torch.Tensor, round_zero: bool = True) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """``(codes (n, G) uint8, scale_inv (n, 1), zero (n, 1))`` of float32 ``groups`` ``(n, G)`` (``round_zero``:
-    the optimiser starts from the rounded zero, as ``BaseQuantizeConfig`` sets for 4 bits)."""
+def quantize_groups(groups: torch.Tensor, round_zero: bool = True, steps: int | None = None,
+                    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, int]:
+    """``(codes (n, G) uint8, scale_inv (n, 1), zero (n, 1), updates)`` of float32 ``groups`` ``(n, G)``
+    (``round_zero``: the optimiser starts from the rounded zero, as ``BaseQuantizeConfig`` sets for 4 bits;
+    ``steps``: see :func:`optimize_zero`)."""
     scale, zero = initial_params(groups)
     if round_zero:
         zero = torch.round(zero)
-    zero = optimize_zero(groups, scale, zero)
-    return codes_of(groups, scale, zero).to(torch.uint8), 1.0 / scale, zero
+    zero, updates = optimize_zero(groups, scale, zero, steps)
+    return codes_of(groups, scale, zero).to(torch.uint8), 1.0 / scale, zero, updates

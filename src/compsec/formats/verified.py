@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, ClassVar
 import torch
 
 from compsec.formats.base import Box, Quantized, check_storage, snap_inward
-from compsec.formats.verify import MARGIN, Check, Verified, verify_and_shrink
+from compsec.formats.verify import CONFIRM, MARGIN, Check, Verified, verify_and_shrink
 
 if TYPE_CHECKING:
     from compsec.formats.verified_compact import VerifiedCompact
@@ -32,14 +32,15 @@ class VerifiedBoxes:
     """Mixin for formats whose box is computed, verified with the real library and shrunk (see the module docs)."""
 
     guarantee: ClassVar[str] = "verified"
-    coupled: ClassVar[bool] = False
     #: level units per group (one verified level each): K-quant sub-blocks, or the whole group
     level_units: ClassVar[int] = 1
     #: True when moving one weight also moves the search result its candidate interval is computed under (HQQ's
     #: zero, a float32 mean over the group): one step beyond an edge then changes the output for most weights
     candidate_feedback: ClassVar[bool] = False
-    #: levels added below where the search settled (see :mod:`compsec.formats.verify`)
+    #: levels added below where the search settled, and consecutive confirmation rounds (see
+    #: :mod:`compsec.formats.verify`)
     verify_margin: ClassVar[int] = MARGIN
+    verify_rounds: ClassVar[int] = CONFIRM
     idempotent: ClassVar[bool] = False    # a search re-run on dequantized weights may settle elsewhere
 
     def groups_and_check(self, w: torch.Tensor) -> tuple[torch.Tensor, Quantized, Check]:
@@ -47,6 +48,11 @@ class VerifiedBoxes:
 
     def seeds(self, groups: torch.Tensor, q: Quantized) -> torch.Tensor:
         raise NotImplementedError
+
+    def whole_check(self, groups: torch.Tensor, q: Quantized) -> Check | None:
+        """For formats whose groups are coupled: a check of whole-tensor points with the coupling in place
+        (``groups_and_check``'s check then holds it fixed); None when groups are independent."""
+        return None
 
     def bounds(self, q: Quantized, seeds: torch.Tensor, anchors: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         raise NotImplementedError
@@ -80,8 +86,9 @@ class VerifiedBoxes:
         seeds = self.seeds(groups, q)
         lo, hi = self.bounds(q, seeds, groups)
         ws = groups.to(storage)
-        return q, seeds, ws, lo, hi, verify_and_shrink(ws, lo, hi, check, storage, coupled=self.coupled,
-                                                         units=self.level_units, margin=self.verify_margin)
+        return q, seeds, ws, lo, hi, verify_and_shrink(ws, lo, hi, check, storage, units=self.level_units,
+                                                         margin=self.verify_margin, whole=self.whole_check(groups, q),
+                                                         rounds=self.verify_rounds)
 
     def verified(self, w: torch.Tensor, storage: torch.dtype | None = None) -> Verified:
         """The verified box of ``w`` over the format's groups, with its shrink statistics."""

@@ -14,9 +14,8 @@ to :func:`verify_and_shrink`, which checks it with the real library and shrinks 
    cell number per weight, which is what makes the box storable in a few bits per weight); levels run through
    :data:`LEVELS` (0 = the candidate, then every integer to 24), then "pinned whole" (``lo = hi = w``);
 2. the search, per unit, by bisection over the levels: a level passes when the group's all-``lo`` and
-   all-``hi`` corners re-quantize to the original bytes with the group's other units pinned at ``w``
-   (coupled groups, one unit each: every step re-quantizes the whole tensor); ``Verified.settled`` records
-   the first passing level, the one below it having failed (or 0);
+   all-``hi`` corners re-quantize to the original bytes with the group's other units pinned at ``w``;
+   ``Verified.settled`` records the first passing level, the one below it having failed (or 0);
 3. every unit then goes ``margin`` levels further (``2**margin`` narrower; :data:`MARGIN` by default, each
    format picks its own) and every group must pass ``CONFIRM`` consecutive *rounds* with all its units at
    their levels; at a failure the group's units that fail *on their own* at the failing point (that unit's
@@ -32,10 +31,13 @@ failed at a corner of its level ``k - 1`` box.  Other points are not proven: on 
 (tests/formats/test_verified.py bounds it at 5 %), a fresh random point of the box changes 0.15-0.3 % of the
 K-quant super-blocks and ~0.03 % of HQQ's groups in fp32 storage, where K-quant scales and HQQ's zero react to
 single-ulp moves.
-With ``coupled=True`` (HQQ: its optimiser stops on a *whole-tensor* error, so a group's result can change with
-any other group), every check re-quantizes the whole tensor, groups already through riding along at their final
-boxes: each group's rounds then saw every other group at its final box or inside a wider cell holding it.
-Groups still unsettled after ``MAX_ROUNDS`` rounds are pinned whole (the box becomes ``w``, trivially sound).
+Coupled groups (HQQ: its optimiser stops at the first step where the *whole tensor's* error stops improving) are
+verified group by group with the optimiser held to the original number of steps (then every group depends on its
+own weights only); then rounds of whole-tensor points are re-quantized with the real early stop (``whole``) and
+the groups that change there go up a level and are settled again,
+until a round (the ``WHOLE_ROUNDS``-th or later) changes nothing; groups still changing in the ``WHOLE_MAX``-th
+are pinned whole.  Groups still unsettled after ``MAX_ROUNDS`` rounds are pinned whole (the box becomes ``w``,
+trivially sound).
 """
 
 from __future__ import annotations
@@ -54,6 +56,9 @@ POINTS = 4
 CONFIRM = 16
 MARGIN = 3
 MAX_ROUNDS = 400
+#: rounds of whole-tensor points for formats whose groups are coupled (HQQ): at least, and at most
+WHOLE_ROUNDS = 2
+WHOLE_MAX = 6
 #: rows of ``(m, G)`` verification points built at once while settling level units (bounds the memory)
 CHUNK_ROWS = 1 << 15
 
@@ -135,22 +140,24 @@ def points(lo: torch.Tensor, hi: torch.Tensor, storage: torch.dtype, seed: int) 
 
 
 def verify_and_shrink(w: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor, check: Check, storage: torch.dtype,
-                      coupled: bool = False, seed: int = 0, units: int = 1, margin: int = MARGIN) -> Verified:
+                      seed: int = 0, units: int = 1, margin: int = MARGIN, whole: Check | None = None,
+                      rounds: int = CONFIRM) -> Verified:
     """Verified box of groups ``w`` ``(n, G)`` (representable in ``storage``) from candidate float32 ``lo``/``hi``,
-    one level per unit of ``G // units`` consecutive weights, ``margin`` levels below where the search settled.
+    one level per unit of ``G // units`` consecutive weights, ``margin`` levels below where the search settled,
+    ``rounds`` consecutive confirmation rounds; ``whole``: a check of whole-tensor points with the library's own
+    coupling (see the module docs).
 
-    Deterministic in ``(w, lo, hi, seed, units, margin)``; see the module docs for the procedure and the
+    Deterministic in ``(w, lo, hi, seed, units, margin, rounds)``; see the module docs for the procedure and the
     guarantee."""
     n, width = w.shape
     if units < 1 or width % units:
         raise ValueError(f"{units} level units do not divide groups of {width} weights")
-    if coupled:
-        step = bisect_levels(w, lo, hi, check, storage).unsqueeze(1).expand(n, units).clone()
-    else:
-        step = bisect_units(w, lo, hi, check, storage, units)
+    step = bisect_units(w, lo, hi, check, storage, units)
     settled = _levels(step).to(torch.uint8)
     step = torch.clamp(step + margin, max=len(LEVELS))
-    box_lo, box_hi = settle(w, lo, hi, check, storage, step, coupled, seed + 7919, rounds=CONFIRM)
+    box_lo, box_hi = settle(w, lo, hi, check, storage, step, seed + 7919, rounds=rounds)
+    if whole is not None:
+        confirm_whole(w, lo, hi, check, whole, storage, step, box_lo, box_hi, seed + 104729, rounds)
     widths = (hi.double() - lo.double()).reshape(n, units, -1).sum(-1)
     return Verified(box_lo, box_hi, _levels(step).to(torch.uint8), settled, widths)
 
@@ -191,41 +198,13 @@ def _unit_boxes(w: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor, rows: torch
     return box_lo, box_hi
 
 
-def bisect_levels(w: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor, check: Check, storage: torch.dtype,
-                  ) -> torch.Tensor:
-    """The search for coupled groups, by bisection over the level indices (each round re-quantizes the whole
-    tensor at both corners): per group, the first index whose corners passed, its predecessor's having failed
-    (groups already found sit at that index meanwhile)."""
-    n = w.shape[0]
-    failed_at = torch.full((n,), -1, dtype=torch.long)
-    passed_at = torch.full((n,), len(LEVELS), dtype=torch.long)    # pinned whole always passes
-    rows = torch.arange(n)
-    while bool((open_ := passed_at - failed_at > 1).any()):
-        trial = torch.where(open_, (failed_at + passed_at) // 2, passed_at)
-        box_lo, box_hi = shrink(w, lo, hi, _levels(trial).unsqueeze(1), storage)
-        ok = check(box_lo, rows) & check(box_hi, rows)
-        passed_at = torch.where(open_ & ok, trial, passed_at)
-        failed_at = torch.where(open_ & ~ok, trial, failed_at)
-    return passed_at
-
-
 def _one_round(box_lo: torch.Tensor, box_hi: torch.Tensor, rows: torch.Tensor, check: Check,
-               storage: torch.dtype, seed: int, coupled: bool, todo: torch.Tensor,
-               ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Which of ``rows`` pass one round, and for those that fail, the point they failed at (their rows of it).
-    Uncoupled groups stop being re-quantized at their first failure; a coupled round re-quantizes the whole
-    tensor at every point (groups ``todo`` has False for ride along at their boxes) until every group in
-    ``todo`` has failed once."""
+               storage: torch.dtype, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Which of ``rows`` pass one round (each group re-quantized until its first failure), and for those that
+    fail, the point they failed at (their rows of it)."""
     ok = torch.ones(rows.numel(), dtype=torch.bool)
     failed_at = box_lo.clone()
     for point in points(box_lo, box_hi, storage, seed):
-        if coupled:
-            now = ok & check(point, rows)
-            failed_at[ok & ~now] = point[ok & ~now]
-            ok = now
-            if not bool((ok & todo).any()):
-                break
-            continue
         live = ok.nonzero().flatten()
         if live.numel() == 0:
             break
@@ -250,11 +229,10 @@ def _blame(w: torch.Tensor, failed_at: torch.Tensor, rows: torch.Tensor, check: 
 
 
 def settle(w: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor, check: Check, storage: torch.dtype,
-           step: torch.Tensor, coupled: bool, seed: int, rounds: int = CONFIRM) -> tuple[torch.Tensor, torch.Tensor]:
+           step: torch.Tensor, seed: int, rounds: int = CONFIRM) -> tuple[torch.Tensor, torch.Tensor]:
     """Raise ``step`` ``(n, U)`` (in place) until every group has passed ``rounds`` consecutive rounds at its
     levels; returns the boxes at the final ``step``.  A failing group goes up a level in the units that fail on
-    their own at the point it failed (:func:`_blame`), or in all of them.  Coupled rounds re-quantize the whole
-    tensor, groups already through riding along at their final boxes."""
+    their own at the point it failed (:func:`_blame`), or in all of them."""
     n, units = step.shape
     streak = torch.zeros(n, dtype=torch.long)
     box_lo, box_hi = shrink(w, lo, hi, _levels(step), storage)
@@ -263,17 +241,15 @@ def settle(w: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor, check: Check, st
         box_lo[rows], box_hi[rows] = shrink(w[rows], lo[rows], hi[rows], _levels(step[rows]), storage)
 
     for attempt in range(MAX_ROUNDS):
-        todo = (streak < rounds).nonzero().flatten()
-        if todo.numel() == 0:
+        rows = (streak < rounds).nonzero().flatten()
+        if rows.numel() == 0:
             return box_lo, box_hi
-        rows = torch.arange(n) if coupled else todo
-        open_ = streak[rows] < rounds
-        ok, failed_at = _one_round(box_lo[rows], box_hi[rows], rows, check, storage, seed + attempt, coupled, open_)
-        passed, failed = rows[ok & open_], rows[~ok & open_]
-        streak[passed] += 1
+        ok, failed_at = _one_round(box_lo[rows], box_hi[rows], rows, check, storage, seed + attempt)
+        failed = rows[~ok]
+        streak[rows[ok]] += 1
         streak[failed] = 0
         if failed.numel():
-            raise_ = (_blame(w, failed_at[~ok & open_], failed, check, units, storage) if units > 1 and not coupled
+            raise_ = (_blame(w, failed_at[~ok], failed, check, units, storage) if units > 1
                       else torch.ones(failed.numel(), units, dtype=torch.bool))
             step[failed] = torch.clamp(step[failed] + raise_.long(), max=len(LEVELS))
             move(failed)
@@ -282,6 +258,33 @@ def settle(w: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor, check: Check, st
     step[unsettled] = len(LEVELS)
     move(unsettled.nonzero().flatten())
     return box_lo, box_hi
+
+
+def confirm_whole(w: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor, check: Check, whole: Check,
+                  storage: torch.dtype, step: torch.Tensor, box_lo: torch.Tensor, box_hi: torch.Tensor,
+                  seed: int, rounds: int = CONFIRM) -> None:
+    """Rounds of whole-tensor points checked by ``whole`` (the library's own coupling, e.g. HQQ's early stop on
+    the whole tensor's error): the groups that change go up a level in every unit and are settled again with
+    ``check``; at least ``WHOLE_ROUNDS`` rounds, then until one changes nothing, at most ``WHOLE_MAX`` (groups
+    that changed in the last one are pinned whole).  Updates ``step``, ``box_lo`` and ``box_hi`` in place."""
+    rows = torch.arange(w.shape[0])
+    for r in range(WHOLE_MAX):
+        changed = torch.zeros(rows.numel(), dtype=torch.bool)
+        for point in points(box_lo, box_hi, storage, seed + r):
+            changed |= ~whole(point, rows)
+        again = changed.nonzero().flatten()
+        if again.numel() == 0:
+            if r + 1 >= WHOLE_ROUNDS:
+                return
+            continue
+        if r + 1 == WHOLE_MAX:
+            step[again] = len(LEVELS)
+        else:
+            step[again] = torch.clamp(step[again] + 1, max=len(LEVELS))
+        sub_step = step[again]
+        sub_lo, sub_hi = settle(w[again], lo[again], hi[again], lambda p, i, a=again: check(p, a[i]), storage, sub_step,
+                                seed + 7 * (r + 1), rounds)
+        step[again], box_lo[again], box_hi[again] = sub_step, sub_lo, sub_hi
 
 
 def _levels(step: torch.Tensor) -> torch.Tensor:
