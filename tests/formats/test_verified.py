@@ -206,6 +206,21 @@ def test_layout_rejects_unknown_types():
         layouts.parse(lib.quantize_rows(torch.zeros(1, 256), "Q4_K"), "Q8_K")
 
 
+def test_a_coupling_that_never_settles_pins_every_group_and_the_corners_then_hold():
+    """The whole-tensor check rejects any move at all (the coupling flips whatever the groups do): after
+    ``WHOLE_MAX`` rounds the changing groups are pinned, and pinning goes on until the corners hold."""
+    w = torch.zeros(3, 4)
+
+    def alone(points: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+        return torch.ones(rows.numel(), dtype=torch.bool)
+
+    def whole(points: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+        return torch.full((rows.numel(),), bool((points == 0).all()))
+
+    v = verify.verify_and_shrink(w, w - 1, w + 1, alone, torch.float32, whole=whole)
+    assert v.levels.tolist() == [[verify.PINNED_LEVEL]] * 3 and torch.equal(v.hi, w)
+
+
 def test_a_library_that_never_agrees_leaves_every_group_pinned():
     """After the round budget, unsettled groups are pinned: the box shrinks to the weights, never stays unverified."""
     w = torch.randn(3, 8, generator=torch.Generator().manual_seed(0))

@@ -22,22 +22,24 @@ to :func:`verify_and_shrink`, which checks it with the real library and shrinks 
    part of it, ``w`` elsewhere) go up a level, or all of them when none does.  A round builds ``2 + POINTS``
    tensors in the storage dtype: the all-``lo`` corner, the all-``hi`` corner, ``POINTS // 2`` random corners
    (each element at ``lo`` or ``hi``) and ``POINTS // 2`` uniform random interior points, and re-quantizes
-   them with the real library in that order, each only on the groups all earlier points of the round kept.
+   them with the real library in that order, each only on the groups all earlier points of the round kept (a
+   group that passed a round at its levels skips the two corners in the next: the same tensors again).
 
 Guarantee (exactly this, no more): the final box of every group passed ``CONFIRM`` consecutive rounds at its
 final levels, i.e. its ``lo`` corner, its ``hi`` corner and ``CONFIRM * POINTS`` random corners / interior
-points, in the storage dtype.  Minimality, up to the search's resolution: a unit settled at level ``k > 0``
-failed at a corner of its level ``k - 1`` box.  Other points are not proven: on random N(0, 0.02) weights
-(tests/formats/test_verified.py bounds it at 5 %), a fresh random point of the box changes 0.15-0.3 % of the
-K-quant super-blocks and ~0.03 % of HQQ's groups in fp32 storage, where K-quant scales and HQQ's zero react to
-single-ulp moves.
+points, in the storage dtype (for coupled groups, see below, with the coupling held fixed, plus the whole-tensor
+rounds).  Minimality, up to the search's resolution: a unit settled at level ``k > 0`` failed at a corner of its
+level ``k - 1`` box.  Other points are not proven: on random N(0, 0.02) weights (tests/formats/test_verified.py
+bounds it at 5 %), a fresh random point of the box changes 0.1-0.36 % of the K-quant super-blocks and ~0.01 % of
+HQQ's groups in fp32 storage, where K-quant scales and HQQ's zero react to single-ulp moves.
+
 Coupled groups (HQQ: its optimiser stops at the first step where the *whole tensor's* error stops improving) are
 verified group by group with the optimiser held to the original number of steps (then every group depends on its
 own weights only); then rounds of whole-tensor points are re-quantized with the real early stop (``whole``) and
-the groups that change there go up a level and are settled again,
-until a round (the ``WHOLE_ROUNDS``-th or later) changes nothing; groups still changing in the ``WHOLE_MAX``-th
-are pinned whole.  Groups still unsettled after ``MAX_ROUNDS`` rounds are pinned whole (the box becomes ``w``,
-trivially sound).
+the groups that change there go up a level and are settled again, until a round (the ``WHOLE_ROUNDS``-th or
+later) changes nothing; groups still changing in the ``WHOLE_MAX``-th are pinned whole, and then any group whose
+whole-tensor corners still change.  Groups still unsettled after ``MAX_ROUNDS`` rounds are pinned whole too (the
+box becomes ``w``, trivially sound).
 """
 
 from __future__ import annotations
@@ -199,14 +201,17 @@ def _unit_boxes(w: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor, rows: torch
 
 
 def _one_round(box_lo: torch.Tensor, box_hi: torch.Tensor, rows: torch.Tensor, check: Check,
-               storage: torch.dtype, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Which of ``rows`` pass one round (each group re-quantized until its first failure), and for those that
-    fail, the point they failed at (their rows of it)."""
+               storage: torch.dtype, seed: int, corners_done: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Which of ``rows`` pass one round (each group re-quantized until its first failure; groups whose boxes
+    already passed the two corners, ``corners_done``, skip those same two tensors), and for those that fail, the
+    point they failed at (their rows of it)."""
     ok = torch.ones(rows.numel(), dtype=torch.bool)
     failed_at = box_lo.clone()
-    for point in points(box_lo, box_hi, storage, seed):
-        live = ok.nonzero().flatten()
+    for i, point in enumerate(points(box_lo, box_hi, storage, seed)):
+        live = (ok & ~corners_done).nonzero().flatten() if i < 2 else ok.nonzero().flatten()
         if live.numel() == 0:
+            if i < 2:
+                continue
             break
         ok[live] = check(point[live], rows[live])
         lost = live[~ok[live]]
@@ -244,7 +249,7 @@ def settle(w: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor, check: Check, st
         rows = (streak < rounds).nonzero().flatten()
         if rows.numel() == 0:
             return box_lo, box_hi
-        ok, failed_at = _one_round(box_lo[rows], box_hi[rows], rows, check, storage, seed + attempt)
+        ok, failed_at = _one_round(box_lo[rows], box_hi[rows], rows, check, storage, seed + attempt, streak[rows] > 0)
         failed = rows[~ok]
         streak[rows[ok]] += 1
         streak[failed] = 0
@@ -266,25 +271,38 @@ def confirm_whole(w: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor, check: Ch
     """Rounds of whole-tensor points checked by ``whole`` (the library's own coupling, e.g. HQQ's early stop on
     the whole tensor's error): the groups that change go up a level in every unit and are settled again with
     ``check``; at least ``WHOLE_ROUNDS`` rounds, then until one changes nothing, at most ``WHOLE_MAX`` (groups
-    that changed in the last one are pinned whole).  Updates ``step``, ``box_lo`` and ``box_hi`` in place."""
+    that changed in the last one are pinned whole, then any whose whole-tensor corners still change).  Updates
+    ``step``, ``box_lo`` and ``box_hi`` in place."""
     rows = torch.arange(w.shape[0])
-    for r in range(WHOLE_MAX):
+
+    def changed_at(tensors: list[torch.Tensor]) -> torch.Tensor:
         changed = torch.zeros(rows.numel(), dtype=torch.bool)
-        for point in points(box_lo, box_hi, storage, seed + r):
+        for point in tensors:
             changed |= ~whole(point, rows)
-        again = changed.nonzero().flatten()
+        return changed.nonzero().flatten()
+
+    def pin(again: torch.Tensor) -> None:
+        step[again] = len(LEVELS)
+        box_lo[again], box_hi[again] = shrink(w[again], lo[again], hi[again], _levels(step[again]), storage)
+
+    for r in range(WHOLE_MAX):
+        again = changed_at(points(box_lo, box_hi, storage, seed + r))
         if again.numel() == 0:
             if r + 1 >= WHOLE_ROUNDS:
                 return
             continue
         if r + 1 == WHOLE_MAX:
-            step[again] = len(LEVELS)
-        else:
-            step[again] = torch.clamp(step[again] + 1, max=len(LEVELS))
-        sub_step = step[again]
+            pin(again)
+            break
+        sub_step = torch.clamp(step[again] + 1, max=len(LEVELS))
         sub_lo, sub_hi = settle(w[again], lo[again], hi[again], lambda p, i, a=again: check(p, a[i]), storage, sub_step,
                                 seed + 7 * (r + 1), rounds)
         step[again], box_lo[again], box_hi[again] = sub_step, sub_lo, sub_hi
+    # groups were pinned in the last round: the two corners must still hold for the others (pin until they do;
+    # when only pinned groups change, the coupling moved: pin all, the tensor is then ``w`` itself)
+    while (again := changed_at([box_lo, box_hi])).numel():
+        open_ = again[(step[again] != len(LEVELS)).any(1)]
+        pin(open_ if open_.numel() else rows)
 
 
 def _levels(step: torch.Tensor) -> torch.Tensor:
