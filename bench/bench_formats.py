@@ -129,5 +129,6 @@ def fresh_failures(fmt, x: torch.Tensor, v, storage: torch.dtype, seeds: int = 2
             total += rows.numel()
     return changed / max(total, 1)
 
+
 if __name__ == "__main__":
     main()

@@ -54,11 +54,6 @@ class PackedInts:
     shape: tuple[int, ...]
     dtype: torch.dtype
 
-    @property
-    def header_bytes(self) -> int:
-        """Bytes charged for ``width`` (1) and ``base`` (a zigzag LEB128 varint); the shape is known to the reader."""
-        return 1 + varint_bytes(2 * self.base if self.base >= 0 else -2 * self.base - 1)
-
     @classmethod
     def pack(cls, t: torch.Tensor) -> PackedInts:
         v = t.reshape(-1).long()
@@ -73,7 +68,14 @@ class PackedInts:
 
     @property
     def nbytes(self) -> int:
-        return self.data.numel() + self.header_bytes
+        """The bits, plus ``width`` and ``base`` (:func:`header_bytes`); the shape is known to the reader."""
+        return self.data.numel() + header_bytes(self.base)
+
+
+def header_bytes(base: int) -> int:
+    """Bytes charged for a packed stream's header: one byte (a bit width or a Rice shift) and ``base`` as a
+    zigzag LEB128 varint."""
+    return 1 + varint_bytes(2 * base if base >= 0 else -2 * base - 1)
 
 
 def varint_bytes(value: int) -> int:
@@ -126,9 +128,8 @@ class RiceInts:
 
     @property
     def nbytes(self) -> int:
-        """Both streams, plus ``shift`` (1 byte) and ``base`` (a zigzag varint)."""
-        header = 1 + varint_bytes(2 * self.base if self.base >= 0 else -2 * self.base - 1)
-        return self.unary.numel() + self.low.numel() + header
+        """Both streams, plus ``shift`` and ``base`` (:func:`header_bytes`)."""
+        return self.unary.numel() + self.low.numel() + header_bytes(self.base)
 
 
 def pack_ints(t: torch.Tensor) -> PackedInts | RiceInts:

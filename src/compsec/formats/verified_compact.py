@@ -189,11 +189,11 @@ class VerifiedCompact:
 
     def _seeds(self, shape: torch.Size) -> tuple[torch.Tensor, torch.Tensor]:
         """The seed mask and the anchors (float32, seed values at the seeds), ``shape``."""
-        likely = self.fmt.likely_seeds(self.quantized_tensor(None, None), shape).reshape(-1)
-        where = _seed_positions(self.seed_gaps, self.stray_gaps, likely)
+        unpacked = self.quantized_tensor(None, None)
+        where = _seed_positions(self.seed_gaps, self.stray_gaps, self.fmt.likely_seeds(unpacked, shape).reshape(-1))
         group = where // shape[1]
         offsets = unzigzag(unpack_varbits(self.seed_offsets, self.seed_widths.unpack()[group]))
-        q = self.quantized_tensor(None, None) if not self.fmt.derived_scales else self.quantized
+        q = unpacked if not self.fmt.derived_scales else self.quantized
         keys = _reference_keys(self.fmt, q, shape, self.storage).reshape(-1)[where] + offsets
         seeds = torch.zeros(shape.numel(), dtype=torch.bool)
         seeds[where] = True

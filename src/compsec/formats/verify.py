@@ -186,18 +186,25 @@ def bisect_units(w: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor, check: Che
     return passed_at
 
 
+def _unit_cols(unit: torch.Tensor, size: int) -> torch.Tensor:
+    """Column indices ``(m, size)`` of unit ``unit`` (per row) in groups of units of ``size`` weights."""
+    return (unit * size).unsqueeze(1) + torch.arange(size)
+
+
+def _with_unit(w: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor, values: torch.Tensor,
+               storage: torch.dtype) -> torch.Tensor:
+    """Rows ``rows`` of ``w`` in ``storage`` with columns ``cols`` (per row) replaced by ``values``."""
+    return w[rows].to(storage).scatter_(1, cols, values)
+
+
 def _unit_boxes(w: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor, rows: torch.Tensor, unit: torch.Tensor,
                 units: int, level: torch.Tensor, storage: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
     """Rows ``rows`` of ``w`` in ``storage`` with only unit ``unit`` (per row) replaced by its box at ``level``:
     the cells are computed on that unit's weights alone."""
-    size = w.shape[1] // units
-    cols = (unit * size).unsqueeze(1) + torch.arange(size)
+    cols = _unit_cols(unit, w.shape[1] // units)
     pick = lambda t: t[rows.unsqueeze(1), cols]
     cell_lo, cell_hi = shrink(pick(w), pick(lo), pick(hi), level.unsqueeze(1), storage)
-    box_lo, box_hi = w[rows].to(storage), w[rows].to(storage)
-    box_lo.scatter_(1, cols, cell_lo)
-    box_hi.scatter_(1, cols, cell_hi)
-    return box_lo, box_hi
+    return _with_unit(w, rows, cols, cell_lo, storage), _with_unit(w, rows, cols, cell_hi, storage)
 
 
 def _one_round(box_lo: torch.Tensor, box_hi: torch.Tensor, rows: torch.Tensor, check: Check,
@@ -223,12 +230,10 @@ def _blame(w: torch.Tensor, failed_at: torch.Tensor, rows: torch.Tensor, check: 
            storage: torch.dtype) -> torch.Tensor:
     """``(m, units)`` bool: which units of each failing group ``rows`` fail on their own, i.e. the failing point
     on that unit and ``w`` elsewhere; a group none of whose units fails alone blames them all."""
-    m, size = rows.numel(), w.shape[1] // units
-    unit = torch.arange(units).repeat(m)
+    m = rows.numel()
     row = torch.arange(m).repeat_interleave(units)
-    cols = (unit * size).unsqueeze(1) + torch.arange(size)
-    probe = w[rows[row]].to(storage)
-    probe.scatter_(1, cols, failed_at[row.unsqueeze(1), cols])
+    cols = _unit_cols(torch.arange(units).repeat(m), w.shape[1] // units)
+    probe = _with_unit(w, rows[row], cols, failed_at[row.unsqueeze(1), cols], storage)
     alone = ~check(probe, rows[row]).view(m, units)
     return torch.where(alone.any(1, keepdim=True), alone, True)
 
