@@ -102,6 +102,7 @@ def verified_section(names: list[str], size: int, repeats: int) -> None:
         report("quantize", best_seconds(lambda fmt=fmt: fmt.quantize(w), repeats), numel, yardstick)
         report("candidate box", best_seconds(lambda fmt=fmt: fmt.candidate_box(w), repeats), numel, yardstick)
         report("preimage (verified)", best_seconds(lambda fmt=fmt: fmt.preimage(w), repeats), numel, yardstick)
+        report("positions (verified)", best_seconds(lambda fmt=fmt: fmt.positions(w), repeats), numel, yardstick)
         for storage in (torch.float32, torch.float16, torch.bfloat16):
             x = w.to(storage)
             v = fmt.verified(x)
