@@ -119,7 +119,7 @@ def test_parse_only_blocks_say_why():
     assert any(c.mode == "parse-only" and c.argv[1] == "attack" for c in marked)
 
 
-@pytest.mark.slow  # 52 s measured on 2 shared cores at load average 7, tiny assistant cached
+@pytest.mark.slow  # tiny assistant cached, 2 shared cores: 52 s at load average 7, 76 s at 10 (about 36 s CPU)
 def test_the_readme_tour_runs_as_written(tmp_path, monkeypatch, tiny_model_dir):
     """The tiny-assistant tour in order, in an empty folder; ``tiny_model_dir`` only makes sure it is cached."""
     tour = [c for c in block_commands(README) if c.mode == "run"]
