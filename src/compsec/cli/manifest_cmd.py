@@ -39,10 +39,15 @@ def verify(
     from compsec.integrity.manifest_verify import verify_manifest
 
     changes = verify_manifest(path, load_manifest(manifest), exclude=(manifest,))
+    report_changes(changes, path, manifest)
+
+
+def report_changes(changes: list, path: str, reference: str) -> None:
+    """Print one line per change and exit 1, or print that ``path`` matches ``reference`` and exit 0."""
     for change in changes:
         typer.echo(change.line())
     if changes:
-        typer.echo(f"{len(changes)} differences from {manifest}", err=True)
+        typer.echo(f"{len(changes)} differences from {reference}", err=True)
         raise typer.Exit(EXIT_FINDINGS)
-    typer.echo(f"verified: {path} matches {manifest}")
+    typer.echo(f"verified: {path} matches {reference}")
     raise typer.Exit(EXIT_OK)

@@ -24,6 +24,7 @@ from compsec.cli import (  # noqa: F401  (each module registers its verb)
     report_cmd,
     scan_cmd,
     search_cmd,
+    sign_cmd,
     survival_cmd,
     tiny_cmd,
 )

@@ -53,7 +53,9 @@ def _shape_note(want: dict, got) -> str:
     return f"{old[0]}{list(old[1])} -> {got.dtype}{list(got.shape)}" if old != (got.dtype, got.shape) else ""
 
 
-def _changed_file(name: str, path: Path, entry: dict) -> list[ManifestChange]:
+def changed_file(name: str, path: Path, entry: dict) -> list[ManifestChange]:
+    """The changes of one file whose sha256 no longer matches: the file, then each changed / missing / extra
+    tensor when ``entry`` (a manifest's ``predicate.files`` entry) lists tensor digests."""
     try:
         actual = tensor_digests(path)
     except (InputError, OSError, ValueError) as err:
@@ -63,20 +65,26 @@ def _changed_file(name: str, path: Path, entry: dict) -> list[ManifestChange]:
     return [ManifestChange("changed", "file", name, detail=detail), *tensor_changes]
 
 
-def verify_manifest(path: str | Path, manifest: dict, exclude: tuple[str | Path, ...] = ()) -> list[ManifestChange]:
-    """Every difference between the files under ``path`` and ``manifest`` (see :mod:`manifest`); empty = same.
-
-    ``exclude`` names files to ignore (typically the manifest itself when it lives inside the folder).
-    """
-    expected = {item["name"]: item["digest"]["sha256"] for item in manifest["subject"]}
-    entries = manifest["predicate"]["files"]
-    present = dict(manifest_files(path, exclude))
+def compare_files(expected: dict[str, str], present: dict[str, Path], digest_of, entries: dict) -> list[ManifestChange]:
+    """Missing, extra and changed files (then their tensors) between ``expected`` (name -> sha256 hex) and
+    ``present`` (name -> path); ``digest_of(name)`` gives a present file's sha256, ``entries`` the manifest's
+    per-file tensor entries."""
     changes = []
     for name in sorted(set(expected) | set(present)):
         if name not in present:
             changes.append(ManifestChange("missing", "file", name))
         elif name not in expected:
             changes.append(ManifestChange("extra", "file", name))
-        elif file_sha256(present[name]) != expected[name]:
-            changes += _changed_file(name, present[name], entries.get(name, {}))
+        elif digest_of(name) != expected[name]:
+            changes += changed_file(name, present[name], entries.get(name, {}))
     return changes
+
+
+def verify_manifest(path: str | Path, manifest: dict, exclude: tuple[str | Path, ...] = ()) -> list[ManifestChange]:
+    """Every difference between the files under ``path`` and ``manifest`` (see :mod:`manifest`); empty = same.
+
+    ``exclude`` names files to ignore (typically the manifest itself when it lives inside the folder).
+    """
+    expected = {item["name"]: item["digest"]["sha256"] for item in manifest["subject"]}
+    present = dict(manifest_files(path, exclude))
+    return compare_files(expected, present, lambda name: file_sha256(present[name]), manifest["predicate"]["files"])
