@@ -126,5 +126,7 @@ def test_integrity_findings_lists_every_hostile_file_without_raising(tmp_path):
 def test_check_json_output(tmp_path):
     (tmp_path / "evil.pkl").write_bytes(pickle.dumps(_RunsCode()))
     assert run(["check", str(tmp_path / "evil.pkl"), "--json", str(tmp_path / "f.json")]) == 2
-    kinds = [f["kind"] for f in json.loads((tmp_path / "f.json").read_text())]
-    assert kinds == ["pickle-file", "dangerous-import"]
+    report = json.loads((tmp_path / "f.json").read_text())
+    assert [f["kind"] for f in report["findings"]] == ["pickle-file", "dangerous-import"]
+    assert report["second_opinions"][0] == {"tool": "compsec", "version": "0.1.0", "verdict": "flagged",
+                                            "detail": "posix.system"}

@@ -19,17 +19,26 @@ from compsec.cli.main import EXIT_ERROR, EXIT_FINDINGS, EXIT_OK, app
 def check(
     path: str = typer.Argument(..., help="A model file or folder to check before loading it."),
     values: bool = typer.Option(True, "--values/--no-values", help="Also scan safetensors tensors for NaN/Inf."),
-    json_out: str = typer.Option(None, "--json", help="Also write the findings as JSON to this file."),
+    json_out: str = typer.Option(None, "--json", help="Also write findings and second opinions as JSON here."),
+    others: bool = typer.Option(True, "--second-opinions/--no-second-opinions",
+                                help="Also run picklescan, fickling and modelscan (where installed) on pickles."),
 ) -> None:
     """Check PATH for malformed or hostile content; nothing is loaded or unpickled."""
     from compsec.integrity.collect import finding_as_json, finding_line, integrity_findings
+    from compsec.integrity.second_opinions import disagreement, opinion_findings, second_opinions
 
     findings = integrity_findings(path, scan_values=values)
-    for finding in findings:
-        typer.echo(finding_line(finding))
+    opinions = second_opinions(path, findings) if others else []
+    findings += opinion_findings(path, opinions)
+    split = disagreement(opinions)
+    for line in [finding_line(f) for f in findings] + [o.line() for o in opinions]:
+        typer.echo(line)
+    if split:
+        typer.echo(f"scanners disagree: {split}")
     if json_out:
-        Path(json_out).write_text(json.dumps([finding_as_json(f) for f in findings], indent=2) + "\n",
-                                  encoding="utf-8")
+        report = {"findings": [finding_as_json(f) for f in findings],
+                  "second_opinions": [o.as_json() for o in opinions], "disagreement": split}
+        Path(json_out).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     errors = [f for f in findings if f.severity == "error"]
     if errors:
         more = f" (and {len(errors) - 1} more errors)" if len(errors) > 1 else ""

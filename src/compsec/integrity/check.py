@@ -12,6 +12,7 @@ from compsec.errors import InputError
 from compsec.integrity.findings import Finding, errors_only
 
 PICKLE_SUFFIXES = {".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle"}
+PICKLE_CARRIER_SUFFIXES = {".joblib", ".dill", ".npy", ".npz", ".zip", ".tar"}  # pickles or archives of them
 MAX_JSON_BYTES = 50 * 1024 * 1024
 
 
@@ -70,7 +71,7 @@ def _checker(path: Path):
         return _safetensors
     if path.suffix == ".gguf":
         return _gguf
-    if path.suffix in PICKLE_SUFFIXES:
+    if path.suffix in PICKLE_SUFFIXES or path.suffix.lower() in PICKLE_CARRIER_SUFFIXES:
         return _pickle
     if path.suffix == ".jinja":
         return _jinja

@@ -11,22 +11,20 @@ from __future__ import annotations
 import io
 import pickletools
 import re
-import zipfile
 from pathlib import Path
 
 from compsec.errors import InputError
 from compsec.integrity.findings import Finding
+from compsec.integrity.pickle_archives import MAX_DEPTH, MAX_RATIO, pickles_in  # noqa: F401  (MAX_RATIO re-exported)
 
-MAX_PICKLE_BYTES = 64 * 1024 * 1024
 MAX_OPCODES = 5_000_000
-MAX_ZIP_MEMBERS = 100_000
-MAX_RATIO = 200  # declared uncompressed / compressed size
 DANGEROUS_MODULES = {
     "os", "posix", "nt", "subprocess", "sys", "socket", "shutil", "runpy", "importlib", "pty", "commands",
     "webbrowser", "ctypes", "code", "codeop", "marshal", "pickle", "_pickle", "dill", "requests", "urllib",
     "http", "httplib", "ftplib", "telnetlib", "multiprocessing", "signal", "tempfile", "pathlib", "io", "bdb",
-    "pdb", "timeit", "asyncio", "platform", "operator", "functools",
+    "pdb", "timeit", "asyncio", "platform", "operator", "functools", "pydoc", "_posixsubprocess", "_operator",
 }
+DANGEROUS_PREFIXES = ("numpy.testing", "numpy.f2py", "numpy.distutils")  # runstring execs its argument
 DANGEROUS_BUILTINS = {
     "eval", "exec", "execfile", "compile", "open", "__import__", "getattr", "setattr", "delattr", "apply",
     "globals", "locals", "vars", "input", "breakpoint", "memoryview", "type", "object",
@@ -78,51 +76,36 @@ def _globals_in_stream(data: bytes, name: str) -> list[str]:
     return imports
 
 
-def _zip_pickles(path: Path) -> list[tuple[str, bytes]]:
-    with zipfile.ZipFile(path) as archive:
-        members = archive.infolist()
-        if len(members) > MAX_ZIP_MEMBERS:
-            raise InputError(f"{path.name}: zip has {len(members)} members; refusing (zip bomb?)")
-        for info in members:
-            if info.file_size > max(1, info.compress_size) * MAX_RATIO and info.file_size > 1 << 20:
-                raise InputError(f"{path.name}: member {info.filename} expands {info.file_size} bytes "
-                                 f"from {info.compress_size}; refusing a likely zip bomb")
-        pickles = [m for m in members if m.filename.endswith(".pkl")]
-        out = []
-        for info in pickles:
-            if info.file_size > MAX_PICKLE_BYTES:
-                raise InputError(f"{path.name}: {info.filename} is {info.file_size} bytes, over the pickle limit")
-            with archive.open(info) as member:
-                out.append((info.filename, member.read(MAX_PICKLE_BYTES + 1)[:MAX_PICKLE_BYTES]))
-        return out
-
-
 def pickle_imports(path: str | Path) -> list[str]:
-    """Every 'module.name' global the pickle file(s) at ``path`` would import, in order (never unpickled)."""
+    """Every 'module.name' global the pickle(s) at ``path`` would import, in order (never unpickled): raw
+    pickles, zip / tar archives at any nesting up to :data:`MAX_DEPTH`, object-dtype ``.npy`` files."""
     path = Path(path)
-    if zipfile.is_zipfile(path):
+    found = []
+    for label, blob, strict in pickles_in(path, path.name):
         try:
-            blobs = _zip_pickles(path)
-        except (zipfile.BadZipFile, OSError, EOFError, ValueError) as err:
-            raise InputError(f"{path.name}: damaged zip archive ({err}); re-export the weights as safetensors")
-        return [g for member, blob in blobs for g in _globals_in_stream(blob, f"{path.name}:{member}")]
-    with path.open("rb") as handle:
-        return _globals_in_stream(handle.read(MAX_PICKLE_BYTES), path.name)
+            found += _globals_in_stream(blob, label)
+        except InputError:
+            if strict:
+                raise
+    return found
 
 
 def is_dangerous(global_name: str) -> bool:
     """True for imports that let a pickle run code: os.system, subprocess.*, builtins.eval/exec, ..."""
     module, _, attr = global_name.rpartition(".")
-    if module.split(".")[0] in DANGEROUS_MODULES:
+    if module.split(".")[0] in DANGEROUS_MODULES or module.startswith(DANGEROUS_PREFIXES):
         return True
     return module in ("builtins", "__builtin__") and attr in DANGEROUS_BUILTINS
 
 
 def pickle_findings(path: str | Path) -> list[Finding]:
     """An error finding per dangerous import, a warning per unknown one; always a warning that it's a pickle."""
+    imports = pickle_imports(path)
+    if not imports and Path(path).suffix in (".npy", ".npz"):
+        return []  # numeric arrays: no pickle inside
     findings = [Finding(str(path), None, "pickle-file", "warning",
                         "pickle-based weights; compsec never unpickles weights, convert to safetensors")]
-    for name in dict.fromkeys(pickle_imports(path)):
+    for name in dict.fromkeys(imports):
         if is_dangerous(name):
             message = f"pickle imports {name}: it would run code when loaded; do not load this file"
             findings.append(Finding(str(path), name, "dangerous-import", "error", message))
