@@ -2,12 +2,13 @@
 a hostile corpus whose every case is first shown to really run code when loaded."""
 
 import json
+import pickle
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from compsec.cli.main import run
@@ -117,3 +118,30 @@ def test_disagreement_exactly_when_a_flag_meets_a_tool_that_ran_and_did_not_flag
     assert (split is not None) == ("flagged" in ran and any(v != "flagged" for v in ran))
     if split:
         assert "not run" not in split
+
+
+@settings(max_examples=15, deadline=None)
+@given(st.binary(min_size=1, max_size=64))
+def test_tensor_storage_that_starts_like_a_pickle_is_not_an_error(tail):
+    import tempfile
+
+    import torch
+
+    from compsec.integrity.pickle_scan import pickle_findings
+
+    storage = torch.tensor(list(b"\x80\x04" + tail), dtype=torch.uint8)  # raw bytes opening with PROTO 4
+    with tempfile.TemporaryDirectory() as folder:
+        torch.save({"w": storage}, Path(folder) / "model.pt")
+        findings = pickle_findings(Path(folder) / "model.pt")
+    assert [f.severity for f in findings] == ["warning"]  # only "pickle-based weights"
+
+
+def test_archives_nested_too_deep_are_refused(tmp_path):
+    from compsec.integrity.hostile_corpus import _zip
+    from compsec.integrity.pickle_archives import MAX_DEPTH
+
+    blob = pickle.dumps({})
+    for _ in range(MAX_DEPTH + 1):
+        blob = _zip({"inner.zip": blob})
+    (tmp_path / "deep.zip").write_bytes(blob)
+    assert run(["check", str(tmp_path / "deep.zip"), "--no-second-opinions"]) == 2
