@@ -22,8 +22,14 @@ def verify(
     artifact: str = typer.Argument(..., help="A model folder or .safetensors file carrying a provenance record."),
     source: str = typer.Option(..., "--source", help="The original model the artifact claims to come from."),
 ) -> None:
-    """Check the artifact's tensors and the source's digest against the record; re-derive when possible."""
+    """Check the artifact's tensors and the source's digest against the record; re-derive when possible.
+
+    A legacy-type .gguf (no record needed) is checked by re-quantizing every source tensor: faithful (exit 0),
+    not derived or cannot tell (exit 1)."""
     from compsec.integrity.provenance_verify import verify_provenance
+
+    if artifact.endswith(".gguf"):
+        verify_gguf(artifact, source)
 
     check = verify_provenance(artifact, source)
     for line in check.problems:
@@ -36,6 +42,20 @@ def verify(
         raise typer.Exit(EXIT_FINDINGS)
     typer.echo(f"verified: {artifact} = {record.operation} {json.dumps(record.parameters, sort_keys=True)} "
                f"of {source}")
+    raise typer.Exit(EXIT_OK)
+
+
+def verify_gguf(artifact: str, source: str) -> None:
+    """Print each differing / unchecked tensor and the verdict of :func:`gguf_provenance`; exit 0 if faithful."""
+    from compsec.integrity.gguf_provenance import gguf_provenance
+
+    result = gguf_provenance(artifact, source)
+    for line in result.differs + result.unchecked:
+        typer.echo(line)
+    typer.echo(f"{result.verdict}: {artifact} vs {source} ({result.checked} tensors re-derived and compared)")
+    if result.verdict != "faithful":
+        raise typer.Exit(EXIT_FINDINGS)
+    typer.echo("note: a source change inside its quantization box yields the same bytes, so it is faithful too")
     raise typer.Exit(EXIT_OK)
 
 
