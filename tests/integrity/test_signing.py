@@ -183,3 +183,19 @@ def test_bad_inputs_exit_2_with_one_line(tiny, keys, tmp_path, capsys, case):
     assert run(args) == 2
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+
+
+def test_model_signing_certificate_bundle_is_verified_by_compsec(tiny, tmp_path, capsys):
+    signer_key, signer_cert, root = write_certificate_chain(tmp_path)
+    folder = tmp_path / "m"
+    shutil.copytree(tiny, folder)
+    signature = tmp_path / "oms-cert.sig"
+    done = model_signing_cli("sign", "certificate", str(folder), "--private_key", str(signer_key),
+                             "--signing_certificate", str(signer_cert), "--certificate_chain", str(root),
+                             "--signature", str(signature))
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert run(["verify", str(folder), "--signature", str(signature), "--chain", str(root)]) == 0
+    (folder / "config.json").write_text("{}")
+    capsys.readouterr()
+    assert run(["verify", str(folder), "--signature", str(signature), "--chain", str(root)]) == 1
+    assert capsys.readouterr().out.splitlines() == ["changed file config.json"]
