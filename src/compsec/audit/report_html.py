@@ -95,7 +95,7 @@ def rates_plot_png(variants: dict) -> str:
         ax.set_title(metric.replace("_", " "), fontsize=9)
         ax.set_xticks(range(len(names)), names, rotation=45, fontsize=8)
         ax.set_ylim(-0.05, 1.05)
-        ax.set_xlim(-0.5, len(names) - 0.5)
+        ax.set_xlim(-0.5, max(len(names), 1) - 0.5)  # a log with no records yet still renders
     figure.tight_layout()
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", metadata={"Software": None})

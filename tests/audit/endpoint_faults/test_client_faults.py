@@ -17,7 +17,8 @@ from compsec.audit.endpoint_faults import AttemptFailed, retry_after_seconds
 from compsec.audit.endpoint_limits import EndpointLimits
 from compsec.errors import CompsecError, InputError
 
-DEADLINE = 1.0
+DEADLINE = 1.0  # where the deadline is the fault's end (hangs, slow bodies)
+PATIENT = 5.0  # where the answer must come (retries): room for busy shared CPUs, the bound is still 2x this
 FAST = {"endpoint_timeout": DEADLINE, "endpoint_backoff": 0.02, "endpoint_retries": 3, "endpoint_breaker": 4}
 PROMPTS = [f"prompt {i}" for i in range(12)]
 
@@ -47,8 +48,9 @@ def test_endless_slow_body_and_headers_then_silence_stop_the_variant_at_the_dead
 
 def test_http_500_on_every_fifth_request_is_retried_and_counted(faulty_server):
     server = faulty_server(lambda reply, n: reply.status(500) if n % 5 == 0 else reply.ok())
-    backend, answers, seconds = _run(server.url, [f"prompt {i}" for i in range(40)], endpoint_retries=5)
-    assert seconds <= 2 * DEADLINE and backend.stopped is None
+    backend, answers, seconds = _run(server.url, [f"prompt {i}" for i in range(40)], endpoint_retries=5,
+                                     endpoint_timeout=PATIENT)
+    assert seconds <= 2 * PATIENT and backend.stopped is None
     assert all(a.error is None for a in answers)
     retried = _faults(answers, "retried")
     assert len(retried) == server.requests // 5 == server.requests - 40 and retried[0].status == 500
@@ -60,19 +62,20 @@ def test_a_50_mb_answer_is_cut_at_the_byte_cap_with_bounded_memory(faulty_server
                                                          size, b'"}, "finish_reason": "stop"}]}'))
     tracemalloc.start()
     try:
-        _, answers, seconds = _run(server.url, PROMPTS[:2], concurrency=2, max_response_bytes=cap)
+        _, answers, seconds = _run(server.url, PROMPTS[:2], concurrency=2, max_response_bytes=cap,
+                                   endpoint_timeout=PATIENT)
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
-    assert seconds <= 2 * DEADLINE and peak < 4 * cap
+    assert seconds <= 2 * PATIENT and peak < 4 * cap
     assert server.requests == 2 and all(a.error for a in answers)  # too large is not retried
     assert "1000000-byte cap" in answers[0].error and "--max-response-bytes" in answers[0].error
 
 
 def test_a_long_answer_is_stored_truncated_and_marked(faulty_server):
     server = faulty_server(lambda reply, n: reply.ok("word " * 40_000))
-    _, answers, seconds = _run(server.url, PROMPTS[:3], max_stored_chars=1000)
-    assert seconds <= 2 * DEADLINE
+    _, answers, seconds = _run(server.url, PROMPTS[:3], max_stored_chars=1000, endpoint_timeout=PATIENT)
+    assert seconds <= 2 * PATIENT
     assert all(len(a.text) == 1000 and a.truncated and a.error is None for a in answers)
     marks = _faults(answers, "truncated")
     assert len(marks) == 3 and "answer of 200000 characters; stored the first 1000" in marks[0].message
@@ -80,31 +83,31 @@ def test_a_long_answer_is_stored_truncated_and_marked(faulty_server):
 
 def test_dropped_connections_are_retried_and_a_server_that_always_drops_is_named(faulty_server):
     flaky = faulty_server(lambda reply, n: reply.drop() if reply.first else reply.ok())
-    _, answers, seconds = _run(flaky.url)
-    assert seconds <= 2 * DEADLINE and all(a.error is None for a in answers)
+    _, answers, seconds = _run(flaky.url, endpoint_timeout=PATIENT)
+    assert seconds <= 2 * PATIENT and [a.error for a in answers if a.error] == []
     assert len(_faults(answers, "retried")) == len(PROMPTS) == flaky.requests - len(PROMPTS)
     dead = faulty_server(lambda reply, n: reply.drop())
-    _, answers, seconds = _run(dead.url, PROMPTS[:1], concurrency=1)
-    assert seconds <= 2 * DEADLINE and len(_faults(answers, "retried")) == 3 and dead.requests == 4
+    _, answers, seconds = _run(dead.url, PROMPTS[:1], concurrency=1, endpoint_timeout=PATIENT)
+    assert seconds <= 2 * PATIENT and len(_faults(answers, "retried")) == 3 and dead.requests == 4
     assert dead.url in answers[0].error and "connection dropped" in answers[0].error
 
 
 def test_invalid_utf8_fails_once_per_prompt_with_url_and_hint(faulty_server):
     server = faulty_server(lambda reply, n: reply.raw(b'{"choices": [{"message": {"content": "caf\xe9"}}]}'))
-    _, answers, seconds = _run(server.url, PROMPTS[:3])
-    assert seconds <= 2 * DEADLINE and server.requests == 3  # not retried: the server would say it again
+    _, answers, seconds = _run(server.url, PROMPTS[:3], endpoint_timeout=PATIENT)
+    assert seconds <= 2 * PATIENT and server.requests == 3  # not retried: the server would say it again
     assert "not UTF-8 (byte 0xe9" in answers[0].error and server.url in answers[0].error
     assert "RFC 8259" in answers[0].error and len(_faults(answers, "failed")) == 3
 
 
 def test_429_retry_after_is_honoured_up_to_its_cap(faulty_server):
     polite = faulty_server(lambda r, n: r.status(429, {"Retry-After": "1"}) if r.first else r.ok())
-    _, answers, seconds = _run(polite.url, PROMPTS[:4], endpoint_timeout=2.0)
-    assert 1.0 <= seconds <= 2 * 2.0 and all(a.error is None for a in answers)
+    _, answers, seconds = _run(polite.url, PROMPTS[:4], endpoint_timeout=PATIENT)
+    assert 1.0 <= seconds <= 2 * PATIENT and all(a.error is None for a in answers)
     assert [f.status for f in _faults(answers, "retried")] == [429] * 4
     greedy = faulty_server(lambda r, n: r.status(429, {"Retry-After": "3600"}) if r.first else r.ok())
-    _, answers, seconds = _run(greedy.url, PROMPTS[:4], endpoint_max_retry_after=0.2)
-    assert seconds <= 2 * DEADLINE and all(a.error is None for a in answers)  # waited the cap, not an hour
+    _, answers, seconds = _run(greedy.url, PROMPTS[:4], endpoint_max_retry_after=0.2, endpoint_timeout=PATIENT)
+    assert seconds <= 2 * PATIENT and all(a.error is None for a in answers)  # waited the cap, not an hour
 
 
 def test_preflight_of_a_dead_endpoint_fails_in_seconds_naming_it():
@@ -119,7 +122,7 @@ def test_preflight_of_a_dead_endpoint_fails_in_seconds_naming_it():
 
 def test_preflight_sends_one_tiny_request(faulty_server):
     server = faulty_server(lambda reply, n: reply.ok("OK"))
-    EndpointBackend(server.url, "m", 16, 4, EndpointLimits(**FAST)).preflight()
+    EndpointBackend(server.url, "m", 16, 4, EndpointLimits(**{**FAST, "endpoint_timeout": PATIENT})).preflight()
     assert server.prompts == [PREFLIGHT_PROMPT]
 
 
