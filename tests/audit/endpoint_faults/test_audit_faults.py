@@ -9,6 +9,7 @@ import time
 
 import pytest
 from faulty_server import free_port
+from test_ci_formats import junit_errors
 
 from compsec.audit import AuditConfig, run_audit
 from compsec.audit.endpoint import PREFLIGHT_PROMPT
@@ -139,8 +140,11 @@ def test_interrupted_and_header_only_logs_are_incomplete_for_report_and_compare(
 
     with pytest.raises(Killed):
         _audit(original_records, tmp_path / "cut", server.url, on_record=kill_after_three_endpoint_records)
-    assert run(["report", str(tmp_path / "cut")]) == 2
+    junit, sarif = tmp_path / "gates.xml", tmp_path / "gates.sarif"
+    assert run(["report", str(tmp_path / "cut"), "--junit", str(junit), "--sarif", str(sarif)]) == 2
     assert f"{server.url}: 9 of 12 prompts missing" in capsys.readouterr().err
+    assert junit_errors(junit.read_text()) == [] and 'type="incomplete"' in junit.read_text()
+    assert json.loads(sarif.read_text())["runs"][0]["properties"]["incomplete"][server.url]["missing"] == 9
     summary = json.loads((tmp_path / "cut" / "summary.json").read_text())
     assert summary["incomplete"][server.url]["missing"] == 9 and "original" not in summary["incomplete"]
     page = (tmp_path / "cut" / "report.html").read_text()
