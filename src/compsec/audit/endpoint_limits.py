@@ -23,10 +23,12 @@ class EndpointLimits:
     def __post_init__(self) -> None:
         for f in fields(self):
             value, positive = getattr(self, f.name), f.name not in ("endpoint_retries", "endpoint_backoff")
-            finite = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+            kinds = (int,) if f.type == "int" else (int, float)
+            finite = isinstance(value, kinds) and not isinstance(value, bool) and math.isfinite(value)
             if not finite or value < 0 or (positive and value == 0):
-                bound = "> 0" if positive else ">= 0"
-                raise InputError(f"--{f.name.replace('_', '-')} must be a finite number {bound}, got {value!r}")
+                what = "a whole number" if f.type == "int" else "a finite number"
+                raise InputError(f"--{f.name.replace('_', '-')} must be {what} {'> 0' if positive else '>= 0'}, "
+                                 f"got {value!r}")
 
     @classmethod
     def of(cls, config) -> EndpointLimits:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 import tracemalloc
+from dataclasses import fields
 
 import pytest
 from faulty_server import free_port
@@ -14,7 +15,7 @@ from hypothesis import strategies as st
 from compsec.audit.endpoint import PREFLIGHT_PROMPT, EndpointBackend
 from compsec.audit.endpoint_client import parse_answer
 from compsec.audit.endpoint_faults import AttemptFailed, retry_after_seconds
-from compsec.audit.endpoint_limits import EndpointLimits
+from compsec.audit.endpoint_limits import CircuitBreaker, EndpointLimits
 from compsec.errors import CompsecError, InputError
 
 DEADLINE = 1.0  # where the deadline is the fault's end (hangs, slow bodies)
@@ -143,8 +144,33 @@ def test_any_body_parses_or_fails_with_a_hint(data):
 
 
 @pytest.mark.parametrize("bad", [{"endpoint_timeout": 0}, {"endpoint_retries": -1}, {"max_stored_chars": 0},
-                                 {"endpoint_breaker": float("nan")}, {"max_response_bytes": float("inf")}])
+                                 {"endpoint_breaker": float("nan")}, {"max_response_bytes": float("inf")},
+                                 {"endpoint_retries": 2.5}, {"endpoint_max_retry_after": True}])
 def test_limits_out_of_range_name_the_option(bad):
     option = "--" + next(iter(bad)).replace("_", "-")
     with pytest.raises(InputError, match=option):
         EndpointLimits(**bad)
+
+
+@given(st.sampled_from([f.name for f in fields(EndpointLimits)]),
+       st.one_of(st.none(), st.booleans(), st.integers(-5, 10**7), st.floats(), st.text(max_size=5)))
+def test_limits_accept_or_refuse_with_input_error_only(name, value):
+    try:
+        limits = EndpointLimits(**{name: value})
+    except InputError as err:
+        assert f"--{name.replace('_', '-')}" in str(err)
+    else:
+        assert getattr(limits, name) == value and value >= 0
+
+
+@given(st.integers(1, 5), st.lists(st.booleans(), max_size=30))
+def test_the_breaker_opens_exactly_at_the_first_run_of_n_failures(limit, outcomes):
+    breaker, run, opened_at = CircuitBreaker(limit), 0, None
+    for i, ok in enumerate(outcomes):
+        breaker.record_success() if ok else breaker.record_failure(f"failure {i}")
+        run = 0 if ok else run + 1
+        if run >= limit and opened_at is None:
+            opened_at = i
+        assert (breaker.reason is not None) == (opened_at is not None)  # once open, it stays open
+    if opened_at is not None:
+        assert breaker.reason.endswith(f"last: failure {opened_at}")
