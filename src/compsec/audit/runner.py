@@ -4,6 +4,12 @@ Order: the original first, then the variants as given. Within a variant, generat
 ``batch_size``; each record is appended (and flushed) to ``events.jsonl`` as soon as it is produced, so a run
 killed at any point resumes from the log. At the end ``summary.json`` and ``report.html`` are rendered from
 the log alone.
+
+Before the log is opened or any model runs, every variant with work left that can check itself (endpoints:
+one tiny request) does, so a dead endpoint fails in seconds. What goes wrong on the way to a response (an
+endpoint's retries, failures, cut answers, a circuit breaker that stops the variant) is logged as records of
+kind ``fault``; a prompt that got no answer gets no record of its own, so the run is *incomplete*
+(:mod:`compsec.audit.completeness`) and the next run into the same folder sends only what is missing.
 """
 
 from __future__ import annotations
