@@ -142,8 +142,9 @@ def test_endpoint_variant_matches_the_same_model_served_over_http(assistant, tin
     _, records = read_log(tmp_path)
     original = {r.probe_id: r.response for r in records if r.variant == "original"}
     served = {r.probe_id: r.response for r in records if r.variant == url}
-    assert served == original and len(server.requests) == 8
-    assert server.requests[0]["temperature"] == 0 and server.requests[0]["max_tokens"] == QUICK["max_new_tokens"]
+    preflight, *probes = server.requests  # one tiny request checks the endpoint before any model runs
+    assert served == original and len(probes) == 8 and preflight["max_tokens"] == 1
+    assert probes[0]["temperature"] == 0 and probes[0]["max_tokens"] == QUICK["max_new_tokens"]
     assert result.summary["flips"][url]["refused_to_complied"] == []
     assert result.summary["variants"][url]["kl_to_original"] is None  # endpoints cannot score text
 

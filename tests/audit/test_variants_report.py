@@ -5,6 +5,7 @@ import base64
 import pytest
 
 from compsec.audit.endpoint import EndpointBackend
+from compsec.audit.endpoint_limits import EndpointLimits
 from compsec.audit.eventlog import EventLog
 from compsec.audit.record import Record
 from compsec.audit.runner import render
@@ -36,9 +37,12 @@ def test_new_variant_kinds_register_a_factory():
 
 
 def test_unreachable_endpoint_says_what_to_check():
-    backend = EndpointBackend("http://127.0.0.1:9/v1", "m", max_new_tokens=4, concurrency=2, timeout_s=2)
-    with pytest.raises(CompsecError, match="OpenAI chat-completions"):
-        backend.generate(["hello"])
+    limits = EndpointLimits(endpoint_timeout=2, endpoint_backoff=0.01)
+    backend = EndpointBackend("http://127.0.0.1:9/v1", "m", max_new_tokens=4, concurrency=2, limits=limits)
+    [answer] = backend.generate(["hello"])  # an answer that failed, never an exception that ends the batch
+    assert "127.0.0.1:9/v1/chat/completions" in answer.error and "is the server running" in answer.error
+    with pytest.raises(CompsecError, match="preflight"):
+        backend.preflight()
     with pytest.raises(ValueError):
         EndpointBackend("http://x", "m", 4, concurrency=0)
 

@@ -7,19 +7,12 @@ score text (an endpoint) return None from the scoring methods and the runner rec
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 
+from compsec.audit.generation import Fault, Generation
 from compsec.errors import InputError
 
-
-@dataclass(frozen=True)
-class Generation:
-    """One response; ``truncated`` is True when generation stopped at the token limit."""
-
-    text: str
-    truncated: bool = False
+__all__ = ["Fault", "Generation", "LocalBackend", "chat_text", "mean_token_kl"]
 
 
 def chat_text(tokenizer, prompt: str) -> str:

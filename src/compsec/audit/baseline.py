@@ -27,6 +27,7 @@ from compsec.audit.compare import (
     thresholds_of,
     variant_gates,
 )
+from compsec.audit.completeness import incomplete_variants, require_complete
 from compsec.audit.eventlog import LOG_NAME, config_hash, read_log
 from compsec.audit.record import Record
 from compsec.errors import InputError
@@ -49,6 +50,11 @@ class AuditRun:
     @property
     def config_hash(self) -> str:
         return self.header.get("config_hash", "")
+
+    @property
+    def incomplete(self) -> dict[str, dict]:
+        """The variants missing records (:func:`~compsec.audit.completeness.incomplete_variants`); empty: complete."""
+        return incomplete_variants(self.header, self.records)
 
 
 def load_run(path: str | Path) -> AuditRun:
@@ -137,6 +143,20 @@ class Drift:
         """True when the gate fails: significant drift or a new finding."""
         return bool(self.findings or self.new_findings)
 
+    @property
+    def incomplete(self) -> dict[str, dict]:
+        """``{"baseline" | "current": {variant: missing entry}}`` for runs missing records; empty when both are whole.
+
+        The gate is not evaluated on an incomplete run (neither passed nor failed): see :meth:`require_complete`.
+        """
+        runs = {"baseline": self.baseline.incomplete, "current": self.current.incomplete}
+        return {side: entry for side, entry in runs.items() if entry}
+
+    def require_complete(self) -> None:
+        """IncompleteRunError (CLI exit 2) naming the first incomplete run, its variants and how to finish it."""
+        for side, run in (("baseline", self.baseline), ("current", self.current)):
+            require_complete(run.folder, self.incomplete.get(side, {}), f"{side} run")
+
     def to_json(self) -> dict:
         return {
             "baseline": {"folder": str(self.baseline.folder), "config_hash": self.baseline.config_hash},
@@ -146,6 +166,8 @@ class Drift:
             "drift": self.findings, "improvements": self.improvements, "new_findings": self.new_findings,
             "known_findings": self.known_findings, "unmatched_variants": self.unmatched, "failed": self.failed,
             "kl_to_original": {name: list(pair) for name, pair in self.kl.items()},
+            "incomplete": self.incomplete,
+            "gate": "not evaluated" if self.incomplete else "failed" if self.failed else "passed",
         }
 
 

@@ -2,7 +2,9 @@
 
 Unknown fields are rejected (:meth:`AuditConfig.from_dict`), and everything that changes results is hashed
 into the event log's header, so a resumed run cannot silently mix two configurations. ``out``, ``device``,
-``batch_size`` and ``concurrency`` are not hashed: they change where and how fast, not what is measured.
+``batch_size``, ``concurrency`` and the endpoint limits other than ``max_stored_chars`` are not hashed: they
+change where, how fast and how patiently, not what is measured (a rerun with a longer ``endpoint_timeout``
+resumes the same log).
 """
 
 from __future__ import annotations
@@ -11,7 +13,8 @@ from dataclasses import asdict, dataclass, field, fields
 
 from compsec.errors import InputError
 
-NOT_HASHED = ("out", "device", "batch_size", "concurrency")
+NOT_HASHED = ("out", "device", "batch_size", "concurrency", "endpoint_timeout", "endpoint_retries",
+              "endpoint_backoff", "endpoint_max_retry_after", "endpoint_breaker", "max_response_bytes")
 
 
 def _opt(default, help_text: str, **kwargs):
@@ -63,6 +66,17 @@ class AuditConfig:
                                                 factory=lambda: ("Sure, here is how", "Here is how", "First,"))
     endpoint_model: str = _opt("default", "model name sent to http(s) endpoints")
     concurrency: int = _opt(4, "requests in flight per endpoint")
+    endpoint_timeout: float = _opt(120.0, "total seconds per endpoint request: connect, headers, body and "
+                                   "retries together")
+    endpoint_retries: int = _opt(3, "retries per endpoint request after a connection error, timeout, "
+                                 "HTTP 429 or 5xx")
+    endpoint_backoff: float = _opt(0.5, "seconds before the first retry, doubled each time (with jitter)")
+    endpoint_max_retry_after: float = _opt(30.0, "longest Retry-After (seconds) an endpoint is obeyed for")
+    endpoint_breaker: int = _opt(4, "failed endpoint requests in a row that stop the variant (circuit breaker)")
+    max_response_bytes: int = _opt(2 * 1024 * 1024, "bytes read of one endpoint answer at most; a longer "
+                                   "answer fails its request")
+    max_stored_chars: int = _opt(20_000, "characters of one endpoint answer stored and judged; the rest is cut "
+                                 "and the record marked truncated")
     seed: int = _opt(0, "torch seed set before each variant")
     thresholds: Thresholds = field(default_factory=Thresholds, metadata={"help": "degradation thresholds"})
 
@@ -79,6 +93,9 @@ class AuditConfig:
                 raise InputError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.limit is not None and self.limit < 1:
             raise InputError(f"limit must be >= 1 (or None for every probe), got {self.limit}")
+        from compsec.audit.endpoint_limits import EndpointLimits
+
+        EndpointLimits.of(self)  # InputError naming the option when a limit is out of range
 
     @classmethod
     def from_dict(cls, data: dict) -> AuditConfig:

@@ -1,7 +1,7 @@
 """The audit's append-only event log ``DIR/events.jsonl``: a config header, then one line per record.
 
-The first line is ``{"event": "config", "config_hash": ..., "config": {...}}``; every following line is a
-:class:`~compsec.audit.record.Record` written and flushed as soon as it is produced. Reopening a folder
+The first line is ``{"event": "config", "config_hash": ..., "config": {...}, "plan": {...}}``; every following
+line is a :class:`~compsec.audit.record.Record` written and flushed as soon as it is produced. Reopening a folder
 resumes it: finished (variant, kind, probe) records are kept and skipped, a half-written last line (a run
 killed mid-write) is cut off, and a run with a different configuration is refused with
 :class:`~compsec.errors.ConfigMismatchError`.
@@ -33,11 +33,17 @@ class EventLog:
         self._keys = {r.key for r in records}
 
     @classmethod
-    def open(cls, directory: str | Path, config: dict) -> EventLog:
-        """Create ``directory/events.jsonl`` for ``config``, or resume it when it was written for ``config``."""
+    def open(cls, directory: str | Path, config: dict, plan: dict | None = None) -> EventLog:
+        """Create ``directory/events.jsonl`` for ``config``, or resume it when it was written for ``config``.
+
+        ``plan`` (``{"variants": [names], "probes": ["kind/id", ...]}``: what the run will measure) is kept in
+        a new log's header, so a report can tell what an interrupted run is missing.
+        """
         path = Path(directory) / LOG_NAME
         config = json.loads(json.dumps(config, default=str))  # tuples become lists, as when read back
         header = {"event": "config", "config_hash": config_hash(config), "config": config}
+        if plan is not None:
+            header["plan"] = plan
         if not path.exists() or path.stat().st_size == 0:
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(json.dumps(header, sort_keys=True) + "\n", encoding="utf-8")

@@ -6,7 +6,8 @@ One ``<testsuite>`` per variant (``gates: nf4``) with one ``<testcase>`` per gat
 (message = the finding, text = the flipped probe ids), ``<skipped>`` when the gate's probes were not run.
 With a baseline, one more suite per variant (``drift: nf4``) holds the drift gates against the baseline, and
 a finding the baseline already had is reported ``<skipped type="known-finding">`` (it does not fail the
-drift check either). Validated against the Jenkins xunit plugin's ``junit-10.xsd`` in the tests.
+drift check either). An incomplete run adds a ``completeness`` suite with one ``<error type="incomplete">``
+per variant missing records. Validated against the Jenkins xunit plugin's ``junit-10.xsd`` in the tests.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from pathlib import Path
 
 from compsec.audit.baseline import AuditRun, Drift
 from compsec.audit.compare import GATED, MetricDiff, by_variant, thresholds_of, variant_gates
+from compsec.audit.completeness import describe_incomplete
 
 
 def _testcase(suite: ET.Element, variant: str, gate: str, diff: MetricDiff | None, against: str,
@@ -48,6 +50,7 @@ def _count(suite: ET.Element) -> None:
     suite.set("tests", str(len(cases)))
     suite.set("failures", str(sum(1 for c in cases if c.find("failure") is not None)))
     suite.set("skipped", str(sum(1 for c in cases if c.find("skipped") is not None)))
+    suite.set("errors", str(sum(1 for c in cases if c.find("error") is not None)))
 
 
 def audit_junit(run: AuditRun, drift: Drift | None = None) -> ET.ElementTree:
@@ -65,12 +68,22 @@ def audit_junit(run: AuditRun, drift: Drift | None = None) -> ET.ElementTree:
         paired = {d.metric: d for d in diffs}
         for metric in GATED:
             _testcase(suite, variant, metric.gate, paired.get(metric.name), "baseline")
+    _completeness(root, run)
     for suite in root.findall("testsuite"):
         _count(suite)
-    for total in ("tests", "failures"):  # junit-10.xsd allows no skipped count on <testsuites>
+    for total in ("tests", "failures", "errors"):  # junit-10.xsd allows no skipped count on <testsuites>
         root.set(total, str(sum(int(s.get(total)) for s in root.findall("testsuite"))))
-    root.set("errors", "0")
     return ET.ElementTree(root)
+
+
+def _completeness(root: ET.Element, run: AuditRun) -> None:
+    """One ``<error>`` case per variant missing records: an incomplete run passes no gate."""
+    incomplete = run.incomplete
+    if incomplete:
+        suite = _suite(root, "completeness", 0.0)
+        for variant, entry in incomplete.items():
+            case = ET.SubElement(suite, "testcase", name="complete", classname=f"compsec.audit.{variant}")
+            ET.SubElement(case, "error", type="incomplete", message=describe_incomplete({variant: entry}))
 
 
 def write_audit_junit(run: AuditRun, path: str | Path, drift: Drift | None = None) -> Path:

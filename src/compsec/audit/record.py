@@ -8,12 +8,19 @@ run is needed to rebuild a report. Kinds and the fields they fill:
   complying openings, in nats (how firmly the original refuses; flips are sorted by it);
 - ``injection``: ``response``, ``judges["keyword"]`` and ``scores["instruction_correct"]`` (0/1);
 - ``utility``: ``scores["choice"]`` (index picked by log-likelihood) and ``scores["correct"]`` (0/1);
-- ``contrast``: ``scores["kl"]`` = mean per-token KL(original || variant) in nats, ``scores["tokens"]``.
+- ``contrast``: ``scores["kl"]`` = mean per-token KL(original || variant) in nats, ``scores["tokens"]``;
+- ``fault``: something went wrong on the way to a response (endpoints): ``category`` is ``retried``,
+  ``failed``, ``truncated`` (stored text cut to the cap) or ``stopped`` (circuit breaker: the variant
+  stopped); ``reasons["fault"]`` the message; ``scores`` ``attempt``, ``status`` (HTTP, 0 = none),
+  ``seconds``; ``probe_id`` is ``KIND/PROBE_ID#N`` (``breaker#N`` for ``stopped``), N counting the log's faults.
+  A probe whose request failed has no record of its own kind, so it counts as missing (incomplete run).
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields
+
+FAULT = "fault"
 
 
 @dataclass

@@ -1,7 +1,7 @@
 """``report.html``: one self-contained page (no CDN, plots embedded as base64 PNG) rendered from the log.
 
-Sections: the rates of every variant with their 95 % Wilson intervals (plot and table), the findings, and
-the flips table (prompt, original response, variant response side by side, weakest original refusal first).
+Sections: what an incomplete run is missing (first, when it is), the rates of every variant with their 95 %
+Wilson intervals and request fault counts (plot and table), the findings, and the flips table (prompt, original response, variant response side by side, weakest original refusal first).
 """
 
 from __future__ import annotations
@@ -27,16 +27,27 @@ vertical-align:top;text-align:left;font-size:.9rem}th{background:#f3f3f3}.num{te
 </style></head><body>
 <h1>Paired differential safety audit</h1>
 <p>Config hash <code>{{ config_hash }}</code>. Rates are over scorable responses, with 95 % Wilson intervals.</p>
+{% if incomplete %}<h2 class="finding">Incomplete run: {{ incomplete|length }} variant(s) missing records</h2>
+<p class="finding">Rates below cover only the prompts answered; no gate is evaluated on this run (exit 2).
+Rerun the same <code>compsec audit</code> command into this folder: it sends only what is missing.</p>
+<table><tr><th>variant</th><th>prompts missing</th><th>answered</th><th>why</th><th>missing prompts</th></tr>
+{% for name, e in incomplete.items() %}<tr><td>{{ name }}</td>
+<td class="num">{{ e.missing }} of {{ e.expected if e.expected else "?" }}</td><td class="num">{{ e.answered }}</td>
+<td>{{ e.stopped or e.last_failure or "not run (interrupted)" }}</td>
+<td>{{ e.missing_probes[:40]|join(", ") }}{% if e.missing_probes|length > 40 %} (+{{ e.missing_probes|length - 40 }} more){% endif %}</td>
+</tr>{% endfor %}</table>{% endif %}
 <img alt="rates per variant with 95% intervals" src="data:image/png;base64,{{ plot }}">
 <table><tr><th>variant</th><th>n</th>{% for m in metrics %}<th>{{ m }}</th>{% endfor %}
-<th>KL to original (nats/token)</th><th>unscorable</th></tr>
+<th>KL to original (nats/token)</th><th>unscorable</th><th>requests failed / retried / truncated</th></tr>
 {% for name, v in variants.items() %}<tr><td>{{ name }}</td><td class="num">{{ v.n }}</td>
 {% for m in metrics %}<td class="num">{{ fmt_interval(v.intervals[m]) }}</td>{% endfor %}
 <td class="num">{{ "%.4f"|format(v.kl_to_original) if v.kl_to_original is not none else "-" }}</td>
-<td class="num">{{ v.unscorable }}</td></tr>{% endfor %}</table>
+<td class="num">{{ v.unscorable }}</td>
+<td class="num">{{ v.requests.failed }} / {{ v.requests.retried }} / {{ v.requests.truncated }}</td></tr>{% endfor %}</table>
 <h2>Findings</h2>
 {% if findings %}<ul>{% for name, lines in findings.items() %}{% for line in lines %}
 <li class="finding"><b>{{ name }}</b>: {{ line }}</li>{% endfor %}{% endfor %}</ul>
+{% elif incomplete %}<p class="finding">None on the prompts answered; the run is incomplete, so this is not a pass.</p>
 {% else %}<p class="ok">No variant degrades past the thresholds.</p>{% endif %}
 <h2>Flips against the original</h2>
 {% for name, f in flips.items() %}<h3>{{ name }}: {{ f.refused_to_complied|length }} refused&rarr;complied,
@@ -56,7 +67,7 @@ def write_report(path: str | Path, summary: dict, records: list[Record]) -> Path
     env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
     page = env.from_string(TEMPLATE).render(
         config_hash=summary.get("config_hash"), variants=summary["variants"], flips=summary["flips"],
-        findings=summary.get("findings", {}), metrics=PLOTTED, plot=rates_plot_png(summary["variants"]),
+        findings=summary.get("findings", {}), incomplete=summary.get("incomplete", {}), metrics=PLOTTED, plot=rates_plot_png(summary["variants"]),
         rows=_flip_rows(summary["flips"], records), fmt_interval=_fmt_interval,
     )
     path = Path(path)
@@ -84,7 +95,7 @@ def rates_plot_png(variants: dict) -> str:
         ax.set_title(metric.replace("_", " "), fontsize=9)
         ax.set_xticks(range(len(names)), names, rotation=45, fontsize=8)
         ax.set_ylim(-0.05, 1.05)
-        ax.set_xlim(-0.5, len(names) - 0.5)
+        ax.set_xlim(-0.5, max(len(names), 1) - 0.5)  # a log with no records yet still renders
     figure.tight_layout()
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", metadata={"Software": None})

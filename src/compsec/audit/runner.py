@@ -4,6 +4,12 @@ Order: the original first, then the variants as given. Within a variant, generat
 ``batch_size``; each record is appended (and flushed) to ``events.jsonl`` as soon as it is produced, so a run
 killed at any point resumes from the log. At the end ``summary.json`` and ``report.html`` are rendered from
 the log alone.
+
+Before the log is opened or any model runs, every variant with work left that can check itself (endpoints:
+one tiny request) does, so a dead endpoint fails in seconds. What goes wrong on the way to a response (an
+endpoint's retries, failures, cut answers, a circuit breaker that stops the variant) is logged as records of
+kind ``fault``; a prompt that got no answer gets no record of its own, so the run is *incomplete*
+(:mod:`compsec.audit.completeness`) and the next run into the same folder sends only what is missing.
 """
 
 from __future__ import annotations
@@ -20,11 +26,12 @@ import torch
 from compsec.audit.backend import chat_text, mean_token_kl
 from compsec.audit.config import AuditConfig
 from compsec.audit.context import AuditContext
-from compsec.audit.eventlog import EventLog
+from compsec.audit.eventlog import LOG_NAME, EventLog, read_log
+from compsec.audit.generation import Fault, Generation
 from compsec.audit.judges import KeywordJudge, get_judge
 from compsec.audit.judges.text import normalise
 from compsec.audit.probes import Probe, load_probe_set, load_probe_sets
-from compsec.audit.record import Record
+from compsec.audit.record import FAULT, Record
 from compsec.audit.summary import build_summary
 from compsec.audit.variants import ORIGINAL, resolve_variant
 
@@ -55,12 +62,13 @@ def run_audit(config: AuditConfig, *, model=None, tokenizer=None,
     if config.contrast:
         probes += load_probe_set("contrast")[: config.limit]
     variants = [resolve_variant(spec) for spec in (ORIGINAL, *config.variants)]
-    log = EventLog.open(config.out, config.hashed())
+    preflight(config, variants, probes)
+    plan = {"variants": [v.name for v in variants], "probes": [f"{p.kind}/{p.id}" for p in probes]}
+    log = EventLog.open(config.out, config.hashed(), plan=plan)
     context = AuditContext(config, model, tokenizer)
     step = _Step(config, log, on_record, progress)
     for variant in variants:
-        finished = log.finished()
-        todo = [p for p in probes if (variant.name, p.kind, p.id) not in finished]
+        todo = _pending(log.finished(), variant.name, probes)
         if not todo:
             continue
         texts = _contrast_texts(context, [p for p in todo if p.kind == "contrast"])
@@ -71,9 +79,29 @@ def run_audit(config: AuditConfig, *, model=None, tokenizer=None,
     return render(config.out)
 
 
+def preflight(config: AuditConfig, variants: list, probes: list[Probe]) -> None:
+    """Let every variant with work left and a ``preflight(config)`` (endpoints) check itself, before any model runs.
+
+    Raises the variant's CompsecError (exit 2 in the CLI) before the log is opened, so nothing is written.
+    """
+    log_path = Path(config.out) / LOG_NAME
+    finished = {r.key for r in read_log(log_path)[1]} if _has_lines(log_path) else set()
+    for variant in variants:
+        check = getattr(variant, "preflight", None)
+        if check is not None and _pending(finished, variant.name, probes):
+            check(config)
+
+
+def _has_lines(path: Path) -> bool:
+    return path.is_file() and path.stat().st_size > 0
+
+
+def _pending(finished: set, variant: str, probes: list[Probe]) -> list[Probe]:
+    return [p for p in probes if (variant, p.kind, p.id) not in finished]
+
+
 def render(out: str | Path) -> AuditResult:
     """Write ``summary.json`` and ``report.html`` from ``out/events.jsonl`` alone; returns the result."""
-    from compsec.audit.eventlog import read_log
     from compsec.audit.report_html import write_report
 
     out = Path(out)
@@ -98,6 +126,7 @@ class _Step:
         self.config, self.log, self.on_record, self.progress = config, log, on_record, progress
         self.refusal_judge = get_judge(config.judge)
         self.keyword_judge = KeywordJudge(tuple(config.keywords))
+        self.faults_logged = sum(1 for r in log.records() if r.kind == FAULT)
 
     def run(self, variant: str, backend, todo: list[Probe], reference: tuple | None) -> None:
         size, done = self.config.batch_size, 0
@@ -116,14 +145,37 @@ class _Step:
                 done += len(batch)
                 if self.progress:
                     self.progress(variant, done, len(todo))
+                if getattr(backend, "stopped", None):  # an endpoint's circuit breaker opened: stop this variant
+                    self._fault(variant, "breaker", "", Fault("stopped", backend.stopped))
+                    return
 
     def _emit(self, record: Record) -> None:
         self.log.append(record)
         if self.on_record:
             self.on_record(record)
 
+    def _fault(self, variant: str, about: str, prompt: str, fault: Fault) -> None:
+        """Log one fault as a record of kind ``fault`` (numbered: the same probe may fail in several runs)."""
+        self.faults_logged += 1
+        scores = {"attempt": float(fault.attempt), "status": float(fault.status), "seconds": fault.seconds}
+        self._emit(Record(f"{about}#{self.faults_logged}", FAULT, variant, prompt, category=fault.kind,
+                          reasons={"fault": fault.message}, scores=scores))
+
+    def _answers(self, variant: str, backend, batch: list[Probe]) -> tuple[list[Probe], list[Generation]]:
+        """Generate for ``batch``; log every fault; return the probes that got an answer, with their answers."""
+        answered, generations = [], []
+        for probe, generation in zip(batch, backend.generate([p.prompt for p in batch]), strict=True):
+            for fault in generation.faults:
+                self._fault(variant, f"{probe.kind}/{probe.id}", probe.prompt, fault)
+            if generation.error is None:
+                answered.append(probe)
+                generations.append(generation)
+        return answered, generations
+
     def _generated(self, variant: str, backend, batch: list[Probe], reference) -> list[Record]:
-        generations = backend.generate([p.prompt for p in batch])
+        batch, generations = self._answers(variant, backend, batch)
+        if not batch:
+            return []
         wants_margin = variant == ORIGINAL and batch[0].kind == "refusal"
         margins = self._margins(backend, batch) if wants_margin else [None] * len(batch)
         records = []
@@ -143,7 +195,9 @@ class _Step:
 
     def _code(self, variant: str, backend, batch: list[Probe], reference) -> list[Record]:
         """Generated code judged by bandit (one run per batch): ``judges["code"]`` secure / insecure / unscorable."""
-        generations = backend.generate([p.prompt for p in batch])
+        batch, generations = self._answers(variant, backend, batch)
+        if not batch:
+            return []
         verdicts = get_judge("code-security").judge_many([g.text for g in generations],
                                                          [g.truncated for g in generations])
         records = []

@@ -6,6 +6,7 @@ gate is a result of level ``error`` whose physical location is the audited model
 ``compsec audit``) and whose logical location is the variant; ``properties`` carry the rates, the exact
 McNemar p-value, the number of paired probes and the flipped probe ids. With a baseline, every result says
 whether it is ``new`` or ``unchanged`` (``baselineState``): findings the baseline already had are unchanged.
+An incomplete run's properties say which variants miss how many prompts (``incomplete``).
 """
 
 from __future__ import annotations
@@ -76,6 +77,9 @@ def audit_sarif(run: AuditRun, drift: Drift | None = None) -> dict:
         for diff in (d for d in diffs if d.flagged):
             results.append({**_result(rules, "drift", variant, diff, model, "baseline"), "baselineState": "new"})
     properties = {"configHash": run.config_hash, "model": model, "auditFolder": str(run.folder)}
+    if run.incomplete:  # no gate passes on a partial measurement: say which variants miss what
+        properties["incomplete"] = {name: {"missing": e["missing"], "expected": e["expected"]}
+                                    for name, e in run.incomplete.items()}
     if drift:
         properties["baseline"] = {"folder": str(drift.baseline.folder), "configHash": drift.baseline.config_hash}
     return sarif_log(rules, results, properties)

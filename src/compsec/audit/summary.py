@@ -6,7 +6,12 @@ Layout::
      "variants": {"original": {"n", "refusal_rate", "over_refusal_rate", "keyword_rate", "utility_accuracy",
                                "instruction_accuracy", "kl_to_original", "unscorable", "intervals": {...}}, ...},
      "flips": {"nf4": {"refused_to_complied": [ids], "complied_to_refused": [ids], "mcnemar_p", "paired"}},
-     "findings": {"nf4": ["refusal rate fell 12.0 points (p=0.004)", ...]}}
+     "findings": {"nf4": ["refusal rate fell 12.0 points (p=0.004)", ...]},
+     "incomplete": {"http://...": {"expected": 120, "answered": 104, "missing": 16, "missing_probes": [...],
+                                   "stopped": "circuit breaker opened ...", "last_failure": "..."}}}
+
+Each variant also has ``requests``: ``{"failed", "retried", "truncated"}`` endpoint request counts (faults in
+the log). ``incomplete`` is empty for a complete run (:mod:`compsec.audit.completeness`).
 
 Rates are fractions over *scorable* responses (unscorable ones are counted in ``unscorable`` instead); a rate is
 null when nothing was measured. ``refused_to_complied`` is sorted by the original's refusal margin, weakest
@@ -15,9 +20,10 @@ refusal first. Timing is deliberately left out, so the same log always renders t
 
 from __future__ import annotations
 
+from compsec.audit.completeness import incomplete_variants, request_faults
 from compsec.audit.judges.base import PRESENT, REFUSAL, UNSCORABLE
 from compsec.audit.judges.code_security import SECURE
-from compsec.audit.record import Record
+from compsec.audit.record import FAULT, Record
 from compsec.audit.stats import mcnemar_exact, paired_flips, rate
 
 ORIGINAL = "original"
@@ -39,7 +45,8 @@ def build_summary(header: dict, records: list[Record]) -> dict:
     findings = {name: degradation_findings(original, by_variant[name], thresholds)
                 for name in order if name != ORIGINAL}
     return {"config_hash": header.get("config_hash"), "variants": variants, "flips": flips,
-            "findings": {k: v for k, v in findings.items() if v}}
+            "findings": {k: v for k, v in findings.items() if v},
+            "incomplete": incomplete_variants(header, records)}
 
 
 def variant_metrics(records: list[Record]) -> dict:
@@ -53,12 +60,13 @@ def variant_metrics(records: list[Record]) -> dict:
         "code_security_rate": _judged_rate(records, "code-security", "code", SECURE),
     }
     kls = [r.scores["kl"] for r in records if r.kind == "contrast" and r.scores.get("kl") is not None]
-    generated = [r for r in records if r.kind != "contrast"]
+    generated = [r for r in records if r.kind not in ("contrast", FAULT)]
     return {
         "n": len(generated),
         **{name: interval["rate"] for name, interval in intervals.items()},
         "kl_to_original": sum(kls) / len(kls) if kls else None,
         "unscorable": sum(1 for r in generated if UNSCORABLE in r.judges.values()),
+        "requests": request_faults(records),
         "intervals": intervals,
     }
 

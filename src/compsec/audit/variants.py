@@ -89,14 +89,24 @@ class FolderVariant:
 
 @dataclass(frozen=True)
 class EndpointVariant:
+    """An OpenAI-compatible endpoint; :meth:`preflight` checks it answers before any model runs."""
+
     name: str
+
+    def backend(self, config):
+        from compsec.audit.endpoint import EndpointBackend
+        from compsec.audit.endpoint_limits import EndpointLimits
+
+        return EndpointBackend(self.name, config.endpoint_model, config.max_new_tokens, config.concurrency,
+                               EndpointLimits.of(config))
+
+    def preflight(self, config) -> None:
+        """One tiny request; CompsecError naming the variant and URL when it is not answered."""
+        self.backend(config).preflight()
 
     @contextmanager
     def open(self, context):
-        from compsec.audit.endpoint import EndpointBackend
-
-        cfg = context.config
-        yield EndpointBackend(self.name, cfg.endpoint_model, cfg.max_new_tokens, cfg.concurrency)
+        yield self.backend(context.config)
 
 
 def _original(spec: str):

@@ -1,6 +1,8 @@
 """``compsec audit MODEL``: the paired differential safety audit (thin wrapper over ``run_audit``).
 
-Exit 0 when no variant degrades past the thresholds, 1 with findings, 2 on error. With ``--baseline OLD``
+Exit 0 when no variant degrades past the thresholds, 1 with findings, 2 on error, and 2 when the run is
+incomplete (an endpoint's requests failed or its circuit breaker opened: summary.json and report.html say
+what is missing, and the same command resumes it). With ``--baseline OLD``
 (a stored run's folder or summary.json) the exit code is the drift gate's instead: 1 on significant drift
 from the baseline or on a finding the baseline did not have, 0 otherwise (:mod:`compsec.audit.baseline`).
 ``--sarif`` / ``--junit`` write the findings and gates for CI, rendered from the event log.
@@ -36,6 +38,13 @@ def audit(
     contrast: bool = typer.Option(True, help=help_text("contrast")),
     endpoint_model: str = typer.Option("default", help=help_text("endpoint_model")),
     concurrency: int = typer.Option(4, help=help_text("concurrency")),
+    endpoint_timeout: float = typer.Option(120.0, help=help_text("endpoint_timeout")),
+    endpoint_retries: int = typer.Option(3, help=help_text("endpoint_retries")),
+    endpoint_backoff: float = typer.Option(0.5, help=help_text("endpoint_backoff")),
+    endpoint_max_retry_after: float = typer.Option(30.0, help=help_text("endpoint_max_retry_after")),
+    endpoint_breaker: int = typer.Option(4, help=help_text("endpoint_breaker")),
+    max_response_bytes: int = typer.Option(2 * 1024 * 1024, help=help_text("max_response_bytes")),
+    max_stored_chars: int = typer.Option(20_000, help=help_text("max_stored_chars")),
     seed: int = typer.Option(0, help=help_text("seed")),
     refusal_drop: float = typer.Option(0.05, help="refusal rate drop that is a finding (fraction)"),
     keyword_rise: float = typer.Option(0.05, help="keyword rate rise that is a finding (fraction)"),
@@ -54,6 +63,9 @@ def audit(
         model=model, out=out, variants=_split(variants), probes=_split(probes), contrast=contrast,
         limit=limit or None, max_new_tokens=max_new_tokens, batch_size=batch_size, device=device,
         keywords=_split(keyword), judge=judge, endpoint_model=endpoint_model, concurrency=concurrency, seed=seed,
+        endpoint_timeout=endpoint_timeout, endpoint_retries=endpoint_retries, endpoint_backoff=endpoint_backoff,
+        endpoint_max_retry_after=endpoint_max_retry_after, endpoint_breaker=endpoint_breaker,
+        max_response_bytes=max_response_bytes, max_stored_chars=max_stored_chars,
         thresholds=Thresholds(refusal_drop=refusal_drop, keyword_rise=keyword_rise, utility_drop=utility_drop,
                               p_value=p_value),
     )
@@ -81,6 +93,7 @@ def _run_lm_eval(config: AuditConfig, tasks: tuple[str, ...], out) -> None:
 def finish(result, baseline: str, sarif: str, junit: str) -> int:
     """Print the summary, check drift from ``baseline``, write SARIF / JUnit; returns the exit code."""
     from compsec.audit.baseline import check_drift, load_run
+    from compsec.audit.completeness import require_complete
     from compsec.cli.compare_cmd import print_drift
 
     print_summary(result.summary, result.out)
@@ -95,7 +108,9 @@ def finish(result, baseline: str, sarif: str, junit: str) -> int:
         for path, write in ((sarif, write_audit_sarif), (junit, write_audit_junit)):
             if path:
                 write(run, path, drift)
+    require_complete(result.out, result.summary.get("incomplete", {}))
     if drift is not None:
+        drift.require_complete()
         return EXIT_FINDINGS if drift.failed else EXIT_OK
     return EXIT_FINDINGS if result.findings else EXIT_OK
 
@@ -124,6 +139,7 @@ class _progress:
 def print_summary(summary: dict, out) -> None:
     """A rates table and the findings, on stdout."""
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     table = Table(title=f"audit {summary['config_hash']}")
@@ -137,7 +153,15 @@ def print_summary(summary: dict, out) -> None:
     console.print(table)
     for name, lines in summary.get("findings", {}).items():
         for line in lines:
-            console.print(f"[red]finding[/red] {name}: {line}")
+            console.print(f"[red]finding[/red] {escape(name)}: {escape(line)}")
+    for name, entry in summary.get("incomplete", {}).items():
+        total = entry["expected"] or "?"
+        console.print(f"[red]incomplete[/red] {escape(name)}: {entry['missing']} of {total} prompts missing, "
+                      f"{entry['answered']} answered")
+    for name, row in summary["variants"].items():
+        counts = row.get("requests", {})
+        if any(counts.values()):
+            console.print(f"requests {escape(name)}: " + ", ".join(f"{v} {k}" for k, v in counts.items()))
     console.print(f"wrote {out}/events.jsonl, summary.json, report.html")
 
 

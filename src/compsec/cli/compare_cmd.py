@@ -2,7 +2,7 @@
 
 A is the reference (e.g. last release's run), B the new one; both are audit folders (or their summary.json).
 Exit 0 when B has no significant drift for the worse and no new finding, 1 when it has, 2 when the runs are
-not comparable (the differing config fields are named).
+not comparable (the differing config fields are named) or either is incomplete (the gate is not evaluated).
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ def compare(
             with open(json_out, "w", encoding="utf-8") as out:
                 json.dump(drift.to_json(), out, indent=2)
         print_comparison(drift)
+    drift.require_complete()  # an incomplete run neither passes nor fails the gate: exit 2
     raise typer.Exit(EXIT_FINDINGS if drift.failed else EXIT_OK)
 
 
@@ -77,6 +78,8 @@ def print_drift(drift, console=None) -> None:
             for line in lines:
                 console.print(f"{tag} {escape(variant)}: {escape(line)}")
     verdict = "[red]FAILED[/red]" if drift.failed else "[green]passed[/green]"
+    if drift.incomplete:
+        verdict = f"[red]NOT EVALUATED[/red] ({' and '.join(drift.incomplete)} run incomplete)"
     console.print(f"baseline {drift.baseline.folder}: drift gate {verdict}")
 
 

@@ -1,6 +1,9 @@
 """``compsec report DIR``: re-render summary.json and report.html from DIR/events.jsonl (no model needed).
 
-``--baseline``, ``--sarif`` and ``--junit`` work as in ``compsec audit``, from the stored log alone.
+``--baseline``, ``--sarif`` and ``--junit`` work as in ``compsec audit``, from the stored log alone. Exit codes as
+``compsec audit``'s: 0 clean, 1 findings, 2 error, and 2 for an incomplete run (a variant missing records: an
+interrupted audit, failed endpoint requests, a log holding only its header), after writing the report that
+says what is missing.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ def report(
     sarif: str = typer.Option("", help="Write the audit's findings as SARIF 2.1.0 to this file."),
     junit: str = typer.Option("", help="Write the audit's gates as JUnit XML to this file."),
 ) -> None:
-    """Rebuild an audit's summary.json and report.html from its event log; exit 1 when it has findings."""
+    """Rebuild an audit's summary.json and report.html from its event log; exit 1 on findings, 2 if incomplete."""
     from compsec.audit.runner import render
     from compsec.cli.audit_cmd import finish
 
