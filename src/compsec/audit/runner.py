@@ -55,8 +55,9 @@ def run_audit(config: AuditConfig, *, model=None, tokenizer=None,
     if config.contrast:
         probes += load_probe_set("contrast")[: config.limit]
     variants = [resolve_variant(spec) for spec in (ORIGINAL, *config.variants)]
-    log = EventLog.open(config.out, config.hashed())
     context = AuditContext(config, model, tokenizer)
+    _ = context.model  # load (and so validate) the original before anything is written
+    log = EventLog.open(config.out, config.hashed())
     step = _Step(config, log, on_record, progress)
     for variant in variants:
         finished = log.finished()

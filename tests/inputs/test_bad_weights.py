@@ -1,0 +1,74 @@
+"""Every verb that loads a model refuses weights that are not the config's tensors or not finite: exit 2, one
+line on stderr naming the tensors, nothing written. The legitimate tiny assistant (tied embeddings) still loads.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+from compsec.cli.main import run
+from compsec.errors import InputError
+from compsec.models.io import load_model
+
+# verb → argv for model folder M writing (if at all) under O; every option keeps the work tiny.
+VERBS = {
+    "layers": lambda m, o: ["layers", m, "--format", "nf4", "--json", f"{o}/rows.json"],
+    "harden": lambda m, o: ["harden", m, "--out", o],
+    "prune": lambda m, o: ["prune", m, "--sparsity", "0.5", "--out", o],
+    "quantize": lambda m, o: ["quantize", m, "--format", "nf4", "--protect", "none", "--out", o],
+    "heads": lambda m, o: ["heads", m, "--limit", "1", "--max-new-tokens", "2", "--out", f"{o}/heads.json"],
+    "audit": lambda m, o: ["audit", m, "--probes", "refusal", "--limit", "1", "--max-new-tokens", "2",
+                           "--no-contrast", "--out", o],
+    "attack": lambda m, o: ["attack", "--model", m, "--inject-steps", "1", "--repair-steps", "1",
+                            "--probe-limit", "1", "--out", o],
+    "distill": lambda m, o: ["distill", m, "--student", f"{o}.student.json", "--steps", "1", "--out", o],
+    "search": lambda m, o: ["search", m, "--variant", "nf4", "--budget", "50", "--seed-limit", "1", "--out", o],
+    "serve": lambda m, o: ["serve", m, "--port", "0"],
+}
+KINDS = ("renamed", "missing", "extra", "shape", "nan", "inf")
+
+
+@pytest.fixture
+def no_serving(monkeypatch):
+    """``serve`` sleeps until Ctrl-C once it serves: make that sleep a Ctrl-C so a served model returns 0."""
+    def interrupt(_seconds):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(time, "sleep", interrupt)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("verb", sorted(VERBS))
+def test_verb_refuses_bad_weights(verb, kind, bad_models, tmp_path, capsys, no_serving):
+    bad, out = bad_models[kind], tmp_path / "out"
+    (tmp_path / "out.student.json").write_text(json.dumps({"num_hidden_layers": 1}))
+    code = run(VERBS[verb](str(bad.folder), str(out)))
+    err = capsys.readouterr().err.strip()
+    assert code == 2, err
+    assert len(err.splitlines()) == 1 and err.startswith("error: ") and "internal error" not in err
+    assert str(bad.folder) in err and all(name in err for name in bad.tensors), err
+    assert not out.exists(), sorted(p.name for p in out.rglob("*"))
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_load_model_names_the_tensors(kind, bad_models):
+    bad = bad_models[kind]
+    with pytest.raises(InputError) as info:
+        load_model(bad.folder)
+    assert all(name in str(info.value) for name in bad.tensors) and "\n" not in str(info.value)
+
+
+def test_nonfinite_message_counts_every_value(bad_models):
+    with pytest.raises(InputError, match=r"NaN/Inf weights in 1 tensor \(model\.layers\.0\.mlp\.up_proj\.weight: 2 values"):
+        load_model(bad_models["inf"].folder)
+
+
+def test_the_tiny_assistant_with_tied_embeddings_still_loads(tiny_model_dir, tiny_assistant):
+    model, tokenizer = load_model(tiny_model_dir)
+    assert model.config.tie_word_embeddings and tokenizer is not None
+    assert model.lm_head.weight.data_ptr() == model.model.embed_tokens.weight.data_ptr()
+    reference, _ = tiny_assistant
+    assert all((a == b).all() for a, b in zip(model.state_dict().values(), reference.state_dict().values()))
