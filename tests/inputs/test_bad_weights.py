@@ -8,6 +8,7 @@ import json
 import time
 
 import pytest
+import torch
 
 from compsec.cli.main import run
 from compsec.errors import InputError
@@ -72,3 +73,25 @@ def test_the_tiny_assistant_with_tied_embeddings_still_loads(tiny_model_dir, tin
     assert model.lm_head.weight.data_ptr() == model.model.embed_tokens.weight.data_ptr()
     reference, _ = tiny_assistant
     assert all((a == b).all() for a, b in zip(model.state_dict().values(), reference.state_dict().values()))
+
+
+def test_distill_stops_when_the_loss_becomes_nonfinite(tiny_model_dir, tmp_path, capsys):
+    student, out = tmp_path / "student.json", tmp_path / "out"
+    student.write_text(json.dumps({"num_hidden_layers": 1}))
+    code = run(["distill", str(tiny_model_dir), "--student", str(student), "--out", str(out), "--steps", "4",
+                "--batch-size", "4", "--lr", "1e30"])  # the first step throws the weights to ~1e30: logits overflow
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1, err
+    assert "distillation loss became nan" in err and not out.exists()
+
+
+def test_classifier_distillation_stops_at_the_first_nonfinite_loss():
+    from compsec.distill.train import DistillConfig, distill_classifier
+
+    torch.manual_seed(0)
+    teacher, student = torch.nn.Linear(4, 3), torch.nn.Linear(4, 3)
+    with torch.no_grad():
+        teacher.weight[0, 0] = float("inf")  # every teacher logit row holds Inf or NaN
+    images, labels = torch.rand(16, 4), torch.randint(0, 3, (16,))
+    with pytest.raises(InputError, match="loss became nan at step 1;"):
+        distill_classifier(teacher, student, images, labels, DistillConfig(steps=3, batch_size=8))
