@@ -22,6 +22,7 @@ def check(
     json_out: str = typer.Option(None, "--json", help="Also write the findings as JSON to this file."),
 ) -> None:
     """Check PATH for malformed or hostile content; nothing is loaded or unpickled."""
+    from compsec.integrity.check import require_something_to_check
     from compsec.integrity.collect import finding_as_json, finding_line, integrity_findings
 
     findings = integrity_findings(path, scan_values=values)
@@ -35,6 +36,7 @@ def check(
         more = f" (and {len(errors) - 1} more errors)" if len(errors) > 1 else ""
         typer.echo(" ".join(f"error: refusing {path}: {errors[0].message}{more}".split()), err=True)
         raise typer.Exit(EXIT_ERROR)
+    require_something_to_check(path)  # an empty folder (or one holding only config.json) is never "clean"
     if any(f.severity == "warning" for f in findings):
         raise typer.Exit(EXIT_FINDINGS)
     typer.echo(f"clean: {path}")

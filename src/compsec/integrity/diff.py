@@ -137,6 +137,8 @@ def diff_models(path_a: str | Path, path_b: str | Path, formats=()) -> DiffRepor
                              "(compsec.models.load_model) and save it with save_model first")
     quantizable = _quantizable_names(path_a)
     with TensorSource(path_a) as source_a, TensorSource(path_b) as source_b:
+        if not source_a.names and not source_b.names:
+            raise InputError(f"{path_a} and {path_b} hold no tensors, so there is nothing to compare; give model weights")
         common = [n for n in source_a.names if n in source_b.names]
         changed = [c for n in common
                    if (c := _compare_tensor(n, source_a.get(n), source_b.get(n), formats, n in quantizable))]
