@@ -28,6 +28,13 @@ VERBS = {
     "distill": lambda m, o: ["distill", m, "--student", f"{o}.student.json", "--steps", "1", "--out", o],
     "search": lambda m, o: ["search", m, "--variant", "nf4", "--budget", "50", "--seed-limit", "1", "--out", o],
     "serve": lambda m, o: ["serve", m, "--port", "0"],
+    "lm-eval": lambda m, o: ["lm-eval", m, "--tasks", "compsec_utility_mc", "--limit", "1", "--out", o],
+}
+# the bad model as a folder variant of a sound original: refused before the original runs
+VARIANT_VERBS = {
+    "audit": lambda t, m, o: ["audit", t, "--variants", m, "--probes", "refusal", "--limit", "1",
+                              "--max-new-tokens", "2", "--no-contrast", "--out", o],
+    "serve": lambda t, m, o: ["serve", t, "--variant", m, "--port", "0"],
 }
 KINDS = ("renamed", "missing", "extra", "shape", "nan", "inf")
 
@@ -52,6 +59,17 @@ def test_verb_refuses_bad_weights(verb, kind, bad_models, tmp_path, capsys, no_s
     assert len(err.splitlines()) == 1 and err.startswith("error: ") and "internal error" not in err
     assert str(bad.folder) in err and all(name in err for name in bad.tensors), err
     assert not out.exists(), sorted(p.name for p in out.rglob("*"))
+
+
+@pytest.mark.parametrize("kind", ["renamed", "nan"])
+@pytest.mark.parametrize("verb", sorted(VARIANT_VERBS))
+def test_bad_folder_variant_is_refused_before_any_work(verb, kind, bad_models, tiny_model_dir, tmp_path, capsys,
+                                                       no_serving):
+    bad, out = bad_models[kind], tmp_path / "out"
+    code = run(VARIANT_VERBS[verb](str(tiny_model_dir), str(bad.folder), str(out)))
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1 and all(name in err for name in bad.tensors), err
+    assert not out.exists()
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -95,3 +113,10 @@ def test_classifier_distillation_stops_at_the_first_nonfinite_loss():
     images, labels = torch.rand(16, 4), torch.randint(0, 3, (16,))
     with pytest.raises(InputError, match="loss became nan at step 1;"):
         distill_classifier(teacher, student, images, labels, DistillConfig(steps=3, batch_size=8))
+
+
+@pytest.mark.parametrize("verb", ["layers", "serve"])
+def test_the_sound_tiny_assistant_passes_the_same_commands(verb, tiny_model_dir, tmp_path, capsys, no_serving):
+    """Control: the commands above succeed on the folder the bad copies were made from."""
+    (tmp_path / "out").mkdir()
+    assert run(VERBS[verb](str(tiny_model_dir), str(tmp_path / "out"))) == 0, capsys.readouterr().err

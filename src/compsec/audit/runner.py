@@ -26,7 +26,7 @@ from compsec.audit.judges.text import normalise
 from compsec.audit.probes import KINDS, Probe, load_probe_set, load_probe_sets
 from compsec.audit.record import Record
 from compsec.audit.summary import build_summary
-from compsec.audit.variants import ORIGINAL, resolve_variant
+from compsec.audit.variants import ORIGINAL, require_loadable_folders, resolve_variant
 from compsec.errors import InputError
 
 GENERATED = ("refusal", "over-refusal", "injection")
@@ -60,7 +60,8 @@ def run_audit(config: AuditConfig, *, model=None, tokenizer=None,
                          "or your own files")
     variants = [resolve_variant(spec) for spec in (ORIGINAL, *config.variants)]
     context = AuditContext(config, model, tokenizer)
-    _ = context.model  # load (and so validate) the original before anything is written
+    _ = context.model  # load (and so validate) the original and the folder variants before anything is written
+    require_loadable_folders(variants)
     log = EventLog.open(config.out, config.hashed())
     step = _Step(config, log, on_record, progress)
     for variant in variants:
