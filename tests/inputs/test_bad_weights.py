@@ -72,6 +72,17 @@ def test_bad_folder_variant_is_refused_before_any_work(verb, kind, bad_models, t
     assert not out.exists()
 
 
+@pytest.mark.parametrize("kind", ["nan", "inf"])
+@pytest.mark.parametrize("bad_side", ["a", "b"])
+def test_diff_refuses_nonfinite_weights_on_either_side(kind, bad_side, bad_models, tiny_model_dir, tmp_path, capsys):
+    bad, out = bad_models[kind], tmp_path / "diff.json"
+    pair = [str(bad.folder), str(tiny_model_dir)] if bad_side == "a" else [str(tiny_model_dir), str(bad.folder)]
+    code = run(["diff", *pair, "--json", str(out)])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1 and f"{bad.folder}: NaN/Inf weights" in err, err
+    assert all(name in err for name in bad.tensors) and not out.exists()
+
+
 @pytest.mark.parametrize("kind", KINDS)
 def test_load_model_names_the_tensors(kind, bad_models):
     bad = bad_models[kind]

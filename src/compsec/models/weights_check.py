@@ -75,9 +75,14 @@ def require_finite_weights(model, where) -> None:
     """Raise InputError naming the tensors (and their NaN/Inf counts) unless every weight of ``model`` is finite."""
     counts = nonfinite_tensors(model)
     if counts:
-        named = [f"{name}: {_count(count, 'value')}" for name, count in counts.items()]
-        raise InputError(f"{where}: NaN/Inf weights in {_count(len(counts), 'tensor')} ({_names(named)}); the "
-                         "weights are corrupted or tampered: re-download or re-export the model, do not use it")
+        raise nonfinite_error(where, counts)
+
+
+def nonfinite_error(where, counts: dict[str, int]) -> InputError:
+    """The one-line refusal of ``where`` whose tensors hold ``{name: NaN/Inf count}`` (first few named)."""
+    named = [f"{name}: {_count(count, 'value')}" for name, count in counts.items()]
+    return InputError(f"{where}: NaN/Inf weights in {_count(len(counts), 'tensor')} ({_names(named)}); the weights "
+                      "are corrupted or tampered: re-download or re-export the model, do not use it")
 
 
 @contextmanager
