@@ -16,6 +16,7 @@ from compsec.models.io import load_model
 
 # verb → argv for model folder M writing (if at all) under O; every option keeps the work tiny.
 VERBS = {
+    "check": lambda m, o: ["check", m],
     "layers": lambda m, o: ["layers", m, "--format", "nf4", "--json", f"{o}/rows.json"],
     "harden": lambda m, o: ["harden", m, "--out", o],
     "prune": lambda m, o: ["prune", m, "--sparsity", "0.5", "--out", o],
@@ -126,7 +127,7 @@ def test_classifier_distillation_stops_at_the_first_nonfinite_loss():
         distill_classifier(teacher, student, images, labels, DistillConfig(steps=3, batch_size=8))
 
 
-@pytest.mark.parametrize("verb", ["layers", "serve"])
+@pytest.mark.parametrize("verb", ["check", "layers", "serve"])
 def test_the_sound_tiny_assistant_passes_the_same_commands(verb, tiny_model_dir, tmp_path, capsys, no_serving):
     """Control: the commands above succeed on the folder the bad copies were made from."""
     (tmp_path / "out").mkdir()

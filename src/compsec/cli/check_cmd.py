@@ -24,8 +24,11 @@ def check(
     """Check PATH for malformed or hostile content; nothing is loaded or unpickled."""
     from compsec.integrity.check import require_something_to_check
     from compsec.integrity.collect import finding_as_json, finding_line, integrity_findings
+    from compsec.models.weights_check import checkpoint_findings
 
     findings = integrity_findings(path, scan_values=values)
+    if not any(f.severity == "error" for f in findings):  # files sound: are they the tensors config.json names?
+        findings += checkpoint_findings(path)
     for finding in findings:
         typer.echo(finding_line(finding))
     if json_out:

@@ -99,3 +99,30 @@ def quiet_transformers():
         logging.set_verbosity(verbosity)
         if bars:
             logging.enable_progress_bar()
+
+
+def checkpoint_findings(path) -> list:
+    """An error :class:`~compsec.integrity.Finding` when the safetensors weights of model folder ``path`` are not
+    the tensors its config.json describes, by transformers' own loading info computed on the meta device (names
+    and shapes only: no tensor value is read). Empty for anything but a folder with config.json and safetensors;
+    call it only on a folder whose files passed the integrity checks."""
+    from pathlib import Path
+
+    from transformers import AutoModelForCausalLM
+
+    from compsec.integrity.findings import Finding
+
+    folder = Path(path)
+    if not (folder.is_dir() and (folder / "config.json").is_file() and any(folder.glob("*.safetensors"))):
+        return []
+    options = {"device_map": "meta", "output_loading_info": True, "ignore_mismatched_sizes": True,
+               "local_files_only": True, "trust_remote_code": False, "use_safetensors": True}
+    try:
+        with quiet_transformers():
+            info = AutoModelForCausalLM.from_pretrained(str(folder), **options)[1]
+    except (OSError, ValueError, KeyError, TypeError, RuntimeError, ImportError) as err:
+        message = f"could not compare the weights with config.json ({' '.join(str(err).split())[:200]})"
+        return [Finding(str(folder), None, "config-unchecked", "warning", message)]
+    problems = checkpoint_problems(info)
+    return [Finding(str(folder), None, "config-mismatch", "error", f"the weights are not the tensors config.json "
+                    f"describes: {'; '.join(problems)}; compsec refuses to load it")] if problems else []
