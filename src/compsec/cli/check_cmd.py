@@ -24,10 +24,14 @@ def check(
                                 help="Also run picklescan, fickling and modelscan (where installed) on pickles."),
 ) -> None:
     """Check PATH for malformed or hostile content; nothing is loaded or unpickled."""
+    from compsec.integrity.check import require_something_to_check
     from compsec.integrity.collect import finding_as_json, finding_line, integrity_findings
     from compsec.integrity.second_opinions import disagreement, opinion_findings, second_opinions
+    from compsec.models.weights_check import checkpoint_findings
 
     findings = integrity_findings(path, scan_values=values)
+    if not any(f.severity == "error" for f in findings):  # files sound: are they the tensors config.json names?
+        findings += checkpoint_findings(path)
     opinions = second_opinions(path, findings) if others else []
     findings += opinion_findings(path, opinions)
     split = disagreement(opinions)
@@ -44,6 +48,7 @@ def check(
         more = f" (and {len(errors) - 1} more errors)" if len(errors) > 1 else ""
         typer.echo(" ".join(f"error: refusing {path}: {errors[0].message}{more}".split()), err=True)
         raise typer.Exit(EXIT_ERROR)
+    require_something_to_check(path)  # an empty folder (or one holding only config.json) is never "clean"
     if any(f.severity == "warning" for f in findings):
         raise typer.Exit(EXIT_FINDINGS)
     typer.echo(f"clean: {path}")

@@ -24,7 +24,8 @@ def survival(
     """Measure whether a planted backdoor survives quantization, pruning, distillation and fine-pruning."""
     from compsec.survival.table import DEFAULT_COMPRESSIONS, format_table, run_survival, write_survival
 
-    chosen = [c.strip() for c in compressions.split(",") if c.strip()] if compressions else list(DEFAULT_COMPRESSIONS)
+    chosen = list(DEFAULT_COMPRESSIONS) if compressions is None else [c.strip() for c in compressions.split(",")
+                                                                        if c.strip()]
     progress = lambda row: typer.echo(f"measured {row['model']} / {row['compression']}", err=True)
     rows = run_survival(fixture, chosen, seed, device, progress)
     path = write_survival(out, rows, {"fixture": fixture, "compressions": chosen, "seed": seed})
