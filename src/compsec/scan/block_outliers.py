@@ -61,9 +61,14 @@ def top2_ratios(w: torch.Tensor, block_size: int) -> torch.Tensor:
 def block_outlier_test(w: torch.Tensor, block_size: int,
                        ratio_threshold: float = RATIO_THRESHOLD) -> BlockOutlierResult:
     """Count blocks of ``w`` whose top-two ratio reaches ``ratio_threshold`` and test against the null above."""
+    return block_outlier_result(top2_ratios(w, block_size), block_size, ratio_threshold)
+
+
+def block_outlier_result(ratios: torch.Tensor, block_size: int,
+                         ratio_threshold: float = RATIO_THRESHOLD) -> BlockOutlierResult:
+    """The test from the top-two ratios of every block of a tensor (:func:`top2_ratios`, chunks concatenated)."""
     if ratio_threshold <= 1:
         raise ValueError(f"ratio_threshold={ratio_threshold} must exceed 1 (16 flags 4-bit outlier injection)")
-    ratios = top2_ratios(w, block_size)
     n = int(ratios.numel())
     exceeding = int((ratios >= ratio_threshold).sum())
     median_log = float(ratios.clamp(max=1e30).log().median()) if n else 0.0
