@@ -27,6 +27,7 @@ import torch
 from compsec.scan.null import binomial_tail
 
 RATIO_THRESHOLD = 16.0
+MIN_BLOCKS = 32  # fewer blocks: no tail index worth the name, the tensor is untestable
 
 
 @dataclass(frozen=True)
@@ -72,7 +73,7 @@ def block_outlier_result(ratios: torch.Tensor, block_size: int,
     n = int(ratios.numel())
     exceeding = int((ratios >= ratio_threshold).sum())
     median_log = float(ratios.clamp(max=1e30).log().median()) if n else 0.0
-    if n == 0 or median_log <= 0:  # duplicated magnitudes everywhere: a grid-derived tensor, no tail to fit
+    if n < MIN_BLOCKS or median_log <= 0:  # too few blocks, or a grid-derived tensor: no tail to fit
         return BlockOutlierResult(block_size, n, exceeding, float("nan"), float("nan"), None)
     alpha = math.log(2) / median_log
     pi0 = math.exp(-alpha * math.log(ratio_threshold))

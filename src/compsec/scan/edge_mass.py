@@ -42,7 +42,6 @@ from compsec.scan.null import MIN_VARIANCE, poisson_binomial_test
 from compsec.scan.tally import EdgeTally, exact_tally
 
 
-
 @dataclass(frozen=True)
 class EdgeMassResult:
     """Outcome for one tensor and one format; ``p_value`` is None when too few weights were informative."""

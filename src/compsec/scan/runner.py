@@ -42,8 +42,6 @@ def behavioural_contrast(path: Path, cfg: ScanConfig) -> list[Evidence]:
     """``--behaviour``: the Monte-Carlo rank test of :mod:`compsec.scan.behaviour` for every checked format."""
     from compsec.scan.behaviour import behaviour_evidence
 
-    if not (path / "config.json").is_file():
-        raise InputError(f"--behaviour needs a model folder with config.json and tokenizer files; {path} is not one")
     return behaviour_evidence(path, list(cfg.format_names()), seed=cfg.seed or 0)
 
 
@@ -75,6 +73,8 @@ def scan_path(path: str | Path, cfg: ScanConfig | None = None,
     candidates = [fmt for fmt in map(formats.get, formats.names())  # K-quants need llama-cpp-python
                   if getattr(fmt, "available", lambda: True)()]
     notes: list[str] = integrity_notes(path)
+    if cfg.behaviour and not (path / "config.json").is_file():  # refuse before the work, not after
+        raise InputError(f"--behaviour needs a model folder with config.json and tokenizer files; {path} is not one")
     seed = None if not cfg.sample_weights else (cfg.seed if cfg.seed is not None else fresh_seed())
     state = ScanState()
     for tensor in stored_tensors(path, notes):

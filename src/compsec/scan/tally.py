@@ -37,7 +37,7 @@ _MANTISSA = {torch.float32: (23, 127), torch.float16: (10, 15), torch.bfloat16: 
 
 @dataclass
 class EdgeTally:
-    """Sums over the non-pinned weights of one tensor under one format (add chunks with ``+=``)."""
+    """Sums over the non-pinned weights of one tensor under one format (add chunks with :meth:`add`)."""
 
     weights: int = 0
     edge_trials: int = 0  # weights in the edge or adjacent band (or any, where the adjacent band is empty)
@@ -52,7 +52,8 @@ class EdgeTally:
     outer_variance: float = 0.0
     spike_counts: torch.Tensor = field(default_factory=lambda: torch.zeros(BINS, dtype=torch.int64))
 
-    def __iadd__(self, other: EdgeTally) -> EdgeTally:
+    def add(self, other: EdgeTally) -> EdgeTally:
+        """Add ``other``'s counts to these (in place) and return this tally."""
         for f in fields(self):
             setattr(self, f.name, getattr(self, f.name) + getattr(other, f.name))
         return self
@@ -73,9 +74,7 @@ def edge_tally(w: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor, eps: float) 
     fine = ~exact_steps & ((hi.double() - lo.double()) >= FINE_STEPS * coarsest_ulp)
     rest = ~exact_steps & ~fine
     out = _uniform_tally(storage_key(w[exact_steps], w.dtype) - k_lo[exact_steps], steps[exact_steps], eps)
-    out += _fine_tally(w[fine], lo[fine], hi[fine], eps)
-    out += exact_tally(w[rest], lo[rest], hi[rest], eps)
-    return out
+    return out.add(_fine_tally(w[fine], lo[fine], hi[fine], eps)).add(exact_tally(w[rest], lo[rest], hi[rest], eps))
 
 
 def _exponent(key: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:

@@ -17,7 +17,6 @@ from compsec.scan.reader import NARROWER
 from compsec.scan.tensor_scan import TensorScan, outlier_sizes, row_wise, rows_per_chunk
 
 
-
 def usable(fmt: Format, shape: tuple[int, int], sample_block: int | None = None) -> bool:
     """Whether ``fmt`` can be checked on a tensor of ``shape``: supported, and in a sampled run (blocks of
     ``sample_block`` weights of a row) either row-wise or with blocks that tile the sampled blocks."""

@@ -68,7 +68,7 @@ class TensorScan:
         for fmt in self.edge_formats:
             data = whole if row_wise(fmt, rows.shape[-1]) and row_wise_rows is not None else rows
             box = scan_box(fmt, data)
-            self.tallies.setdefault(fmt.name, EdgeTally()).__iadd__(edge_tally(data, box.lo, box.hi, self.cfg.eps))
+            self.tallies.setdefault(fmt.name, EdgeTally()).add(edge_tally(data, box.lo, box.hi, self.cfg.eps))
         for size in self.outlier_sizes:
             self.ratios.setdefault(size, []).append(top2_ratios(rows, size))
 
@@ -103,10 +103,10 @@ def edge_evidence(name: str, tally: EdgeTally, fmt: Format, cfg: ScanConfig, sto
 
 
 def outlier_sizes(fmts: list[Format], row_length: int, sampled: bool) -> dict[int, list[str]]:
-    """Block size -> format names, for the block-outlier test (row-wise formats left out of sampled runs: their
-    sampled rows carry the row's abs-max, which would inflate the top-two ratio)."""
+    """Block size -> format names, for the block-outlier test: blocks that tile rows only (row-wise formats left
+    out of sampled runs: their sampled rows carry the row's abs-max, which would inflate the top-two ratio)."""
     by_size: dict[int, list[str]] = {}
     for fmt in fmts:
-        if not (sampled and row_wise(fmt, row_length)):
+        if row_length % block_size_of(fmt, row_length) == 0 and not (sampled and row_wise(fmt, row_length)):
             by_size.setdefault(block_size_of(fmt, row_length), []).append(fmt.name)
     return by_size
