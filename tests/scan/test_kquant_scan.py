@@ -12,7 +12,7 @@ from compsec.scan import synthetic
 from compsec.scan.config import ScanConfig
 from compsec.scan.edge_mass import edge_mass_test
 from compsec.scan.scan_boxes import batched_boxes, depletion_testable, scan_box, scan_positions
-from compsec.scan.tensor_scan import scan_batch
+from compsec.scan.tensor_plan import scan_batch
 
 pytest.importorskip("llama_cpp")
 K_QUANTS = ["q4_k", "q5_k", "q6_k"]

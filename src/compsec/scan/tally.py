@@ -92,14 +92,16 @@ def _floors(eps: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
 
 def _uniform_tally(j: torch.Tensor, n: torch.Tensor, eps: float) -> EdgeTally:
     """Uniform-grid intervals: ``j`` steps of each weight above ``lo``, ``n`` steps from ``lo`` to ``hi``."""
-    f_edge, f_adj, f_outer = (t[n] for t in _floors(eps))
+    if n.numel() == 0:
+        return EdgeTally()
+    top = int(n.max()) + 1  # tables up to the widest interval present, not UNIFORM_MAX_STEPS
+    fe, fa, fo = (t[:top] for t in _floors(eps))
     near = torch.minimum(j, n - j)
-    cell = (near <= f_edge).long() + (near <= f_adj).long()  # 2 edge band, 1 adjacent band, 0 further in
-    index = n * 6 + cell * 2 + (near <= f_outer).long()
-    counts = torch.bincount(index, minlength=6 * (UNIFORM_MAX_STEPS + 1)).view(-1, 3, 2).double()
+    cell = (near <= fe[n]).long() + (near <= fa[n]).long()  # 2 edge band, 1 adjacent band, 0 further in
+    index = n * 6 + cell * 2 + (near <= fo[n]).long()
+    counts = torch.bincount(index, minlength=6 * top).view(-1, 3, 2).double()
     per_n, edge, banded, outer = counts.sum((1, 2)), counts[:, 2].sum(1), counts[:, 1:].sum((1, 2)), counts[:, :, 1].sum(1)
-    fe, fa, fo = _floors(eps)
-    size = torch.arange(UNIFORM_MAX_STEPS + 1, dtype=torch.float64) + 1
+    size = torch.arange(top, dtype=torch.float64) + 1
     local = fa > fe
     p_local = (fe + 1) / (fa + 1.0)
     p_abs, p_out = (2 * (fe + 1) / size).clamp(max=1.0), (2 * (fo + 1) / size).clamp(max=1.0)
