@@ -69,3 +69,16 @@ def test_pinned_and_nonfinite_intervals_are_left_out():
     lo = torch.tensor([0.0, 1.0, float("-inf")], dtype=torch.float16)
     hi = torch.tensor([1.0, 1.0, 3.0], dtype=torch.float16)
     assert edge_tally(w, lo, hi, 0.01).weights == 1
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_per_row_sums_are_each_rows_own_tally(dtype):
+    gen, fmt = torch.Generator().manual_seed(8), formats.get("nf4")
+    w = synthetic.pgd_repaired(synthetic.benign((6, 256), "gaussian", dtype, gen), fmt, 0.2, gen)
+    box = scan_box(fmt, w)
+    fast = edge_tally(w, box.lo, box.hi, 0.01)
+    assert fast.rows.shape == (6, 3)
+    for r in range(6):
+        own = edge_tally(w[r:r + 1], box.lo[r:r + 1], box.hi[r:r + 1], 0.01)
+        assert fast.rows[r].tolist() == pytest.approx([own.edge_hits, own.edge_trials, own.edge_expected], rel=1e-9)
+    assert fast.rows.sum(0).tolist() == pytest.approx([fast.edge_hits, fast.edge_trials, fast.edge_expected])

@@ -19,6 +19,9 @@ RULES = {
     "edge-mass": ("BoxEdgeMass", "Weights pressed against the edges of their quantization intervals",
                   ("Too many weights lie within eps of an edge of their preimage interval, compared with a "
                    "grid-aware null: the footprint of projected-gradient repair (quantization-conditioned attack).")),
+    "edge-mass-rows": ("BoxEdgeMassRows", "Weights pressed against interval edges in a few rows",
+                       ("One row holds far more weights within eps of an interval edge than a grid-aware null "
+                        "expects: projected-gradient repair confined to a few rows.")),
     "edge-depletion": ("BoxEdgeDepletion", "Weights kept away from the edges of their quantization intervals",
                        ("Far fewer weights lie within eps of an edge than a grid-aware null expects: the footprint "
                         "of an adaptive attacker repairing inside boxes shrunk away from the edges.")),

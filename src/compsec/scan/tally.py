@@ -51,19 +51,24 @@ class EdgeTally:
     outer_expected: float = 0.0
     outer_variance: float = 0.0
     spike_counts: torch.Tensor = field(default_factory=lambda: torch.zeros(BINS, dtype=torch.int64))
+    rows: torch.Tensor = field(default_factory=lambda: torch.zeros(0, 3, dtype=torch.float64))
+    """Per row (in order, chunks appended): edge-mass ``(hits, trials, expected)`` for the per-row test."""
 
     def add(self, other: EdgeTally) -> EdgeTally:
-        """Add ``other``'s counts to these (in place) and return this tally."""
+        """Add ``other``'s counts to these (in place; ``other``'s rows follow these rows) and return this tally."""
         for f in fields(self):
-            setattr(self, f.name, getattr(self, f.name) + getattr(other, f.name))
+            mine, theirs = getattr(self, f.name), getattr(other, f.name)
+            setattr(self, f.name, torch.cat([mine, theirs]) if f.name == "rows" else mine + theirs)
         return self
 
 
 def edge_tally(w: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor, eps: float) -> EdgeTally:
     """The tally of weights ``w`` in boxes ``[lo, hi]`` (same shape and storage dtype); pinned (``lo == hi``) and
     non-finite intervals are left out.  See the module docs for the three ways of counting."""
-    keep = (hi > lo) & torch.isfinite(lo) & torch.isfinite(hi)
-    w, lo, hi = w[keep], lo[keep], hi[keep]
+    n_rows = w.shape[0] if w.dim() == 2 else 1
+    row = torch.arange(n_rows).repeat_interleave(w.numel() // max(n_rows, 1))
+    keep = ((hi > lo) & torch.isfinite(lo) & torch.isfinite(hi)).reshape(-1)
+    w, lo, hi, row = w.reshape(-1)[keep], lo.reshape(-1)[keep], hi.reshape(-1)[keep], row[keep]
     k_lo, k_hi = storage_key(lo, lo.dtype), storage_key(hi, hi.dtype)
     steps = k_hi - k_lo
     e_lo, e_hi = _exponent(k_lo - 1, lo.dtype), _exponent(k_hi + 1, lo.dtype)
@@ -73,8 +78,24 @@ def edge_tally(w: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor, eps: float) 
     coarsest_ulp = torch.exp2((torch.maximum(e_lo, e_hi) - bias - mantissa).double())
     fine = ~exact_steps & ((hi.double() - lo.double()) >= FINE_STEPS * coarsest_ulp)
     rest = ~exact_steps & ~fine
-    out = _uniform_tally(storage_key(w[exact_steps], w.dtype) - k_lo[exact_steps], steps[exact_steps], eps)
-    return out.add(_fine_tally(w[fine], lo[fine], hi[fine], eps)).add(exact_tally(w[rest], lo[rest], hi[rest], eps))
+    parts = [_uniform_tally(storage_key(w[exact_steps], w.dtype) - k_lo[exact_steps], steps[exact_steps], eps,
+                            row[exact_steps], n_rows),
+             _fine_tally(w[fine], lo[fine], hi[fine], eps, row[fine], n_rows),
+             exact_tally(w[rest], lo[rest], hi[rest], eps, row=row[rest], n_rows=n_rows)]
+    per_row = sum(part.rows for part in parts)
+    out = parts[0].add(parts[1]).add(parts[2])
+    out.rows = per_row
+    return out
+
+
+def _row_sums(row: torch.Tensor, trial: torch.Tensor, hit: torch.Tensor, p: torch.Tensor, n_rows: int,
+              ) -> torch.Tensor:
+    """``(n_rows, 3)`` float64 per-row ``(hits, trials, expected)``; ``trial``/``hit`` masks over the weights,
+    ``p`` the edge probability of each trial (weights where ``trial`` holds, in order)."""
+    at = row[trial]
+    return torch.stack([torch.bincount(at[hit[trial]], minlength=n_rows).double(),
+                        torch.bincount(at, minlength=n_rows).double(),
+                        torch.bincount(at, weights=p.double(), minlength=n_rows)], dim=1)
 
 
 def _exponent(key: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
@@ -90,10 +111,10 @@ def _floors(eps: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     return tuple(torch.floor(x * n).long() for x in (eps, 3 * eps, 3 * (WIDE_BAND / 3)))
 
 
-def _uniform_tally(j: torch.Tensor, n: torch.Tensor, eps: float) -> EdgeTally:
+def _uniform_tally(j: torch.Tensor, n: torch.Tensor, eps: float, row: torch.Tensor, n_rows: int) -> EdgeTally:
     """Uniform-grid intervals: ``j`` steps of each weight above ``lo``, ``n`` steps from ``lo`` to ``hi``."""
     if n.numel() == 0:
-        return EdgeTally()
+        return EdgeTally(rows=torch.zeros(n_rows, 3, dtype=torch.float64))
     top = int(n.max()) + 1  # tables up to the widest interval present, not UNIFORM_MAX_STEPS
     fe, fa, fo = (t[:top] for t in _floors(eps))
     near = torch.minimum(j, n - j)
@@ -114,10 +135,13 @@ def _uniform_tally(j: torch.Tensor, n: torch.Tensor, eps: float) -> EdgeTally:
     fine = n >= 2 * BINS * MIN_GRID_PER_BIN
     folded = (near[fine].double() / n[fine].double()).clamp(0.0, 0.5 - 1e-12)
     out.spike_counts = torch.bincount((folded * 2 * BINS).long(), minlength=BINS)
+    trial = torch.where(local[n], cell >= 1, True)
+    out.rows = _row_sums(row, trial, cell == 2, p_trial[n][trial], n_rows)
     return out
 
 
-def _fine_tally(w: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor, eps: float) -> EdgeTally:
+def _fine_tally(w: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor, eps: float, row: torch.Tensor,
+                n_rows: int) -> EdgeTally:
     """Fine-grid intervals: continuous masses, counts from the folded position ``min(p, 1 - p)``."""
     lo32 = lo.float()
     pos = (w.float() - lo32) / (hi.float() - lo32)
@@ -127,14 +151,17 @@ def _fine_tally(w: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor, eps: float)
     counts = torch.bincount(index, minlength=6 * BINS).view(3, 2, BINS)
     n, edge, banded = int(counts.sum()), int(counts[2].sum()), int(counts[1:].sum())
     outer, p_abs = int(counts[:, 1].sum()), 2 * eps
+    trial = cell >= 1
     return EdgeTally(n, banded, edge, banded / 3, banded * 2 / 9, edge, n * p_abs, n * p_abs * (1 - p_abs),
-                     outer, n * 2 * WIDE_BAND, n * 2 * WIDE_BAND * (1 - 2 * WIDE_BAND), counts.sum((0, 1)))
+                     outer, n * 2 * WIDE_BAND, n * 2 * WIDE_BAND * (1 - 2 * WIDE_BAND), counts.sum((0, 1)),
+                     _row_sums(row, trial, cell == 2, torch.full((int(trial.sum()),), 1 / 3, dtype=torch.float64), n_rows))
 
 
-def exact_tally(w: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor, eps: float,
-                band: float = WIDE_BAND) -> EdgeTally:
+def exact_tally(w: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor, eps: float, band: float = WIDE_BAND,
+                row: torch.Tensor | None = None, n_rows: int = 1) -> EdgeTally:
     """The tally from exact float64 cell masses per weight (any grid; ``w``, ``lo``, ``hi`` already filtered to
-    non-pinned finite intervals; ``band``: the edge-band test's outer share)."""
+    non-pinned finite intervals and flat; ``band``: the edge-band test's outer share; ``row``: each weight's
+    row among ``n_rows``, default all row 0)."""
     m = band_masses(lo, hi, eps)
     in_edge = (w <= m["a"]) | (w >= m["b"])
     in_band = in_edge | (w <= m["c"]) | (w >= m["d"])
@@ -147,7 +174,9 @@ def exact_tally(w: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor, eps: float,
     return EdgeTally(int(w.numel()), int(trials.sum()), int(in_edge[trials].sum()), float(p.sum()),
                      float((p * (1 - p)).sum()), int(in_edge.sum()), float(absolute.sum()),
                      float((absolute * (1 - absolute)).sum()), int(((w <= wide["c"]) | (w >= wide["d"])).sum()),
-                     float(p_out.sum()), float((p_out * (1 - p_out)).sum()), folded_counts(w, lo, hi))
+                     float(p_out.sum()), float((p_out * (1 - p_out)).sum()), folded_counts(w, lo, hi),
+                     _row_sums(torch.zeros_like(w, dtype=torch.int64) if row is None else row, trials, in_edge, p,
+                               n_rows))
 
 
 def folded_counts(w: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor) -> torch.Tensor:

@@ -21,6 +21,7 @@ from compsec.scan.blocks import WHOLE_TENSOR_FORMATS, block_size_of
 from compsec.scan.config import ScanConfig
 from compsec.scan.edge_band import edge_band_result, explain_edge_band
 from compsec.scan.edge_mass import edge_mass_result, explain_edge_depletion, explain_edge_mass
+from compsec.scan.edge_rows import explain_row_edge, row_edge_result
 from compsec.scan.findings import Evidence
 from compsec.scan.position_spike import explain_position_spike, spike_result
 from compsec.scan.scan_boxes import depletion_testable, scan_box
@@ -86,13 +87,16 @@ class TensorScan:
 
 
 def edge_evidence(name: str, tally: EdgeTally, fmt: Format, cfg: ScanConfig, storage: str) -> list[Evidence]:
-    """The edge-mass (excess within ``eps``), edge-depletion, wide edge-band and position-spike tests of one tensor
+    """The edge-mass (excess within ``eps``, tensor-wide and row by row), edge-depletion, wide edge-band and position-spike tests of one tensor
     under one format, from its tally; no edge-depletion test where its null does not hold (K-quants' fixed-scale
     boxes, :mod:`compsec.scan.scan_boxes`)."""
     result, band, spike = edge_mass_result(tally), edge_band_result(tally), spike_result(tally.spike_counts,
                                                                                           cfg.min_spike_ratio)
+    rows = row_edge_result(tally.rows, cfg.min_odds_ratio)
     out = [Evidence(name, fmt.name, "edge-mass", result.odds_ratio, result.p_value,
-                    result.odds_ratio >= cfg.min_odds_ratio, explain_edge_mass(result, cfg.eps, storage))]
+                    result.odds_ratio >= cfg.min_odds_ratio, explain_edge_mass(result, cfg.eps, storage)),
+           Evidence(name, fmt.name, "edge-mass-rows", rows.odds_ratio, rows.p_value,
+                    rows.odds_ratio >= cfg.min_odds_ratio, explain_row_edge(rows))]
     if depletion_testable(fmt):
         out.append(Evidence(name, fmt.name, "edge-depletion", 1 / result.edge_ratio, result.depletion_p,
                             result.edge_ratio <= cfg.max_edge_ratio, explain_edge_depletion(result, cfg.eps, storage)))
