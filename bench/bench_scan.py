@@ -15,7 +15,7 @@
 3. ``--detection N``: per-test detection figures on synthetic 4096-weight tensors (see ``detection_rates``).
 
 Usage: ``python bench/bench_scan.py [--params 1e9] [--rows 256] [--skip-model] [--skip-tensor] [--detection 20]
-[--threads N]``; prints JSON.  Measured figures are in the results section of docs/results.md.
+[--threads N] [--hidden 2048]``; prints JSON.  Measured figures are in the results section of docs/results.md.
 """
 
 from __future__ import annotations
@@ -94,19 +94,19 @@ def llama_shapes(params: float, hidden: int = 2048, inter: int = 5632) -> dict[s
     return shapes
 
 
-def synthetic_model(params: float, folder: Path) -> int:
+def synthetic_model(params: float, folder: Path, hidden: int = 2048, inter: int = 5632) -> int:
     """Write the fp16 checkpoint and config.json; returns the parameter count."""
     from safetensors.torch import save_file
 
     gen = torch.Generator().manual_seed(0)
     tensors = {name: (torch.randn(shape, generator=gen) * 0.02).half() for name, shape in
-               llama_shapes(params).items()}
+               llama_shapes(params, hidden, inter).items()}
     (folder / "config.json").write_text(json.dumps({"model_type": "llama"}))
     save_file(tensors, str(folder / "model.safetensors"))
     return sum(t.numel() for t in tensors.values())
 
 
-def whole_model(params: float, threads: int) -> dict:
+def whole_model(params: float, threads: int, hidden: int = 2048, inter: int = 5632) -> dict:
     """Write the synthetic fp16 checkpoint, run ``compsec scan --json`` on it in a child process (wall time and
     the child's peak RSS), delete it."""
     import resource
@@ -116,7 +116,7 @@ def whole_model(params: float, threads: int) -> dict:
     folder = Path(tempfile.mkdtemp(prefix="compsec-bench-"))
     try:
         start = time.perf_counter()
-        count = synthetic_model(params, folder)
+        count = synthetic_model(params, folder, hidden, inter)
         write_s = time.perf_counter() - start
         env = {**os.environ, "OMP_NUM_THREADS": str(threads or torch.get_num_threads())}
         start = time.perf_counter()
@@ -190,6 +190,7 @@ def main() -> None:
     parser.add_argument("--params", type=float, default=1e9, help="size of the synthetic checkpoint")
     parser.add_argument("--rows", type=int, default=256, help="rows of the 4096x4096 tensor scanned per format")
     parser.add_argument("--skip-model", action="store_true", help="only the per-format tensor benchmark")
+    parser.add_argument("--hidden", type=int, default=2048, help="hidden size of the synthetic checkpoint (MLP 2.75x)")
     parser.add_argument("--skip-tensor", action="store_true", help="skip the 4096x4096 per-format benchmark")
     parser.add_argument("--detection", type=int, default=0, help="seeds per case for detection rates (0: skip)")
     parser.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0: torch's default)")
@@ -204,7 +205,7 @@ def main() -> None:
     if args.detection:
         result["detection"] = detection_rates(args.detection, cfg)
     if not args.skip_model:
-        result["model"] = whole_model(args.params, args.threads)
+        result["model"] = whole_model(args.params, args.threads, args.hidden, 4 * args.hidden * 11 // 16 // 64 * 64)
     print(json.dumps(result, indent=2))
 
 

@@ -10,6 +10,12 @@ called suspicious.
 
 Usage: ``python bench/bench_scan_power.py [--seeds 3] [--sample 4096] [--rows 256] [--cols 1024]``; prints a
 table and JSON.
+
+Measured 2026-12-03 (defaults: 4 tensors of 256x1024 fp16, nf4, 3 seeds; 2 shared cores at load ~15), detection
+rate full / ``--sample 4096``: benign 0 / 0; 1 % of rows 1.00 / 0; 10 % 1.00 / 0.67; 50 % 1.00 / 1.00; every row
+but the old fixed sample 1.00 / 1.00.  Before the per-row edge-mass test (tensor-wide tests only) the 1 % case
+was 0 / 0 and 10 % was 1.00 / 0: the tensor-wide odds stay under the effect floor when few rows carry it.
+Scan time for the 15 folders: 148 s at full coverage, 11 s sampled.
 """
 
 from __future__ import annotations
