@@ -15,7 +15,16 @@
 3. ``--detection N``: per-test detection figures on synthetic 4096-weight tensors (see ``detection_rates``).
 
 Usage: ``python bench/bench_scan.py [--params 1e9] [--rows 256] [--skip-model] [--skip-tensor] [--detection 20]
-[--threads N] [--hidden 2048]``; prints JSON.  Measured figures are in the results section of docs/results.md.
+[--threads N] [--hidden 2048]``; prints JSON.
+
+Measured 2026-12-03, ``--skip-model --rows 128 --threads 1``, 2 shared cores at load 15-18 (``quantize_4bit``
+ran at 1.46 M weights/s in the same run, against ~31 M/s on a quiet machine): full coverage, weights examined per
+second per format, as a multiple of ``quantize_4bit``: int8 0.084x, nf4 0.065x, fp4 0.069x, q4_0 0.046x, q8_0
+0.066x, q4_k 0.038x, q5_k 0.038x, q6_k 0.060x; all eight formats together 0.0068x (before: 0.0066x, the old
+full-coverage path); the registry box alone 0.10-0.44x per format, 0.022x for all eight -- the floor of any
+scan built on ``scan_box``.  The old sampled default covered 38-81x ``quantize_4bit`` in parameters per second
+while examining 8,192 of the 16.8 M weights.  The throughput goal of issue 20 (>= 3x ``quantize_4bit`` at full
+coverage) is not met: it needs boxes ~100x faster than the registry's exact ones (see the issue 20 report).
 """
 
 from __future__ import annotations

@@ -53,8 +53,8 @@ def test_benign_k_quant_tensors_raise_no_evidence(name, dtype):
     fmt, cfg = formats.get(name), ScanConfig()
     batch = [(f"t{s}", _benign(dtype, s), True) for s in range(3)]
     evidence, _ = scan_batch(batch, [fmt], [], cfg)
-    assert {e.detector for e in evidence if e.format == name} == {"edge-mass", "edge-band", "position-spike",
-                                                                  "block-outliers"}
+    assert {e.detector for e in evidence if e.format == name} == {"edge-mass", "edge-mass-rows", "edge-band",
+                                                                  "position-spike", "block-outliers"}
     assert not [e for e in evidence if e.effect_ok and e.p_value is not None and e.p_value <= cfg.alpha]
     assert all(0.5 < e.score < 1.5 for e in evidence if e.detector == "edge-mass")
 
