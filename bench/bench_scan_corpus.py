@@ -11,7 +11,13 @@ behaviour (keyword rate >= 50 %, e.g. target int8) failed their stealth goal: re
 attacks whose target format does not show it either (< 50 %) planted nothing: ``attack_failed``.
 Prints a table and writes the JSON (default ``<root>/results.json``).
 
-Measured 2026-11-25 (default ScanConfig, 4096 weights per tensor; 18 benign, 39 attacked artifacts; 3 seeds per
+Measured 2026-12-03 at full coverage (the new default: every weight, 8 formats with q4_k/q5_k/q6_k, per-row
+edge-mass test added), ``--label benign`` on the 17 benign artifacts that build in minutes (tiny fp32/fp16/bf16,
+3 fine-tunes, 7 random inits, 4 noise-hardened; the retrained tiny variants and SmolLM2-135M not built): FPR
+0/17, highest benign score 1.2 (suspicious needs BH-adjusted p <= 1e-3, i.e. score >= 3); 32-195 s per artifact
+on 2 shared cores at load ~15.  The attacked artifacts were not re-scored in this run.
+
+Measured 2026-11-25 (the old default ScanConfig, 4096 weights per tensor; 18 benign, 39 attacked artifacts; 3 seeds per
 attack kind, 6 outlier artifacts; the same figures with ``--sample-weights 0``): FPR 0/18 (tiny assistant fp32/fp16/bf16, 3 fine-tunes, 7 random inits of two
 sizes, 4 noise-hardened, SmolLM2-135M clean with a Q4_1 provenance note); TPR 1.00 and AUROC 1.00 for every kind:
 attacks against nf4 / fp4 / int8 / q4_0 (and nf4 saved as bf16; int8 also with constrained injection r = 4,
