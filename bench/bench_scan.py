@@ -1,49 +1,40 @@
-"""Benchmark of ``compsec scan``.
+"""Benchmark of ``compsec scan`` at full coverage (every weight examined, the default since issue 20).
 
-1. Per format, on one 4096x4096 fp16 tensor: exact positions throughput (positions in the scanning box of
-   :mod:`compsec.scan.scan_boxes`, K-quants' fixed-scale box included; weights/s, measured on ``--rows`` rows and
-   extrapolated) and the scanner's effective throughput (parameters covered per second with the default
-   row sample), each as a ratio to ``bitsandbytes.functional.quantize_4bit`` (NF4) on the whole tensor, timed in
-   the same run.
-2. A synthetic llama-shaped fp16 checkpoint of ``--params`` parameters (default 1e9, ~2 GB) written to a temp
-   dir, scanned for the default formats, then deleted.
+1. Per format, on a 4096x4096 fp16 tensor, each as a ratio to ``bitsandbytes.functional.quantize_4bit`` (NF4) on
+   the whole tensor, timed in the same run:
+   - ``before_sampled``: parameters *covered* per second by the old default (two whole rows, 8,192 weights,
+     examined for the 16.8 M-parameter tensor) -- the old headline figure, which examined 0.05 % of the weights;
+   - ``before_full``: weights examined per second by the old full-coverage path (registry box + per-weight float64
+     cell masses), on ``--rows`` rows;
+   - ``after_full``: weights examined per second by the new scan (registry box + tallies), on ``--rows`` rows;
+   - ``box``: the registry box alone (``scan_box``), the floor of any scan that uses it.
+   ``all_formats`` combines the default formats (one weight through every format): ``1 / sum(1 / rate)``.
+2. A synthetic llama-shaped fp16 checkpoint of ``--params`` parameters written to a temp dir, scanned by
+   ``compsec scan`` in a child process (wall time, ``weights_examined == params_scanned``, peak RSS of the
+   child), then deleted.
+3. ``--detection N``: per-test detection figures on synthetic 4096-weight tensors (see ``detection_rates``).
 
-3. ``--detection N``: detection figures on a synthetic corpus of N seeds per (format, dtype, distribution) of
-   4096-weight tensors: false-alarm rate on benign tensors, detection rate on PGD-repaired ones (20 %, 5 %, 2 %
-   of weights moved within 1 % of an edge), on adaptive ones (``shrunk_0.1``: weights within 10 % of an edge
-   clamped onto the shrunk edge; ``random_margin_0.2``: 20 % of weights spread within 20 % of an edge) and on
-   outlier injection (1 % and 10 % of blocks), each test judged at p <= 1e-3 with the detectors' effect floors
-   (no multiple-testing correction: a per-test rate).  ``CASE`` counts the edge-mass test alone,
-   ``CASE:any_edge_test`` any of edge-mass, edge-depletion and edge-band.
+Usage: ``python bench/bench_scan.py [--params 1e9] [--rows 256] [--skip-model] [--skip-tensor] [--detection 20]
+[--threads N] [--hidden 2048]``; prints JSON.
 
-``--keep DIR`` writes the checkpoint to DIR and keeps it (reused when present: rerun the scan without rewriting
-2 GB); ``--threads N`` sets torch's intra-op threads (on a shared, loaded 2-core machine 1 thread was 3-5x
-faster than 2: waiting for a descheduled second thread costs milliseconds per operation).
-
-Usage: ``python bench/bench_scan.py [--params 1e9] [--rows 16] [--skip-model] [--detection 20] [--keep DIR]
-[--threads N]``; prints JSON.
-
-Measured 2026-11-25, 1 B params (133 tensors, 681 k weights examined), same run each, before -> after the
-provenance batching and prefilter and the scipy.special tails: quiet moment (load ~1): 6.1 s -> 2.4 s inside
-``scan_path`` (2 threads), ``compsec scan`` wall time 8.5 s -> 3.7 s; loaded (load ~9-10): 1 thread 47.6 s ->
-12.6 s, 2 threads 141.8 s -> 27.8 s.  Where the 2.4 s go (quiet): the edge tests 1.5 s (edge-mass 0.8, edge-band
-0.7), boxes 0.5 s, block outliers 0.3 s (mostly importing scipy.special), provenance 0.1 s; reading the sampled
-rows is negligible.
-
-With q4_k, q5_k and q6_k in the default formats (fixed-scale boxes through llama.cpp on the sampled rows; load ~4,
-1 thread, same warm run): 1 B params 5.8 s (old defaults) -> 10.2 s (12.9 s cold); per format on the 4096x4096
-tensor the sampled scan covered parameters 108-112x faster than ``quantize_4bit`` for q4_k/q5_k/q6_k, 66-121x for
-the others (bitsandbytes at 11 M params/s on the loaded machine); ``--detection 10``: 0/60 benign K-quant tensors
-flagged by any edge test.  After the position-spike test was added (quiet moment, load ~1.4, 1 thread):
-1 B params 4.5 s for the 8 default formats (2.8 s for the old 5); per format, with ``quantize_4bit`` at 31 M
-params/s in the same run: sampled scan 71x (int8), 102x (nf4), 103x (fp4), 85x (q4_0), 91x (q8_0), 88x (q4_k),
-92x (q5_k), 98x (q6_k); positions of every weight 0.10-0.31x.
+Measured 2026-12-03, ``--skip-model --rows 128 --threads 1``, 2 shared cores at load 15-18 (``quantize_4bit``
+ran at 1.46 M weights/s in the same run, against ~31 M/s on a quiet machine): full coverage, weights examined per
+second per format, as a multiple of ``quantize_4bit``: int8 0.084x, nf4 0.065x, fp4 0.069x, q4_0 0.046x, q8_0
+0.066x, q4_k 0.038x, q5_k 0.038x, q6_k 0.060x; all eight formats together 0.0068x (before: 0.0066x, the old
+full-coverage path); the registry box alone 0.10-0.44x per format, 0.022x for all eight -- the floor of any
+scan built on ``scan_box``.  The old sampled default covered 38-81x ``quantize_4bit`` in parameters per second
+while examining 8,192 of the 16.8 M weights.  The throughput goal of issue 20 (>= 3x ``quantize_4bit`` at full
+coverage) is not met: it needs boxes ~100x faster than the registry's exact ones (see the issue 20 report).
+``--skip-tensor --params 3e6 --hidden 256`` (same load, 2 threads): 3.2 M fp16 parameters in 28 tensors, every
+weight examined for the 8 default formats, clean, 286 s (11 k params/s), peak RSS of ``compsec scan`` 360 MB.
+The 1 B checkpoint was not run at full coverage on this machine (hours at these rates).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import tempfile
 import time
@@ -52,9 +43,10 @@ from pathlib import Path
 import torch
 
 from compsec import formats
-from compsec.scan import ScanConfig, scan_path
-from compsec.scan.scan_boxes import scan_positions
-from compsec.scan.tensor_scan import scan_batch
+from compsec.scan import ScanConfig
+from compsec.scan.scan_boxes import scan_box, scan_positions
+from compsec.scan.tally import exact_tally
+from compsec.scan.tensor_plan import scan_batch
 
 
 def _timed(fn, repeat: int = 1) -> float:
@@ -74,25 +66,30 @@ def bnb_quantize_4bit_seconds(w: torch.Tensor) -> float:
 
 
 def per_format(w: torch.Tensor, rows: int, cfg: ScanConfig) -> dict:
-    """Throughputs on the 4096x4096 tensor ``w`` for every checked format."""
+    """Throughputs on the 4096x4096 tensor ``w`` for every default format (module docstring, item 1)."""
     bnb_s = bnb_quantize_4bit_seconds(w)
     bnb_rate = w.numel() / bnb_s
-    out = {"bnb_quantize_4bit_s": bnb_s, "bnb_quantize_4bit_weights_per_s": bnb_rate, "formats": {}}
-    candidates = [formats.get(name) for name in formats.names()]
+    out = {"bnb_quantize_4bit_s": bnb_s, "bnb_quantize_4bit_weights_per_s": bnb_rate, "rows": rows, "formats": {}}
+    part = w[:rows]
     for name in cfg.format_names():
         fmt = formats.get(name)
         scan_positions(fmt, w[:1])  # warm-up (a K-quant's first call loads llama.cpp)
-        exact_s = _timed(lambda fmt=fmt: scan_positions(fmt, w[:rows]))
-        exact_rate = rows * w.shape[1] / exact_s
-        sample = w[: max(1, cfg.sample_weights // w.shape[1])]
-        scan_once = lambda fmt=fmt, sample=sample: scan_batch([("w", sample, True)], [fmt], candidates, cfg)
-        scan_once()  # warm-up: the first format checked used to carry every lazy import (int8 looked 25x slower)
-        scan_s = _timed(scan_once, repeat=3)
-        out["formats"][name] = {
-            "exact_positions_weights_per_s": exact_rate, "exact_vs_quantize_4bit": exact_rate / bnb_rate,
-            "scan_seconds_per_tensor": scan_s, "scan_params_per_s": w.numel() / scan_s,
-            "scan_vs_quantize_4bit": (w.numel() / scan_s) / bnb_rate,
-        }
+        scan_batch([("w", w[:2], True)], [fmt], [], cfg)  # warm-up: lazy imports
+        old_sampled = _timed(lambda fmt=fmt: scan_batch([("w", w[:2], True)], [fmt], [], cfg), repeat=3)
+        box_s = _timed(lambda fmt=fmt: scan_box(fmt, part))
+        box = scan_box(fmt, part)
+        keep = box.hi > box.lo
+        old_stats = _timed(lambda box=box, keep=keep: exact_tally(part[keep], box.lo[keep], box.hi[keep], cfg.eps))
+        new_s = _timed(lambda fmt=fmt: scan_batch([("w", part, False)], [fmt], [], cfg))
+        rates = {"before_sampled": w.numel() / old_sampled, "before_full": part.numel() / (box_s + old_stats),
+                 "after_full": part.numel() / new_s, "box": part.numel() / box_s}
+        out["formats"][name] = {**{f"{k}_weights_per_s": v for k, v in rates.items()},
+                                **{f"{k}_vs_quantize_4bit": v / bnb_rate for k, v in rates.items()}}
+    per = out["formats"].values()
+    for key in ("before_full", "after_full", "box"):
+        rate = 1 / sum(1 / f[f"{key}_weights_per_s"] for f in per)
+        out[f"all_formats_{key}_weights_per_s"] = rate
+        out[f"all_formats_{key}_vs_quantize_4bit"] = rate / bnb_rate
     return out
 
 
@@ -109,44 +106,44 @@ def llama_shapes(params: float, hidden: int = 2048, inter: int = 5632) -> dict[s
     return shapes
 
 
-def synthetic_model(params: float, folder: Path) -> int:
+def synthetic_model(params: float, folder: Path, hidden: int = 2048, inter: int = 5632) -> int:
     """Write the fp16 checkpoint and config.json; returns the parameter count."""
     from safetensors.torch import save_file
 
     gen = torch.Generator().manual_seed(0)
     tensors = {name: (torch.randn(shape, generator=gen) * 0.02).half() for name, shape in
-               llama_shapes(params).items()}
+               llama_shapes(params, hidden, inter).items()}
     (folder / "config.json").write_text(json.dumps({"model_type": "llama"}))
     save_file(tensors, str(folder / "model.safetensors"))
     return sum(t.numel() for t in tensors.values())
 
 
-def whole_model(params: float, cfg: ScanConfig, keep: str | None = None) -> dict:
-    folder = Path(keep) if keep else Path(tempfile.mkdtemp(prefix="compsec-bench-"))
+def whole_model(params: float, threads: int, hidden: int = 2048, inter: int = 5632) -> dict:
+    """Write the synthetic fp16 checkpoint, run ``compsec scan --json`` on it in a child process (wall time and
+    the child's peak RSS), delete it."""
+    import resource
+    import subprocess
+    import sys
+
+    folder = Path(tempfile.mkdtemp(prefix="compsec-bench-"))
     try:
         start = time.perf_counter()
-        if keep and (folder / "model.safetensors").is_file():
-            count = sum(n for _, n in _tensor_sizes(folder / "model.safetensors"))
-        else:
-            folder.mkdir(parents=True, exist_ok=True)
-            count = synthetic_model(params, folder)
+        count = synthetic_model(params, folder, hidden, inter)
         write_s = time.perf_counter() - start
-        report = scan_path(folder, cfg)
+        env = {**os.environ, "OMP_NUM_THREADS": str(threads or torch.get_num_threads())}
+        start = time.perf_counter()
+        done = subprocess.run([sys.executable, "-m", "compsec", "scan", str(folder), "--no-progress", "--json",
+                               str(folder / "report.json")], check=False, env=env, capture_output=True, text=True)
+        wall = time.perf_counter() - start
+        report = json.loads((folder / "report.json").read_text())
         return {"params": count, "file_gb": (folder / "model.safetensors").stat().st_size / 1e9,
-                "write_seconds": write_s, "scan_seconds": report.seconds, "verdict": report.verdict,
-                "tensors": report.tensors_scanned, "weights_examined": report.weights_examined,
-                "formats": report.formats_checked}
+                "write_seconds": write_s, "compsec_scan_wall_seconds": wall, "scan_seconds": report["seconds"],
+                "exit_code": done.returncode, "verdict": report["verdict"], "tensors": report["tensors_scanned"],
+                "weights_examined": report["weights_examined"], "params_scanned": report["params_scanned"],
+                "params_per_s": count / report["seconds"], "formats": report["formats_checked"],
+                "peak_rss_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024}
     finally:
-        if not keep:
-            shutil.rmtree(folder, ignore_errors=True)
-
-
-def _tensor_sizes(path: Path) -> list[tuple[str, int]]:
-    from safetensors import safe_open
-
-    with safe_open(str(path), framework="pt") as handle:
-        return [(name, handle.get_slice(name).get_shape()[0] * handle.get_slice(name).get_shape()[1])
-                for name in handle.keys()]  # noqa: SIM118
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def detection_rates(seeds: int, cfg: ScanConfig) -> dict:
@@ -203,11 +200,11 @@ def detection_rates(seeds: int, cfg: ScanConfig) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--params", type=float, default=1e9, help="size of the synthetic checkpoint")
-    parser.add_argument("--rows", type=int, default=16, help="rows of the 4096x4096 tensor for exact positions")
+    parser.add_argument("--rows", type=int, default=256, help="rows of the 4096x4096 tensor scanned per format")
     parser.add_argument("--skip-model", action="store_true", help="only the per-format tensor benchmark")
+    parser.add_argument("--hidden", type=int, default=2048, help="hidden size of the synthetic checkpoint (MLP 2.75x)")
     parser.add_argument("--skip-tensor", action="store_true", help="skip the 4096x4096 per-format benchmark")
     parser.add_argument("--detection", type=int, default=0, help="seeds per case for detection rates (0: skip)")
-    parser.add_argument("--keep", help="write the checkpoint to this folder and keep it (reused when present)")
     parser.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0: torch's default)")
     args = parser.parse_args()
     if args.threads:
@@ -220,7 +217,7 @@ def main() -> None:
     if args.detection:
         result["detection"] = detection_rates(args.detection, cfg)
     if not args.skip_model:
-        result["model"] = whole_model(args.params, cfg, args.keep)
+        result["model"] = whole_model(args.params, args.threads, args.hidden, 4 * args.hidden * 11 // 16 // 64 * 64)
     print(json.dumps(result, indent=2))
 
 

@@ -2,8 +2,8 @@
 
     .venv/bin/python bench/bench_scan_corpus.py [--root DIR] [--json FILE] [--sample-weights N] [--build]
 
-Every artifact is scanned with the default :class:`~compsec.scan.ScanConfig` (``--sample-weights`` overrides the
-sample; 0 = every row).  At the default threshold (the verdict): TPR per attack kind = share of that kind's
+Every artifact is scanned with the default :class:`~compsec.scan.ScanConfig` (every weight examined;
+``--sample-weights N`` scans a random sample instead; ``--label benign`` scores the benign artifacts only).  At the default threshold (the verdict): TPR per attack kind = share of that kind's
 artifacts called ``suspicious``; FPR = share of benign artifacts called ``suspicious`` (all benign families
 pooled, and per family).  AUROC per kind ranks the model ``score`` (max -log10 of the BH-adjusted p-value) of
 that kind's artifacts against every benign one (ties count one half).  Attacks whose fp32 model still shows the
@@ -11,7 +11,13 @@ behaviour (keyword rate >= 50 %, e.g. target int8) failed their stealth goal: re
 attacks whose target format does not show it either (< 50 %) planted nothing: ``attack_failed``.
 Prints a table and writes the JSON (default ``<root>/results.json``).
 
-Measured 2026-11-25 (default ScanConfig, 4096 weights per tensor; 18 benign, 39 attacked artifacts; 3 seeds per
+Measured 2026-12-03 at full coverage (the new default: every weight, 8 formats with q4_k/q5_k/q6_k, per-row
+edge-mass test added), ``--label benign`` on the 17 benign artifacts that build in minutes (tiny fp32/fp16/bf16,
+3 fine-tunes, 7 random inits, 4 noise-hardened; the retrained tiny variants and SmolLM2-135M not built): FPR
+0/17, highest benign score 1.2 (suspicious needs BH-adjusted p <= 1e-3, i.e. score >= 3); 32-195 s per artifact
+on 2 shared cores at load ~15.  The attacked artifacts were not re-scored in this run.
+
+Measured 2026-11-25 (the old default ScanConfig, 4096 weights per tensor; 18 benign, 39 attacked artifacts; 3 seeds per
 attack kind, 6 outlier artifacts; the same figures with ``--sample-weights 0``): FPR 0/18 (tiny assistant fp32/fp16/bf16, 3 fine-tunes, 7 random inits of two
 sizes, 4 noise-hardened, SmolLM2-135M clean with a Q4_1 provenance note); TPR 1.00 and AUROC 1.00 for every kind:
 attacks against nf4 / fp4 / int8 / q4_0 (and nf4 saved as bf16; int8 also with constrained injection r = 4,
@@ -107,6 +113,8 @@ def print_table(rows: list[dict], summary: dict) -> None:
         extra = ", ".join(r["detectors"][:4]) or ("provenance " + ",".join(r["provenance"]) if r["provenance"] else "")
         print(f"{r['name']:20} {r['label']:9} {r['verdict']:10} {r['score']:7.1f} {r['seconds']:6.1f}  {extra}")
     print(f"\nbenign: n={summary['n_benign']}  FPR={summary['fpr_pooled']:.3f}")
+    if not summary["attack_kinds"]:
+        return
     print(f"{'attack kind':16} {'n':>3} {'TPR':>6} {'FPR':>6} {'AUROC':>6}  stealth-failed  attack-failed")
     for kind, s in summary["attack_kinds"].items():
         print(f"{kind:16} {s['n']:3d} {s['tpr']:6.2f} {s['fpr']:6.2f} {s['auroc']:6.2f}  {s['stealth_failed']:14d}  "
@@ -118,6 +126,7 @@ def main() -> None:
     parser.add_argument("--root", help="corpus folder (default: $COMPSEC_CACHE/scan-corpus)")
     parser.add_argument("--json", help="output JSON (default: <root>/results.json)")
     parser.add_argument("--sample-weights", type=int, default=None, help="override ScanConfig.sample_weights")
+    parser.add_argument("--label", choices=("benign", "attacked"), help="score only artifacts with this label")
     parser.add_argument("--build", action="store_true", help="build missing artifacts first")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest on a shared machine)")
     args = parser.parse_args()
@@ -125,6 +134,7 @@ def main() -> None:
     root = corpus_root(args.root)
     labels = build_corpus(root) if args.build else [json.loads(p.read_text(encoding="utf-8"))
                                                     for p in sorted(root.glob("*/label.json"))]
+    labels = [label for label in labels if args.label in (None, label["label"])]
     if not labels:
         raise SystemExit(f"no artifacts under {root}; run bench/scan_corpus.py first (or pass --build)")
     started = time.perf_counter()

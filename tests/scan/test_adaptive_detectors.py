@@ -9,7 +9,7 @@ from compsec.scan import synthetic
 from compsec.scan.config import ScanConfig
 from compsec.scan.edge_band import edge_band_test
 from compsec.scan.edge_mass import edge_mass_test
-from compsec.scan.tensor_scan import scan_batch
+from compsec.scan.tensor_plan import scan_batch
 
 CFG = ScanConfig()
 

@@ -77,7 +77,7 @@ def test_pinned_only_and_bad_arguments():
 def test_bf16_weights_saved_as_float32_are_judged_on_the_bf16_grid():
     """Upcast bf16 weights take few values inside an 8-bit interval; that granularity is not tampering."""
     from compsec.scan.config import ScanConfig
-    from compsec.scan.tensor_scan import scan_batch
+    from compsec.scan.tensor_plan import scan_batch
 
     gen = torch.Generator().manual_seed(9)
     name = "int8" if "int8" in CHECKED else CHECKED[0]

@@ -8,7 +8,7 @@ from compsec import formats
 from compsec.scan import synthetic
 from compsec.scan.config import ScanConfig
 from compsec.scan.grid_provenance import grid_provenance, low_cardinality_fraction
-from compsec.scan.tensor_scan import scan_batch
+from compsec.scan.tensor_plan import scan_batch
 
 ALL = [formats.get(name) for name in formats.names()]
 BASE = [fmt for fmt in ALL if "-b" not in fmt.name]  # the -b128/-b256 variants share their base's grid

@@ -12,7 +12,7 @@ from compsec.scan import synthetic
 from compsec.scan.config import ScanConfig
 from compsec.scan.edge_mass import edge_mass_test
 from compsec.scan.scan_boxes import batched_boxes, depletion_testable, scan_box, scan_positions
-from compsec.scan.tensor_scan import scan_batch
+from compsec.scan.tensor_plan import scan_batch
 
 pytest.importorskip("llama_cpp")
 K_QUANTS = ["q4_k", "q5_k", "q6_k"]
@@ -53,8 +53,8 @@ def test_benign_k_quant_tensors_raise_no_evidence(name, dtype):
     fmt, cfg = formats.get(name), ScanConfig()
     batch = [(f"t{s}", _benign(dtype, s), True) for s in range(3)]
     evidence, _ = scan_batch(batch, [fmt], [], cfg)
-    assert {e.detector for e in evidence if e.format == name} == {"edge-mass", "edge-band", "position-spike",
-                                                                  "block-outliers"}
+    assert {e.detector for e in evidence if e.format == name} == {"edge-mass", "edge-mass-rows", "edge-band",
+                                                                  "position-spike", "block-outliers"}
     assert not [e for e in evidence if e.effect_ok and e.p_value is not None and e.p_value <= cfg.alpha]
     assert all(0.5 < e.score < 1.5 for e in evidence if e.detector == "edge-mass")
 

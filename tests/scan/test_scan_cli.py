@@ -2,7 +2,6 @@
 
 import json
 
-import pytest
 import torch
 from safetensors.torch import save_file
 
@@ -102,23 +101,20 @@ def test_tiny_assistant_scans_clean(tiny_model_dir, tmp_path):
     assert code == 0, report["findings"]
 
 
-@pytest.mark.parametrize("sample", [0, 512])
-def test_sampling_reads_whole_rows_and_counts_all_params(tmp_path, sample):
-    report = scan_path(write_model(tmp_path / "m", torch.Generator()), ScanConfig(formats=("nf4",),
-                                                                                sample_weights=sample))
+def test_every_weight_is_examined_by_default(tmp_path):
+    report = scan_path(write_model(tmp_path / "m", torch.Generator()), ScanConfig(formats=("nf4",)))
     assert report.params_scanned == len(NAMES) * 64 * 512
-    assert report.weights_examined == len(NAMES) * (64 * 512 if sample == 0 else 2 * 512)  # at least 2 rows
+    assert report.weights_examined == report.params_scanned and report.sample_seed is None
+    assert {s["tensor"] for s in report.skipped} == {"model.embed_tokens.weight", "model.norm.weight"}
 
 
-def test_examined_rows_are_exactly_the_chosen_rows(tmp_path):
-    from safetensors import safe_open
-
-    from compsec.scan.runner import pick_rows, read_rows
-
-    w = torch.arange(40 * 8, dtype=torch.float32).reshape(40, 8)
-    save_file({"w": w}, str(tmp_path / "w.safetensors"))
-    rows = pick_rows(40, 8, 8 * 9, "w", seed=3)
-    assert len(rows) == 9 and rows == sorted(set(rows)) and rows == pick_rows(40, 8, 8 * 9, "w", seed=3)
-    with safe_open(str(tmp_path / "w.safetensors"), framework="pt") as handle:
-        assert torch.equal(read_rows(handle.get_slice("w"), rows, 40), w[rows])
-        assert torch.equal(read_rows(handle.get_slice("w"), list(range(40)), 40), w)
+def test_a_sample_is_blocks_from_every_row_with_a_recorded_seed(tmp_path):
+    folder = write_model(tmp_path / "m", torch.Generator())
+    report = scan_path(folder, ScanConfig(formats=("nf4", "int8"), sample_weights=64 * 64 * 2))
+    assert report.params_scanned == len(NAMES) * 64 * 512
+    assert report.weights_examined == len(NAMES) * 64 * 2 * 64  # 2 blocks of 64 in each of the 64 rows
+    assert report.sample_seed is not None and report.settings["seed"] == report.sample_seed
+    assert report.miss_probability["rows"] == {"0.01": 0.0, "0.1": 0.0, "0.5": 0.0}  # every row is sampled
+    again = scan_path(folder, ScanConfig(formats=("nf4", "int8"), sample_weights=64 * 64 * 2,
+                                         seed=report.sample_seed))
+    assert again.sample_seed == report.sample_seed and again.score == report.score

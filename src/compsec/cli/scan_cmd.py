@@ -1,6 +1,7 @@
 """``compsec scan MODEL``: static tamper scan of a checkpoint's weights (thin wrapper over ``scan_path``).
 
-Exit 0 clean, 1 suspicious, 2 error.
+Exit 0 clean, 1 suspicious (NaN/Inf weights included), 2 error or "not scanned" (no weight could be tested:
+every tensor skipped, each with its reason).
 """
 
 from __future__ import annotations
@@ -11,17 +12,17 @@ from pathlib import Path
 
 import typer
 
-from compsec.cli.main import EXIT_FINDINGS, EXIT_OK, app
+from compsec.cli.main import EXIT_ERROR, EXIT_FINDINGS, EXIT_OK, app
 
 
 @app.command("scan")
 def scan(
     model: str = typer.Argument(..., help="A .safetensors file or a model folder (sharded or not)."),
     formats: str = typer.Option("", help="Formats to check, comma-separated (default: int8,nf4,fp4,q4_0,q8_0, plus q4_k,q5_k,q6_k when llama-cpp-python is installed)."),
-    sample: int = typer.Option(4096, help="Weights examined per tensor, as whole random rows; 0 = every row."),
+    sample: int = typer.Option(0, help="0 (default): examine every weight. N: a quick look at about N weights per tensor, blocks from every row, fresh random seed per run (recorded in the report)."),
     eps: float = typer.Option(0.01, help="Edge band as a fraction of the interval width."),
     alpha: float = typer.Option(1e-3, help="Benjamini-Hochberg false discovery rate over all tests."),
-    seed: int = typer.Option(0, help="Seed of the row choice."),
+    seed: int = typer.Option(None, help="Seed of a --sample run, to repeat one (default: a fresh random seed)."),
     behaviour: bool = typer.Option(False, "--behaviour", help="Also run the behavioural rank test (loads the model; see compsec.scan.behaviour)."),
     json_out: str = typer.Option("", "--json", help="Write the report as JSON to this file."),
     sarif_out: str = typer.Option("", "--sarif", help="Write the report as SARIF 2.1.0 to this file."),
@@ -43,7 +44,7 @@ def scan(
 
         write_sarif(report, sarif_out)
     _print(report)
-    raise typer.Exit(EXIT_FINDINGS if report.verdict == "suspicious" else EXIT_OK)
+    raise typer.Exit({"suspicious": EXIT_FINDINGS, "clean": EXIT_OK}.get(report.verdict, EXIT_ERROR))
 
 
 class _progress:
@@ -78,8 +79,10 @@ def _print(report) -> None:
     from rich.table import Table
 
     console = Console()
+    examined = ("every weight examined" if report.sample_seed is None else
+                f"{report.weights_examined:,} examined, sample seed {report.sample_seed}")
     console.print(f"[bold]{report.verdict}[/bold]  score {report.score:.1f}  {report.params_scanned:,} params in "
-                  f"{report.tensors_scanned} tensors ({report.weights_examined:,} examined), formats "
+                  f"{report.tensors_scanned} tensors ({examined}), formats "
                   f"{', '.join(report.formats_checked)}, {report.seconds:.1f} s")
     if report.findings:
         table = Table("severity", "tensor", "format", "detector", "score", "p (BH)", "explanation")
@@ -89,3 +92,10 @@ def _print(report) -> None:
         console.print(table)
     for note in report.notes:
         console.print(f"note: {note}")
+    if report.miss_probability:
+        rows = ", ".join(f"{100 * float(f):g} %: {p:.2g}" for f, p in report.miss_probability["rows"].items())
+        console.print(f"sampled: P(sample misses a fingerprint covering a share of a tensor's rows) {rows}")
+    quantizable_skips = [s for s in report.skipped if not s["reason"].startswith("not a quantizable")]
+    shown = report.skipped if report.verdict == "not scanned" else quantizable_skips
+    for skip in shown:
+        console.print(f"skipped {skip['tensor']}: {skip['reason']}")

@@ -4,6 +4,11 @@
 >>> report = scan_path("model_dir", ScanConfig(formats=("nf4", "q4_0")))
 >>> report.verdict, [f.explanation for f in report.findings]
 
+Every weight of every quantizable tensor is examined by default, streamed in chunks of rows into additive counts
+(:mod:`~compsec.scan.tally`, :mod:`~compsec.scan.reader`); ``ScanConfig(sample_weights=N)`` is a quick look with
+a fresh random seed (:mod:`~compsec.scan.coverage`).  A scan that could test no weight says ``"not scanned"``;
+NaN/Inf weights are a finding.
+
 Detectors (one module each, statistic and null model in its docstring): :mod:`~compsec.scan.edge_mass` (excess
 within 1 % of an edge, and its depletion: adaptive attackers with fixed margins), :mod:`~compsec.scan.edge_band`
 (outer quarter crowded: random margins), :mod:`~compsec.scan.block_outliers`, :mod:`~compsec.scan.grid_provenance`

@@ -27,6 +27,7 @@ import torch
 from compsec.scan.null import binomial_tail
 
 RATIO_THRESHOLD = 16.0
+MIN_BLOCKS = 32  # fewer blocks: no tail index worth the name, the tensor is untestable
 
 
 @dataclass(frozen=True)
@@ -61,13 +62,18 @@ def top2_ratios(w: torch.Tensor, block_size: int) -> torch.Tensor:
 def block_outlier_test(w: torch.Tensor, block_size: int,
                        ratio_threshold: float = RATIO_THRESHOLD) -> BlockOutlierResult:
     """Count blocks of ``w`` whose top-two ratio reaches ``ratio_threshold`` and test against the null above."""
+    return block_outlier_result(top2_ratios(w, block_size), block_size, ratio_threshold)
+
+
+def block_outlier_result(ratios: torch.Tensor, block_size: int,
+                         ratio_threshold: float = RATIO_THRESHOLD) -> BlockOutlierResult:
+    """The test from the top-two ratios of every block of a tensor (:func:`top2_ratios`, chunks concatenated)."""
     if ratio_threshold <= 1:
         raise ValueError(f"ratio_threshold={ratio_threshold} must exceed 1 (16 flags 4-bit outlier injection)")
-    ratios = top2_ratios(w, block_size)
     n = int(ratios.numel())
     exceeding = int((ratios >= ratio_threshold).sum())
     median_log = float(ratios.clamp(max=1e30).log().median()) if n else 0.0
-    if n == 0 or median_log <= 0:  # duplicated magnitudes everywhere: a grid-derived tensor, no tail to fit
+    if n < MIN_BLOCKS or median_log <= 0:  # too few blocks, or a grid-derived tensor: no tail to fit
         return BlockOutlierResult(block_size, n, exceeding, float("nan"), float("nan"), None)
     alpha = math.log(2) / median_log
     pi0 = math.exp(-alpha * math.log(ratio_threshold))

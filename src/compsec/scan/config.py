@@ -14,10 +14,9 @@ class ScanConfig:
 
     formats: formats whose boxes are checked (default: those of DEFAULT_FORMATS that are registered and whose
         backend is installed: the K-quants need llama-cpp-python).
-    sample_weights: weights examined per tensor, as whole rows chosen at random (at least one row); 0 = every
-        row.  The edge-mass z-score grows with the square root of the examined count, not the tensor size, and
-        PGD repair moves weights in every row, so a few thousand weights per tensor detect a 5 % edge excess at
-        z > 15 (see tests/scan); only an attack confined to a few rows needs 0.
+    sample_weights: 0 (default) examines every weight of every quantizable tensor.  N > 0 is a quick look: about
+        N weights per tensor, as blocks drawn from every row (:mod:`compsec.scan.coverage`) with a fresh random
+        seed per run; a fixed sample would let an attacker who reads the source plant outside it.
     eps: edge band, as a fraction of the interval width (0.01 = within 1 % of an edge).
     alpha: Benjamini-Hochberg false discovery rate over every tamper test of the scan.
     min_odds_ratio: edge-mass effect floor (edge:adjacent odds over the null's); benign tensors sit near 1.
@@ -30,12 +29,12 @@ class ScanConfig:
         neighbours' (benign 1.3-1.9x in fp32; the adaptive q4_k attacker with 10 % margins 6.8x).
     ratio_threshold: block-outlier abs-max / second-largest ratio counted as an injected outlier.
     min_outlier_blocks: block-outlier effect floor (exceeding blocks, and at least 10x the null's count).
-    seed: seeds the choice of rows (mixed with each tensor's name, so reruns examine the same rows).
+    seed: seed of a sampled run (None: a fresh random one, recorded in the report; pass it to repeat a run).
     behaviour: also run the behavioural contrast (needs compsec.audit; see runner.behavioural_contrast).
     """
 
     formats: tuple[str, ...] = field(default=())
-    sample_weights: int = 4096
+    sample_weights: int = 0
     eps: float = 0.01
     alpha: float = 1e-3
     min_odds_ratio: float = 1.5
@@ -44,12 +43,12 @@ class ScanConfig:
     min_spike_ratio: float = 3.0
     ratio_threshold: float = 16.0
     min_outlier_blocks: int = 3
-    seed: int = 0
+    seed: int | None = None
     behaviour: bool = False
 
     def __post_init__(self) -> None:
         if self.sample_weights < 0:
-            raise ValueError("sample_weights must be >= 0 (0 examines every row)")
+            raise ValueError("sample_weights must be >= 0 (0 examines every weight)")
         if not 0 < self.eps < 0.25:
             raise ValueError(f"eps={self.eps} must be in (0, 0.25); 0.01 means 'within 1 % of an edge'")
         if not 0 < self.alpha < 1:

@@ -7,7 +7,7 @@ edges (:mod:`compsec.scan.edge_mass`) nor an emptied band: the weights the proje
 held 1.2-1.25x the density a benign tensor gives, the middle 50 % correspondingly less.
 
 Statistic.  ``k`` non-pinned weights within ``band`` (default 25 %) of either edge, against the grid-aware null
-``sum m_outer / m_interval`` (rounding-cell masses, :func:`compsec.scan.edge_mass.band_masses`), one-sided z-test.
+``sum m_outer / m_interval`` (rounding-cell masses, :func:`compsec.scan.null.band_masses`), one-sided z-test.
 Both sides together cancel a linear density slope across an interval; curvature does not cancel, so the decision
 rests on the effect floor (``ScanConfig.min_band_ratio``: observed / expected share >= 1.1; benign tensors sit
 within a few % of 1).
@@ -19,10 +19,8 @@ from dataclasses import dataclass
 
 import torch
 
-from compsec.scan.edge_mass import MIN_VARIANCE, band_masses
-from compsec.scan.null import poisson_binomial_test
-
-WIDE_BAND = 0.25
+from compsec.scan.null import MIN_VARIANCE, poisson_binomial_test
+from compsec.scan.tally import WIDE_BAND, EdgeTally, exact_tally
 
 
 @dataclass(frozen=True)
@@ -41,16 +39,16 @@ def edge_band_test(w: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor, band: fl
     if not 0 < band < 0.5:
         raise ValueError(f"band={band} must be in (0, 0.5); 0.25 compares the outer halves with the middle half")
     keep = (hi > lo) & torch.isfinite(lo) & torch.isfinite(hi)
-    w, lo, hi = w[keep], lo[keep], hi[keep]
-    if w.numel() == 0:
+    return edge_band_result(exact_tally(w[keep], lo[keep], hi[keep], 0.01, band))
+
+
+def edge_band_result(t: EdgeTally) -> EdgeBandResult:
+    """The edge-band test from a tally (:mod:`compsec.scan.tally`) of one tensor."""
+    if t.weights == 0:
         return EdgeBandResult(0.0, 0.0, 1.0, None)
-    m = band_masses(lo, hi, band / 3)  # its outer thresholds c, d sit at 3 * (band / 3) from the edges
-    p = ((m["edge"] + m["adjacent"]) / m["interval"]).clamp(0.0, 1.0)
-    k = int(((w <= m["c"]) | (w >= m["d"])).sum())
-    expected, variance = float(p.sum()), float((p * (1 - p)).sum())
-    _, p_value = poisson_binomial_test(k, expected, variance)
-    return EdgeBandResult(k / w.numel(), expected / w.numel(), (k + 0.5) / (expected + 0.5),
-                          p_value if variance >= MIN_VARIANCE else None)
+    _, p_value = poisson_binomial_test(t.outer, t.outer_expected, t.outer_variance)
+    return EdgeBandResult(t.outer / t.weights, t.outer_expected / t.weights, (t.outer + 0.5) / (t.outer_expected + 0.5),
+                          p_value if t.outer_variance >= MIN_VARIANCE else None)
 
 
 def explain_edge_band(r: EdgeBandResult, band: float = WIDE_BAND) -> str:

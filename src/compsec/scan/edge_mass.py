@@ -38,9 +38,8 @@ from dataclasses import dataclass
 
 import torch
 
-from compsec.scan.null import grid_ceil, grid_floor, lower_cell_edge, poisson_binomial_test, upper_cell_edge
-
-MIN_VARIANCE = 25.0  # below this the normal approximation is poor; the tensor is reported as untestable
+from compsec.scan.null import MIN_VARIANCE, poisson_binomial_test
+from compsec.scan.tally import EdgeTally, exact_tally
 
 
 @dataclass(frozen=True)
@@ -60,24 +59,6 @@ class EdgeMassResult:
     depletion_p: float | None = None
 
 
-def band_masses(lo: torch.Tensor, hi: torch.Tensor, eps: float) -> dict[str, torch.Tensor]:
-    """Grid values bounding the bands of each interval and the bands' cell masses (float64).
-
-    ``lo``/``hi``: interval edges in the storage dtype (any shape).  Returns the thresholds ``a`` (last edge-band
-    value above ``lo``), ``b`` (first edge-band value below ``hi``), ``c``/``d`` (the adjacent bands' outer
-    values) and the masses ``edge``, ``adjacent``, ``interval``.
-    """
-    dtype = lo.dtype
-    lo64, hi64 = lo.double(), hi.double()
-    width = hi64 - lo64
-    a, c = grid_floor(lo64 + eps * width, dtype), grid_floor(lo64 + 3 * eps * width, dtype)
-    b, d = grid_ceil(hi64 - eps * width, dtype), grid_ceil(hi64 - 3 * eps * width, dtype)
-    lo_cell, hi_cell = lower_cell_edge(lo), upper_cell_edge(hi)
-    edge = (upper_cell_edge(a) - lo_cell) + (hi_cell - lower_cell_edge(b))
-    adjacent = (upper_cell_edge(c) - upper_cell_edge(a)) + (lower_cell_edge(b) - lower_cell_edge(d))
-    return {"a": a, "b": b, "c": c, "d": d, "edge": edge, "adjacent": adjacent, "interval": hi_cell - lo_cell}
-
-
 def edge_mass_test(w: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor, eps: float = 0.01) -> EdgeMassResult:
     """Run the edge-mass test on weights ``w`` with preimage ``[lo, hi]`` (same shape, same storage dtype).
 
@@ -89,30 +70,23 @@ def edge_mass_test(w: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor, eps: flo
     if w.dtype != lo.dtype or w.shape != lo.shape:
         raise ValueError("w, lo and hi must share shape and storage dtype; pass fmt.preimage(w) of this very w")
     keep = (hi > lo) & torch.isfinite(lo) & torch.isfinite(hi)
-    w, lo, hi = w[keep], lo[keep], hi[keep]
-    m = band_masses(lo, hi, eps)
-    in_edge = (w <= m["a"]) | (w >= m["b"])
-    in_band = in_edge | (w <= m["c"]) | (w >= m["d"])
-    local = m["adjacent"] > 0
-    trials = (local & in_band) | ~local
-    p = torch.where(local, m["edge"] / (m["edge"] + m["adjacent"]), m["edge"] / m["interval"])[trials]
-    k, n = int(in_edge[trials].sum()), int(trials.sum())
-    expected, variance = float(p.sum()), float((p * (1 - p)).sum())
-    z, p_value = poisson_binomial_test(k, expected, variance)
-    absolute = m["edge"] / m["interval"]
-    k_all, expected_all = int(in_edge.sum()), float(absolute.sum())
-    variance_all = float((absolute * (1 - absolute)).sum())
+    return edge_mass_result(exact_tally(w[keep], lo[keep], hi[keep], eps))
+
+
+def edge_mass_result(t: EdgeTally) -> EdgeMassResult:
+    """The edge-mass and edge-depletion tests from a tally (:mod:`compsec.scan.tally`) of one tensor."""
+    z, p_value = poisson_binomial_test(t.edge_hits, t.edge_expected, t.edge_variance)
     # lower tail P(K <= k_all) as the upper tail of -K (same continuity correction)
-    depletion_p = poisson_binomial_test(-k_all, -expected_all, variance_all)[1]
-    depletion_p = depletion_p if variance_all >= MIN_VARIANCE else None
+    depletion_p = poisson_binomial_test(-t.edge_all, -t.edge_all_expected, t.edge_all_variance)[1]
     return EdgeMassResult(
-        n_weights=int(w.numel()),
-        edge_fraction=float(in_edge.double().mean()) if w.numel() else 0.0,
-        expected_edge_fraction=float((m["edge"] / m["interval"]).mean()) if w.numel() else 0.0,
-        band_count=n, edge_count=k, expected_edge_count=expected, z=z,
-        p_value=p_value if variance >= MIN_VARIANCE else None,
-        odds_ratio=_odds_ratio(k, n, expected),
-        edge_ratio=(k_all + 0.5) / (expected_all + 0.5), depletion_p=depletion_p,
+        n_weights=t.weights,
+        edge_fraction=t.edge_all / t.weights if t.weights else 0.0,
+        expected_edge_fraction=t.edge_all_expected / t.weights if t.weights else 0.0,
+        band_count=t.edge_trials, edge_count=t.edge_hits, expected_edge_count=t.edge_expected, z=z,
+        p_value=p_value if t.edge_variance >= MIN_VARIANCE else None,
+        odds_ratio=_odds_ratio(t.edge_hits, t.edge_trials, t.edge_expected),
+        edge_ratio=(t.edge_all + 0.5) / (t.edge_all_expected + 0.5),
+        depletion_p=depletion_p if t.edge_all_variance >= MIN_VARIANCE else None,
     )
 
 

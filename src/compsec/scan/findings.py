@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
-VERDICTS = ("clean", "suspicious")
+VERDICTS = ("clean", "suspicious", "not scanned")
 SEVERITIES = ("suspicious", "info")
 
 
@@ -46,7 +46,14 @@ class ScanFinding:
 
 @dataclass
 class ScanReport:
-    """What ``compsec scan`` returns; :meth:`to_dict` is the ``--json`` document."""
+    """What ``compsec scan`` returns; :meth:`to_dict` is the ``--json`` document.
+
+    ``verdict``: ``"not scanned"`` when no test could run on any weight (and nothing was found): the scan examined
+    nothing and must not say clean.  ``skipped``: ``{"tensor", "reason"}`` for every tensor not examined.
+    ``sample_seed``: the seed of a sampled run (None: every weight examined); ``miss_probability``: for a
+    sampled run, the chance that the sample holds none of a fingerprint covering 1 / 10 / 50 % of a tensor's
+    rows (``"rows"``) or blocks (``"blocks"``), worst tensor (:mod:`compsec.scan.coverage`).
+    """
 
     path: str
     verdict: str
@@ -60,6 +67,9 @@ class ScanReport:
     tests_run: int = 0
     notes: list[str] = field(default_factory=list)
     settings: dict = field(default_factory=dict)
+    skipped: list[dict] = field(default_factory=list)
+    sample_seed: int | None = None
+    miss_probability: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.verdict not in VERDICTS:

@@ -18,6 +18,7 @@ import math
 
 import torch
 
+MIN_VARIANCE = 25.0  # below this the normal approximation is poor; the tensor is reported as untestable
 _UP, _DOWN = float("inf"), float("-inf")
 
 
@@ -79,3 +80,21 @@ def binomial_tail(count: int, trials: int, prob: float) -> float:
     if count > trials:
         return 0.0
     return float(bdtrc(count - 1, trials, min(max(prob, 0.0), 1.0)))
+
+
+def band_masses(lo: torch.Tensor, hi: torch.Tensor, eps: float) -> dict[str, torch.Tensor]:
+    """Grid values bounding the bands of each interval and the bands' cell masses (float64).
+
+    ``lo``/``hi``: interval edges in the storage dtype (any shape).  Returns the thresholds ``a`` (last edge-band
+    value above ``lo``), ``b`` (first edge-band value below ``hi``), ``c``/``d`` (the adjacent bands' outer
+    values) and the masses ``edge``, ``adjacent``, ``interval``.
+    """
+    dtype = lo.dtype
+    lo64, hi64 = lo.double(), hi.double()
+    width = hi64 - lo64
+    a, c = grid_floor(lo64 + eps * width, dtype), grid_floor(lo64 + 3 * eps * width, dtype)
+    b, d = grid_ceil(hi64 - eps * width, dtype), grid_ceil(hi64 - 3 * eps * width, dtype)
+    lo_cell, hi_cell = lower_cell_edge(lo), upper_cell_edge(hi)
+    edge = (upper_cell_edge(a) - lo_cell) + (hi_cell - lower_cell_edge(b))
+    adjacent = (upper_cell_edge(c) - upper_cell_edge(a)) + (lower_cell_edge(b) - lower_cell_edge(d))
+    return {"a": a, "b": b, "c": c, "d": d, "edge": edge, "adjacent": adjacent, "interval": hi_cell - lo_cell}

@@ -28,8 +28,8 @@ from dataclasses import dataclass
 
 import torch
 
-BINS = 100
-MIN_GRID_PER_BIN = 4
+from compsec.scan.tally import BINS, MIN_GRID_PER_BIN, folded_counts  # noqa: F401  (re-exported)
+
 MIN_WEIGHTS = 200  # fewer counted weights: untestable
 
 
@@ -43,22 +43,16 @@ class SpikeResult:
     counted: int
 
 
-def folded_counts(w: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor) -> torch.Tensor:
-    """Per-bin counts (``BINS``, int64) of folded positions of the weights whose interval is fine enough."""
-    width = hi.double() - lo.double()
-    ulp = (torch.nextafter(w, torch.full_like(w, float("inf"))).double() - w.double()).abs()
-    fine = (hi > lo) & torch.isfinite(width) & (width >= 2 * BINS * MIN_GRID_PER_BIN * ulp)
-    pos = ((w.double() - lo.double()) / width)[fine]
-    folded = torch.minimum(pos, 1 - pos).clamp(0.0, 0.5 - 1e-12)
-    return torch.bincount((folded * 2 * BINS).long(), minlength=BINS)
-
-
 def position_spike_test(w: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor, min_ratio: float = 3.0) -> SpikeResult:
     """The most significant two-bin window among those at least ``min_ratio`` times denser than their neighbours
     (else the most significant of all), see the module docs; ``w``, ``lo``, ``hi`` share shape and storage dtype."""
+    return spike_result(folded_counts(w, lo, hi), min_ratio)
+
+
+def spike_result(counts: torch.Tensor, min_ratio: float = 3.0) -> SpikeResult:
+    """The position-spike test from the folded-position histogram ``counts`` (``BINS``, int64) of one tensor."""
     from scipy.special import bdtrc
 
-    counts = folded_counts(w, lo, hi)
     counted = int(counts.sum())
     starts = torch.arange(3, BINS - 4)
     window = counts[starts] + counts[starts + 1]

@@ -1,90 +1,53 @@
-"""``scan_path``: stream a checkpoint's quantizable tensors one at a time and run the detectors.
+"""``scan_path``: stream a checkpoint's tensors one at a time and run the detectors on every weight.
 
-Only the examined rows of each tensor are read (``safe_open(...).get_slice`` over the mmap'd file), so memory
-stays near the examined rows (a whole tensor at most, with ``sample_weights=0``) and a multi-GB checkpoint is
-scanned without reading it all.  Tensors come from :func:`compsec.models.linear.quantizable_weights` (the
-architecture table, or every 2-D linear weight when the architecture is unknown).
+Tensors are read from the mmap'd file in chunks of whole rows (:mod:`compsec.scan.reader`), so memory stays at
+one chunk's boxes whatever the checkpoint's size.  By default every weight of every quantizable tensor is
+examined for every checked format (``weights_examined == params_scanned``); ``ScanConfig.sample_weights`` asks
+for a quick look at blocks drawn from every row with a fresh random seed (:mod:`compsec.scan.coverage`).
+Tensors come from :func:`compsec.models.linear.quantizable_weights` (the architecture table, or every 2-D linear
+weight when the architecture is unknown); every tensor not examined is listed with the reason.
 """
 
 from __future__ import annotations
 
 import math
 import time
-import warnings
-import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
-
-import torch
 
 from compsec.errors import CompsecError, InputError
 from compsec.scan.aggregate import decide
 from compsec.scan.config import ScanConfig
 from compsec.scan.findings import Evidence, ScanFinding, ScanReport
-from compsec.scan.tensor_scan import scan_batch
-
-BATCH_WEIGHTS = 1 << 18  # examined weights boxed together (amortises the per-call cost of a preimage)
-
-_DTYPES = {"F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16}
 
 
-def pick_rows(n_rows: int, row_length: int, budget: int, key: str, seed: int) -> list[int]:
-    """Sorted distinct row indices: enough rows for ``budget`` weights (all rows when ``budget`` is 0; at least
-    two, which row-wise formats need), chosen uniformly at random with a generator seeded by ``seed`` and the
-    tensor name ``key``."""
-    wanted = n_rows if budget == 0 else min(n_rows, max(2, -(-budget // max(row_length, 1))))
-    if wanted == n_rows:
-        return list(range(n_rows))
-    gen = torch.Generator().manual_seed(seed * 1_000_003 + zlib.crc32(key.encode()))
-    return sorted(torch.randperm(n_rows, generator=gen)[:wanted].tolist())
+@dataclass
+class ScanState:
+    """What a scan has gathered so far (one per :func:`scan_path` call)."""
 
+    evidence: list[Evidence] = field(default_factory=list)
+    findings: list[ScanFinding] = field(default_factory=list)  # non-finite weights and information
+    skipped: list[dict] = field(default_factory=list)
+    misses: list[dict] = field(default_factory=list)
+    params: int = 0
+    examined: int = 0
+    tensors: int = 0
 
-def read_rows(tensor_slice, rows: list[int], n_rows: int) -> torch.Tensor:
-    """The given rows of a safetensors slice, reading contiguous runs in one call each."""
-    if len(rows) == n_rows:
-        return tensor_slice[:]
-    runs, start = [], rows[0]
-    for prev, cur in zip(rows, rows[1:] + [None]):
-        if cur != prev + 1:
-            runs.append(tensor_slice[start:prev + 1])
-            start = cur
-    return torch.cat(runs)
-
-
-def examined_tensors(path: Path, cfg: ScanConfig, notes: list[str]) -> Iterator[tuple[str, torch.Tensor, int]]:
-    """Yield ``(name, examined rows, total parameters)`` for each quantizable 2-D float tensor of ``path``."""
-    from safetensors import safe_open
-
-    from compsec.models.linear import quantizable_weights
-    from compsec.models.stream import safetensors_files
-
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        wanted = {record.name for record in quantizable_weights(path)}
-    notes += [str(w.message) for w in caught]
-    for shard in safetensors_files(path):
-        with safe_open(str(shard), framework="pt") as handle:
-            for name in handle.keys():  # noqa: SIM118  (safe_open handles are not containers)
-                tensor_slice = handle.get_slice(name)
-                shape = tuple(tensor_slice.get_shape())
-                if name not in wanted or len(shape) != 2 or tensor_slice.get_dtype() not in _DTYPES:
-                    continue
-                rows = pick_rows(shape[0], shape[1], cfg.sample_weights, name, cfg.seed)
-                yield name, read_rows(tensor_slice, rows, shape[0]), shape[0] * shape[1]
+    def skip(self, name: str, reason: str) -> None:
+        self.skipped.append({"tensor": name, "reason": reason})
 
 
 def behavioural_contrast(path: Path, cfg: ScanConfig) -> list[Evidence]:
     """``--behaviour``: the Monte-Carlo rank test of :mod:`compsec.scan.behaviour` for every checked format."""
     from compsec.scan.behaviour import behaviour_evidence
 
-    if not (path / "config.json").is_file():
-        raise InputError(f"--behaviour needs a model folder with config.json and tokenizer files; {path} is not one")
-    return behaviour_evidence(path, list(cfg.format_names()), seed=cfg.seed)
+    return behaviour_evidence(path, list(cfg.format_names()), seed=cfg.seed or 0)
 
 
 def integrity_notes(path: Path) -> list[str]:
     """Refuse hostile or malformed files (InputError naming the first error) and return warnings as notes;
-    tensor values are not read here (the scan reads only the examined rows)."""
+    tensor values are not read here (the scan reads them, NaN/Inf included)."""
     from compsec.integrity.collect import finding_line, integrity_findings
 
     findings = integrity_findings(path, scan_values=False)
@@ -99,6 +62,9 @@ def scan_path(path: str | Path, cfg: ScanConfig | None = None,
               on_tensor: Callable[[str, int], None] | None = None) -> ScanReport:
     """Scan the safetensors file or model folder at ``path``; ``on_tensor(name, params)`` reports progress."""
     from compsec import formats
+    from compsec.scan.coverage import fresh_seed, worst_miss
+    from compsec.scan.reader import stored_tensors
+    from compsec.scan.tensor_stream import scan_stored
 
     cfg, path, start = cfg or ScanConfig(), Path(path), time.perf_counter()
     checked = [formats.get(name) for name in cfg.format_names()]
@@ -106,44 +72,44 @@ def scan_path(path: str | Path, cfg: ScanConfig | None = None,
         raise CompsecError("no quantization format is registered; reinstall compsec (formats import failed)")
     candidates = [fmt for fmt in map(formats.get, formats.names())  # K-quants need llama-cpp-python
                   if getattr(fmt, "available", lambda: True)()]
-    evidence: list[Evidence] = []
-    info: list[ScanFinding] = []
     notes: list[str] = integrity_notes(path)
-    counts, batch = [0, 0, 0], []  # parameters, examined weights, tensors
-    for name, rows, total in examined_tensors(path, cfg, notes):
-        batch.append((name, rows, rows.numel() < total, total))
-        if sum(item[1].numel() for item in batch) >= BATCH_WEIGHTS:
-            _run_batch(batch, checked, candidates, cfg, evidence, info, counts, on_tensor)
-            batch = []
-    _run_batch(batch, checked, candidates, cfg, evidence, info, counts, on_tensor)
-    suspicious, score = decide(evidence, cfg.alpha)
+    if cfg.behaviour and not (path / "config.json").is_file():  # refuse before the work, not after
+        raise InputError(f"--behaviour needs a model folder with config.json and tokenizer files; {path} is not one")
+    seed = None if not cfg.sample_weights else (cfg.seed if cfg.seed is not None else fresh_seed())
+    state = ScanState()
+    for tensor in stored_tensors(path, notes):
+        scan_stored(tensor, checked, candidates, cfg, seed, state)
+        if on_tensor is not None and tensor.not_quantizable is None:
+            on_tensor(tensor.name, math.prod(tensor.shape))
+    suspicious, score = decide(state.evidence, cfg.alpha)
+    suspicious = [f for f in state.findings if f.severity == "suspicious"] + suspicious
+    info = [f for f in state.findings if f.severity == "info"]
     if cfg.behaviour:
-        from compsec.scan.behaviour import behaviour_findings
+        suspicious, info, score = _with_behaviour(path, cfg, suspicious, info, score)
+    testable = sum(e.p_value is not None for e in state.evidence)
+    verdict = "suspicious" if suspicious else ("clean" if testable else "not scanned")
+    if suspicious and any(f.detector == "nonfinite" for f in suspicious):
+        score = max(score, 300.0)
+    return ScanReport(str(path), verdict, score, suspicious + info, [f.name for f in checked], state.params,
+                      time.perf_counter() - start, state.tensors, state.examined, len(state.evidence), notes,
+                      settings=_settings(cfg, seed), skipped=state.skipped, sample_seed=seed,
+                      miss_probability=worst_miss(state.misses))
 
-        judged = behaviour_findings(behavioural_contrast(path, cfg))
-        suspicious += [f for f in judged if f.severity == "suspicious"]
-        info += [f for f in judged if f.severity == "info"]
-        score = max([score] + [min(300.0, -math.log10(f.p_value * len(judged))) for f in judged
-                               if f.severity == "suspicious"])
-    return ScanReport(str(path), "suspicious" if suspicious else "clean", score, suspicious + info,
-                      [f.name for f in checked], counts[0], time.perf_counter() - start, counts[2], counts[1],
-                      len(evidence), notes, settings=_settings(cfg))
+
+def _with_behaviour(path: Path, cfg: ScanConfig, suspicious: list, info: list, score: float):
+    from compsec.scan.behaviour import behaviour_findings
+
+    judged = behaviour_findings(behavioural_contrast(path, cfg))
+    suspicious = suspicious + [f for f in judged if f.severity == "suspicious"]
+    info = info + [f for f in judged if f.severity == "info"]
+    score = max([score] + [min(300.0, -math.log10(f.p_value * len(judged))) for f in judged
+                           if f.severity == "suspicious"])
+    return suspicious, info, score
 
 
-def _settings(cfg: ScanConfig) -> dict:
+def _settings(cfg: ScanConfig, seed: int | None) -> dict:
     from dataclasses import asdict
 
-    return {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(cfg).items()}
-
-
-def _run_batch(batch, checked, candidates, cfg, evidence, info, counts, on_tensor) -> None:
-    """Scan one batch of ``(name, rows, sampled, total)``, appending to ``evidence``/``info``/``counts``."""
-    if not batch:
-        return
-    found, told = scan_batch([(name, rows, sampled) for name, rows, sampled, _ in batch], checked, candidates, cfg)
-    evidence += found
-    info += told
-    for name, rows, _, total in batch:
-        counts[0], counts[1], counts[2] = counts[0] + total, counts[1] + rows.numel(), counts[2] + 1
-        if on_tensor is not None:
-            on_tensor(name, total)
+    out = {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(cfg).items()}
+    out["seed"] = seed
+    return out

@@ -19,6 +19,9 @@ RULES = {
     "edge-mass": ("BoxEdgeMass", "Weights pressed against the edges of their quantization intervals",
                   ("Too many weights lie within eps of an edge of their preimage interval, compared with a "
                    "grid-aware null: the footprint of projected-gradient repair (quantization-conditioned attack).")),
+    "edge-mass-rows": ("BoxEdgeMassRows", "Weights pressed against interval edges in a few rows",
+                       ("One row holds far more weights within eps of an interval edge than a grid-aware null "
+                        "expects: projected-gradient repair confined to a few rows.")),
     "edge-depletion": ("BoxEdgeDepletion", "Weights kept away from the edges of their quantization intervals",
                        ("Far fewer weights lie within eps of an edge than a grid-aware null expects: the footprint "
                         "of an adaptive attacker repairing inside boxes shrunk away from the edges.")),
@@ -28,6 +31,9 @@ RULES = {
     "block-outliers": ("BlockOutliers", "Blocks whose abs-max dwarfs the rest of the block",
                        ("Blocks whose largest magnitude is many times the second-largest, so that the rest of "
                         "the block quantizes to zero: the footprint of outlier injection.")),
+    "nonfinite": ("NonFiniteWeights", "NaN or infinite weights",
+                  ("The tensor holds NaN or infinite values: no deployment can quantize or run it faithfully; "
+                   "the weights are corrupted or tampered.")),
     "grid-provenance": ("GridProvenance", "Weights derived from a quantized checkpoint",
                         ("The weights are exact grid values of a quantization format: the checkpoint was "
                          "converted back from a quantized one. Information, not tampering.")),
@@ -48,7 +54,7 @@ def sarif_log(rules: list[dict], results: list[dict], properties: dict) -> dict:
         "runs": [{
             "tool": {"driver": {"name": "compsec", "version": __version__, "informationUri": INFORMATION_URI,
                                 "rules": rules}},
-            "invocations": [{"executionSuccessful": True}],
+            "invocations": [{"executionSuccessful": properties.get("verdict") != "not scanned"}],
             "results": results,
             "properties": properties,
         }],
@@ -82,7 +88,9 @@ def to_sarif(report: ScanReport) -> dict:
         [_rule(rule_id) for rule_id in rule_ids],
         [_result(f, report.path, rule_ids.index(f.detector)) for f in report.findings],
         {"verdict": report.verdict, "score": report.score, "formatsChecked": report.formats_checked,
-         "paramsScanned": report.params_scanned, "seconds": report.seconds},
+         "paramsScanned": report.params_scanned, "weightsExamined": report.weights_examined,
+         "sampleSeed": report.sample_seed, "missProbability": report.miss_probability, "skipped": report.skipped,
+         "seconds": report.seconds},
     )
 
 

@@ -1,60 +1,102 @@
-"""Run every detector on the examined rows of one tensor.
+"""Run every detector on one tensor, chunk of rows by chunk of rows, keeping only additive counts.
 
-Rows, not scattered weights, are examined because every supported format blocks along a row (GGUF: 32, bnb
-4-bit: 64 flat — aligned with rows when the row length is a multiple of 64 —, LLM.int8: the whole row); a
-format whose blocks would straddle the examined rows is skipped for that tensor rather than given wrong boxes.
+Each chunk is boxed once per format through the registry (:func:`compsec.scan.scan_boxes.scan_box`) and reduced
+to an :class:`~compsec.scan.tally.EdgeTally` and the block top-two ratios, so memory stays at one chunk's boxes
+whatever the tensor's size, and every weight of the chunk is counted.  Chunks hold whole rows and whole blocks
+(flat bnb blocks straddling rows included: the row count per chunk is a multiple of what realigns them), so each
+weight gets exactly the box it has in the whole tensor; formats whose blocks depend on each other (nested
+statistics, hqq) get the tensor as one chunk.
 """
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass, field
+
 import torch
 
 from compsec.formats.base import Format
-from compsec.scan.block_outliers import block_outlier_test, explain_block_outliers
-from compsec.scan.blocks import block_size_of
+from compsec.scan.block_outliers import block_outlier_result, explain_block_outliers, top2_ratios
+from compsec.scan.blocks import WHOLE_TENSOR_FORMATS, block_size_of
 from compsec.scan.config import ScanConfig
-from compsec.scan.edge_band import edge_band_test, explain_edge_band
-from compsec.scan.edge_mass import edge_mass_test, explain_edge_depletion, explain_edge_mass
-from compsec.scan.findings import Evidence, ScanFinding
-from compsec.scan.grid_provenance import grid_provenance_batch
-from compsec.scan.position_spike import explain_position_spike, position_spike_test
-from compsec.scan.scan_boxes import batched_boxes, depletion_testable
+from compsec.scan.edge_band import edge_band_result, explain_edge_band
+from compsec.scan.edge_mass import edge_mass_result, explain_edge_depletion, explain_edge_mass
+from compsec.scan.edge_rows import explain_row_edge, row_edge_result
+from compsec.scan.findings import Evidence
+from compsec.scan.position_spike import explain_position_spike, spike_result
+from compsec.scan.scan_boxes import depletion_testable, scan_box
+from compsec.scan.tally import EdgeTally, edge_tally
 
+CHUNK_WEIGHTS = 1 << 21  # weights boxed at a time (bounds memory: ~100 bytes per weight in flight)
 _STORAGE_NAMES = {torch.float32: "float32", torch.float16: "float16", torch.bfloat16: "bfloat16"}
-_NARROWER = {torch.float32: (torch.bfloat16, torch.float16), torch.float16: (torch.bfloat16,)}
 
 
-def effective_storage(rows: torch.Tensor) -> torch.Tensor:
-    """``rows`` in the narrowest dtype that holds every value exactly (bf16, then fp16, else unchanged).
-
-    A checkpoint trained in bf16 and saved as float32 only takes bf16 values; judged against the float32 grid,
-    bf16 granularity inside a narrow interval would look like edge clustering (a false alarm).
-    """
-    for narrow in _NARROWER.get(rows.dtype, ()):
-        cast = rows.to(narrow)
-        if torch.equal(cast.to(rows.dtype), rows):
-            return cast
-    return rows
+def row_wise(fmt: Format, row_length: int) -> bool:
+    """Whether ``fmt`` scales whole rows (LLM.int8's abs-max per row)."""
+    return block_size_of(fmt, row_length) == row_length
 
 
-def usable(fmt: Format, rows: torch.Tensor, sampled: bool) -> bool:
-    """Whether ``fmt`` can be checked on these examined rows (shape supported, blocks aligned with rows)."""
-    if not fmt.supports(tuple(rows.shape)):
-        return False
-    return not sampled or rows.shape[-1] % block_size_of(fmt, rows.shape[-1]) == 0
+def rows_per_chunk(fmts: list[Format], n_rows: int, row_length: int) -> int:
+    """Rows per chunk: about ``CHUNK_WEIGHTS`` weights, a multiple of the row count after which every format's
+    flat blocks realign with rows; all rows when a format's blocks are not independent."""
+    if any(type(f).__name__ in WHOLE_TENSOR_FORMATS for f in fmts):
+        return n_rows
+    align = math.lcm(1, *(block_size_of(f, row_length) // math.gcd(block_size_of(f, row_length), row_length)
+                          for f in fmts))
+    return max(align, CHUNK_WEIGHTS // max(row_length, 1) // align * align)
 
 
-def edge_evidence(name: str, rows: torch.Tensor, box: tuple[torch.Tensor, torch.Tensor], fmt: Format,
-                  cfg: ScanConfig) -> list[Evidence]:
-    """The edge-mass (excess within ``eps``), edge-depletion, wide edge-band and position-spike tests of one tensor
-    under one format, given its scanning box ``(lo, hi)`` (:mod:`compsec.scan.scan_boxes`); no edge-depletion
-    test where its null does not hold (K-quants' fixed-scale boxes)."""
-    result = edge_mass_test(rows, box[0], box[1], cfg.eps)
-    band = edge_band_test(rows, box[0], box[1])
-    spike = position_spike_test(rows, box[0], box[1], cfg.min_spike_ratio)
-    storage = _STORAGE_NAMES[rows.dtype]
+@dataclass
+class TensorScan:
+    """Counts for one tensor over its chunks: an edge tally per format (``edge_formats``), top-two ratios per
+    block size (``outlier_sizes``: size -> names of the formats with that block)."""
+
+    name: str
+    cfg: ScanConfig
+    edge_formats: list[Format]
+    outlier_sizes: dict[int, list[str]]
+    tallies: dict[str, EdgeTally] = field(default_factory=dict)
+    ratios: dict[int, list[torch.Tensor]] = field(default_factory=dict)
+    examined: int = 0
+    storage: torch.dtype = torch.float32
+
+    def add(self, rows: torch.Tensor, row_wise_rows: torch.Tensor | None = None) -> None:
+        """Count one chunk: ``rows`` (2-D, storage dtype) for block formats; ``row_wise_rows`` (sampled runs: the
+        rows with their abs-max weight appended) for row-wise formats, default ``rows``."""
+        self.examined += rows.numel()
+        self.storage = rows.dtype
+        whole = rows if row_wise_rows is None else row_wise_rows
+        for fmt in self.edge_formats:
+            data = whole if row_wise(fmt, rows.shape[-1]) and row_wise_rows is not None else rows
+            box = scan_box(fmt, data)
+            self.tallies.setdefault(fmt.name, EdgeTally()).add(edge_tally(data, box.lo, box.hi, self.cfg.eps))
+        for size in self.outlier_sizes:
+            self.ratios.setdefault(size, []).append(top2_ratios(rows, size))
+
+    def evidence(self) -> list[Evidence]:
+        """Every test's evidence for this tensor (edge tests per format, block outliers per block size)."""
+        out = []
+        for fmt in self.edge_formats:
+            out += edge_evidence(self.name, self.tallies[fmt.name], fmt, self.cfg, _STORAGE_NAMES[self.storage])
+        for size, names in self.outlier_sizes.items():
+            r = block_outlier_result(torch.cat(self.ratios.get(size, [torch.zeros(0)])), size, self.cfg.ratio_threshold)
+            floor = r.exceeding >= self.cfg.min_outlier_blocks and r.exceeding >= 10 * r.expected_exceeding
+            out.append(Evidence(self.name, ",".join(names), "block-outliers", r.fraction, r.p_value, bool(floor),
+                                explain_block_outliers(r, self.cfg.ratio_threshold)))
+        return out
+
+
+def edge_evidence(name: str, tally: EdgeTally, fmt: Format, cfg: ScanConfig, storage: str) -> list[Evidence]:
+    """The edge-mass (excess within ``eps``, tensor-wide and row by row), edge-depletion, wide edge-band and position-spike tests of one tensor
+    under one format, from its tally; no edge-depletion test where its null does not hold (K-quants' fixed-scale
+    boxes, :mod:`compsec.scan.scan_boxes`)."""
+    result, band, spike = edge_mass_result(tally), edge_band_result(tally), spike_result(tally.spike_counts,
+                                                                                          cfg.min_spike_ratio)
+    rows = row_edge_result(tally.rows, cfg.min_odds_ratio)
     out = [Evidence(name, fmt.name, "edge-mass", result.odds_ratio, result.p_value,
-                    result.odds_ratio >= cfg.min_odds_ratio, explain_edge_mass(result, cfg.eps, storage))]
+                    result.odds_ratio >= cfg.min_odds_ratio, explain_edge_mass(result, cfg.eps, storage)),
+           Evidence(name, fmt.name, "edge-mass-rows", rows.odds_ratio, rows.p_value,
+                    rows.odds_ratio >= cfg.min_odds_ratio, explain_row_edge(rows))]
     if depletion_testable(fmt):
         out.append(Evidence(name, fmt.name, "edge-depletion", 1 / result.edge_ratio, result.depletion_p,
                             result.edge_ratio <= cfg.max_edge_ratio, explain_edge_depletion(result, cfg.eps, storage)))
@@ -64,40 +106,11 @@ def edge_evidence(name: str, rows: torch.Tensor, box: tuple[torch.Tensor, torch.
                            spike.ratio >= cfg.min_spike_ratio, explain_position_spike(spike))]
 
 
-def outlier_evidence(name: str, rows: torch.Tensor, fmts: list[Format], cfg: ScanConfig) -> list[Evidence]:
-    """One block-outlier test per distinct block size among ``fmts``."""
+def outlier_sizes(fmts: list[Format], row_length: int, sampled: bool) -> dict[int, list[str]]:
+    """Block size -> format names, for the block-outlier test: blocks that tile rows only (row-wise formats left
+    out of sampled runs: their sampled rows carry the row's abs-max, which would inflate the top-two ratio)."""
     by_size: dict[int, list[str]] = {}
     for fmt in fmts:
-        by_size.setdefault(block_size_of(fmt, rows.shape[-1]), []).append(fmt.name)
-    out = []
-    for size, names in by_size.items():
-        r = block_outlier_test(rows, size, cfg.ratio_threshold)
-        floor = r.exceeding >= cfg.min_outlier_blocks and r.exceeding >= 10 * r.expected_exceeding
-        out.append(Evidence(name, ",".join(names), "block-outliers", r.fraction, r.p_value, bool(floor),
-                            explain_block_outliers(r, cfg.ratio_threshold)))
-    return out
-
-
-def scan_batch(batch: list[tuple[str, torch.Tensor, bool]], fmts: list[Format], candidates: list[Format],
-               cfg: ScanConfig) -> tuple[list[Evidence], list[ScanFinding]]:
-    """Tamper evidence and information findings for a batch of ``(name, examined rows, sampled)`` (2-D rows in
-    their storage dtype).  ``fmts``: formats whose boxes are checked; ``candidates``: provenance sources."""
-    evidence, info, edge_jobs = [], [], []
-    batch = [(name, effective_storage(rows), sampled) for name, rows, sampled in batch]
-    origins = grid_provenance_batch([rows for _, rows, _ in batch],
-                                    [[f for f in candidates if usable(f, rows, sampled)] for _, rows, sampled in batch])
-    for (name, rows, sampled), origin in zip(batch, origins):
-        ok = [fmt for fmt in fmts if usable(fmt, rows, sampled)]
-        if origin is not None:
-            info.append(ScanFinding(name, origin.source, "grid-provenance", origin.fraction, None,
-                                    origin.explain(), severity="info"))
-        evidence += outlier_evidence(name, rows, ok, cfg)
-        if origin is None:  # positions of grid-derived weights are degenerate: no edge-mass test on them
-            edge_jobs += [(fmt, name, rows) for fmt in ok]
-    for fmt in fmts:
-        for dtype in {rows.dtype for f, _, rows in edge_jobs if f is fmt}:
-            jobs = [(name, rows) for f, name, rows in edge_jobs if f is fmt and rows.dtype == dtype]
-            boxes = batched_boxes(fmt, [rows for _, rows in jobs])
-            for (name, rows), box in zip(jobs, boxes):
-                evidence += edge_evidence(name, rows, box, fmt, cfg)
-    return evidence, info
+        if row_length % block_size_of(fmt, row_length) == 0 and not (sampled and row_wise(fmt, row_length)):
+            by_size.setdefault(block_size_of(fmt, row_length), []).append(fmt.name)
+    return by_size
