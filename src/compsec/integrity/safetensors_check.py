@@ -167,11 +167,6 @@ def nonfinite_findings(path: str | Path) -> list[Finding]:
     return findings
 
 
-def nonfinite_count(tensor) -> int:
-    """How many NaN / ±Inf values ``tensor`` holds, checked ``VALUE_CHUNK`` elements at a time (bounded memory)."""
-    return sum(int((~chunk.isfinite()).sum()) for chunk in tensor.reshape(-1).split(VALUE_CHUNK))
-
-
 def nonfinite_message(bad: int, tensor: str) -> str:
     """The one line that reports ``bad`` NaN/Inf values in ``tensor`` (``compsec check`` and ``compsec scan``)."""
     return f"{bad} NaN/Inf values in {tensor}; the weights are corrupted or tampered, do not deploy"
