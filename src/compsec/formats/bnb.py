@@ -20,6 +20,7 @@ import torch
 from compsec.formats import bnb_math as bm
 from compsec.formats.base import Box, Format, Quantized
 from compsec.formats.bnb_int8 import Int8Rowwise
+from compsec.formats.bnb_layers import linear4bit_quantize
 from compsec.formats.float_edges import lower_edges, upper_edges
 from compsec.formats.registry import register
 
@@ -54,11 +55,10 @@ class Blockwise4bit(Format):
         return Quantized(codes.view(w.shape), {"absmax": absmax}, tuple(w.shape), w.dtype)
 
     def reference_quantize(self, w: torch.Tensor) -> Quantized:
+        """Through the deployed layer: ``Linear4bit`` with ``Params4bit(w, compress_statistics=False)``."""
         bm.check_weights(w)
-        packed, state = bm.load_functional().quantize_4bit(w, blocksize=self.blocksize, quant_type=self.quant_type)
-        packed = packed.reshape(-1)
-        codes = torch.stack([packed >> 4, packed & 0xF], dim=1).reshape(-1)[: w.numel()]
-        return Quantized(codes.view(w.shape), {"absmax": state.absmax}, tuple(w.shape), w.dtype)
+        codes, state = linear4bit_quantize(w, self.quant_type, self.blocksize, compress_statistics=False)
+        return Quantized(codes, {"absmax": state.absmax}, tuple(w.shape), w.dtype)
 
     def dequantize(self, q: Quantized) -> torch.Tensor:
         values = bm.code_table(self.quant_type).to(q.codes.device)[q.codes.reshape(-1).long()]
