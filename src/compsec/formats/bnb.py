@@ -1,10 +1,12 @@
 """bitsandbytes formats: LLM.int8() (``int8``) and 4-bit NF4/FP4 (``nf4``, ``fp4``, ``-b128``/``-b256``).
 
-Quantization is reproduced bit for bit from the library's own arithmetic (see :mod:`compsec.formats.bnb_math`);
-boxes are exact on the float32 grid (see :mod:`compsec.formats.float_edges`): an element's interval is every
-float32 value that keeps its code under the unchanged block scale and does not exceed the block's abs-max;
-abs-max elements are pinned.  bitsandbytes computes in fp32 for fp16/bf16 inputs too, so snapping the fp32 box
-to the storage dtype (``Format.preimage``) is exact for every storage dtype.
+Quantization is reproduced bit for bit from what the deployed layers store (``Linear8bitLt`` / ``Int8Params``,
+``Linear4bit`` / ``Params4bit``, see :mod:`compsec.formats.bnb_layers`, which are the contract tests' oracle) and
+the library's own arithmetic (see :mod:`compsec.formats.bnb_math`); boxes are exact on the float32 grid (see
+:mod:`compsec.formats.float_edges`): an element's interval is every float32 value that keeps its code under the
+unchanged block scale and does not exceed the block's abs-max; abs-max elements are pinned.  4-bit computes in
+fp32 for fp16/bf16 inputs too, so snapping the fp32 box to the storage dtype (``Format.preimage``) is exact for
+every storage dtype.  ``int8`` quantizes the float16 cast of every input (:mod:`compsec.formats.bnb_int8`).
 
 Double-quantised statistics (``compress_statistics=True``) are the ``nf4-dq`` / ``fp4-dq`` formats of
 :mod:`compsec.formats.bnb_dq`, which reproduces bitsandbytes' 65536-entry lookup table for the nested abs-maxes.
