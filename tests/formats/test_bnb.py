@@ -256,3 +256,30 @@ def test_compact_box_names_pinned_candidates_and_rebuilds_degenerate_blocks(name
     assert torch.equal(rebuilt.lo, box.lo) and torch.equal(rebuilt.hi, box.hi)
     plain = fmt.compact_box(random_weights((16, 512), torch.float32, seed=16))
     assert plain.bytes_per_param < (0.64 if name != "int8" else 1.02)   # nf4 fp32: 0.5 + 4/64 + 4/64 + mask
+
+
+@settings(max_examples=MAX_EXAMPLES, deadline=None)
+@given(seed=st.integers(0, 2**31 - 1), exponent=st.integers(-26, 14), ties=st.floats(0.0, 1.0))
+def test_int8_box_through_the_float16_cast_is_exact_at_ties_under_the_layer(seed, exponent, ties):
+    """Rows whose fp32 weights are partly exact float16 midpoints (where round-to-nearest-even decides) at
+    magnitudes from float16 subnormals to 2**14: the layer stores our codes; corners, a random mix and random
+    inner points of the fp32 box keep ``CB``/``SCB``; one float32 step past an unpinned edge changes them."""
+    fmt, gen = formats.get("int8"), torch.Generator().manual_seed(seed)
+    h = (torch.randn(4, 64, generator=gen) * 2.0**exponent).clamp(-60000, 60000).half()
+    above = torch.nextafter(h, torch.full_like(h, float("inf")))
+    midpoints = (h.float() + above.float()) * 0.5
+    w = torch.where(torch.rand(h.shape, generator=gen) < ties, midpoints, h.float())
+    w = torch.where(torch.isfinite(w), w, h.float())
+    want = fmt.reference_quantize(w)
+    assert fmt.quantize(w).same_as(want)
+    box = fmt.preimage(w)
+    u = torch.rand(w.shape, generator=gen)
+    inner = torch.minimum(torch.maximum(box.lo + u * (box.hi - box.lo), box.lo), box.hi)
+    for point in (box.lo, box.hi, torch.where(u < 0.5, box.lo, box.hi), inner):
+        assert fmt.reference_quantize(point).same_as(want)
+    free = torch.nonzero(~box.pinned.reshape(-1)).flatten()[:6].tolist()
+    for i in free:
+        for edge, toward in ((box.lo, float("-inf")), (box.hi, float("inf"))):
+            moved = w.clone()
+            moved.view(-1)[i] = torch.nextafter(edge.reshape(-1)[i], torch.tensor(toward))
+            assert not fmt.reference_quantize(moved).same_as(want), f"element {i}: one step past its edge kept CB/SCB"
