@@ -17,6 +17,7 @@ from compsec.formats.base import Box, Format, Quantized
 from compsec.formats.bnb_math import NF4_TABLE
 from compsec.formats.compact import pack_bits, unpack_bits
 from compsec.formats.float_edges import float_from_key, float_key
+from compsec.formats.half_cast import preimage_of_half
 
 from .conftest import MAX_EXAMPLES, random_weights
 
@@ -283,3 +284,16 @@ def test_int8_box_through_the_float16_cast_is_exact_at_ties_under_the_layer(seed
             moved = w.clone()
             moved.view(-1)[i] = torch.nextafter(edge.reshape(-1)[i], torch.tensor(toward))
             assert not fmt.reference_quantize(moved).same_as(want), f"element {i}: one step past its edge kept CB/SCB"
+
+
+def test_float32_preimage_of_every_finite_float16_value_matches_the_cast():
+    """All 63,488 finite float16 values (both zeros, subnormals, ±65504): the edges cast to the value itself and
+    the float32 one step outside each edge casts to another value (ties, subnormals and overflow included)."""
+    bits = torch.arange(-(2**15), 2**15, dtype=torch.int32).to(torch.int16)
+    x16 = bits.view(torch.float16)
+    x16 = x16[torch.isfinite(x16)]
+    lo, hi = preimage_of_half(x16, x16)
+    assert torch.equal(lo.half().float(), x16.float()) and torch.equal(hi.half().float(), x16.float())
+    below = torch.nextafter(lo, torch.full_like(lo, float("-inf"))).half().float()
+    above = torch.nextafter(hi, torch.full_like(hi, float("inf"))).half().float()
+    assert bool((below < x16.float()).all()) and bool((above > x16.float()).all())

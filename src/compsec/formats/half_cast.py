@@ -3,7 +3,8 @@
 bitsandbytes' ``Int8Params._quantize`` (what ``Linear8bitLt`` and transformers' ``load_in_8bit`` run) casts every
 weight to float16 before quantizing, so a float32 (or bfloat16) weight ``x`` keeps its code exactly when its
 round-to-nearest-even float16 cast ``h(x)`` stays in the float16 box.  ``h`` is monotone, so the float32 values
-with ``h(x)`` in ``[lo16, hi16]`` form one interval, found here with the real cast (no algebra with margins):
+with ``h(x)`` in ``[lo16, hi16]`` form one interval, whose edges have a closed form without margins (checked
+against the real cast for every finite float16 value in tests/formats/test_bnb.py):
 
 - ties: halfway between two float16 neighbours rounds to the one with an even mantissa, so an edge is either the
   float32 midpoint itself or the float one ulp inside it (midpoints are exact in float32);
@@ -21,10 +22,11 @@ from __future__ import annotations
 import torch
 
 from compsec.formats.base import round_toward
-from compsec.formats.float_edges import lower_edges, upper_edges
 
 #: the smallest float32 magnitude whose float16 cast is infinite
 HALF_OVERFLOW = 65520.0
+#: where float16's grid would continue past 65504 (its midpoint with 65504 is HALF_OVERFLOW)
+HALF_GRID_END = 65536.0
 
 
 def check_half_range(name: str, w: torch.Tensor) -> None:
@@ -42,22 +44,20 @@ def half_interval(lo: torch.Tensor, hi: torch.Tensor) -> tuple[torch.Tensor, tor
 
 def preimage_of_half(lo16: torch.Tensor, hi16: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """``(lo, hi)`` float32, elementwise: the smallest and largest float32 ``x`` whose float16 cast lies in
-    ``[lo16, hi16]`` (flat float16 tensors, finite, ``lo16 <= hi16``)."""
-    floor = torch.full(lo16.shape, -HALF_OVERFLOW, device=lo16.device)
-    ceil = torch.full(hi16.shape, HALF_OVERFLOW, device=hi16.device)
+    ``[lo16, hi16]`` (float16 tensors, finite, ``lo16 <= hi16``).
 
-    def at_least(x: torch.Tensor, idx: torch.Tensor | None) -> torch.Tensor:
-        return x.half() >= (lo16 if idx is None else lo16[idx])
-
-    def at_most(x: torch.Tensor, idx: torch.Tensor | None) -> torch.Tensor:
-        return x.half() <= (hi16 if idx is None else hi16[idx])
-
-    lo = lower_edges(at_least, floor, lo16.float(), _midpoint(lo16, up=False))
-    hi = upper_edges(at_most, hi16.float(), ceil, _midpoint(hi16, up=True))
-    return lo, hi
+    Closed form, exact: the edge is the float32 midpoint with the float16 neighbour outside (11-bit values, so
+    their sum and half are exact in float32), kept when the tie rounds inward (the inner value's mantissa is
+    even) and moved one float32 inward otherwise.  Past 65504 the neighbour is ``inf`` and the midpoint is
+    taken as 65520, where the cast overflows (65504's mantissa is odd, so the tie goes out): moved inward."""
+    return _edge(lo16, up=False), _edge(hi16, up=True)
 
 
-def _midpoint(x16: torch.Tensor, up: bool) -> torch.Tensor:
-    """Float32 midpoint between each float16 value and its neighbour above (``up``) or below (inf past 65504)."""
-    neighbour = torch.nextafter(x16, torch.full_like(x16, float("inf") if up else float("-inf")))
-    return (x16.float() + neighbour.float()) * 0.5
+def _edge(x16: torch.Tensor, up: bool) -> torch.Tensor:
+    outward = float("inf") if up else float("-inf")
+    neighbour = torch.nextafter(x16, torch.full_like(x16, outward)).float()
+    neighbour = neighbour.clamp(-HALF_GRID_END, HALF_GRID_END)
+    midpoint = (x16.float() + neighbour) * 0.5
+    odd = (x16.view(torch.int16) & 1).bool()             # the mantissa's last bit: ties go to the even side
+    inward = torch.nextafter(midpoint, torch.full_like(midpoint, -outward))
+    return torch.where(odd, inward, midpoint)
