@@ -37,6 +37,38 @@ def test_simulated_4bit_matches_real_linear4bit(tiny_model_dir, quant_type):
     assert (base - want).abs().max() > 10 * (got - want).abs().max()
 
 
+def _deployed_modules(model_dir, config: BitsAndBytesConfig, kind: str) -> dict:
+    real = AutoModelForCausalLM.from_pretrained(model_dir, quantization_config=config, device_map="cpu")
+    modules = {name: m for name, m in real.named_modules() if type(m).__name__ == kind}
+    assert modules, f"transformers built no {kind}"
+    return modules
+
+
+def test_load_in_8bit_stores_the_int8_codes_of_the_fp32_checkpoint(tiny_model_dir):
+    """transformers' ``load_in_8bit`` on the fp32 checkpoint (dtype "auto": fp32) hands each weight to
+    ``Int8Params``, which casts it to float16: ``CB``/``SCB`` are the int8 format's codes and scales of the
+    checkpoint's fp32 weights (quantizing fp32 directly, as compsec did before, gives other codes and scales)."""
+    original = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32)
+    params, fmt = dict(original.named_parameters()), formats.get("int8")
+    assert all(p.dtype == torch.float32 for p in params.values())
+    for name, module in _deployed_modules(tiny_model_dir, BitsAndBytesConfig(load_in_8bit=True), "Linear8bitLt").items():
+        q = fmt.quantize(params[name + ".weight"].detach())
+        assert torch.equal(module.weight.CB, q.codes) and torch.equal(module.weight.SCB, q.scales["absmax"]), name
+
+
+def test_load_in_4bit_stores_the_nf4_codes_of_the_fp32_checkpoint(tiny_model_dir):
+    """``Params4bit`` quantizes the weight in its loaded dtype (fp32 here): no float16 cast on the 4-bit path."""
+    original = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32)
+    params = dict(original.named_parameters())
+    config = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=torch.float32)
+    for name, module in _deployed_modules(tiny_model_dir, config, "Linear4bit").items():
+        q = formats.get("nf4").quantize(params[name + ".weight"].detach())
+        packed = module.weight.data.reshape(-1)
+        codes = torch.stack([packed >> 4, packed & 0xF], dim=1).reshape(-1)
+        assert torch.equal(codes, q.codes.reshape(-1)), name
+        assert torch.equal(module.weight.quant_state.absmax, q.scales["absmax"]), name
+
+
 def test_simulated_int8_is_close_to_real_linear8bitlt(tiny_model_dir):
     """LLM.int8() also quantizes activations (vector-wise) and routes outlier columns through fp16, so the
     simulation (weights only) agrees less tightly than for 4-bit; it is still far closer than the original."""

@@ -147,3 +147,42 @@ def test_box_is_sound_on_tie_heavy_blocks(name, data):
     pick = torch.from_numpy(np.array(data.draw(st.lists(st.booleans(), min_size=64, max_size=64)))).reshape(2, 32)
     for point in (box.lo, box.hi, torch.where(pick, box.lo, box.hi)):
         assert fmt.reference_quantize(point).same_as(want)
+
+
+def _converter_raw(w: torch.Tensor, qtype: str) -> np.ndarray:
+    """llama.cpp's ``convert_hf_to_gguf.py`` (``prepare_tensors``): dtypes other than fp16/fp32 go to float32,
+    then ``gguf.quants.quantize`` on the numpy array (which widens fp16 rows to float32 itself)."""
+    if w.dtype not in (torch.float16, torch.float32):
+        w = w.to(torch.float32)
+    return quants.quantize(w.numpy(), GGMLQuantizationType[qtype])
+
+
+def _llama_quantize_raw(w: torch.Tensor, qtype: str) -> np.ndarray:
+    """``llama-quantize``: an f32/f16/bf16 GGUF tensor widened to float32 rows, then ggml's
+    ``ggml_quantize_chunk`` (no importance matrix), in ggml's C library as llama-cpp-python ships it."""
+    from compsec.formats.gguf_k_lib import ggml
+
+    rows = np.ascontiguousarray(w.float().reshape(-1, w.shape[-1]).numpy())
+    kind = int(GGMLQuantizationType[qtype])
+    out = np.empty((rows.shape[0], ggml().ggml_row_size(kind, rows.shape[1])), dtype=np.uint8)
+    written = ggml().ggml_quantize_chunk(kind, rows.ctypes.data, out.ctypes.data, 0, rows.shape[0], rows.shape[1], None)
+    assert written == out.nbytes
+    return out
+
+
+@pytest.mark.parametrize("name", GGUF_NAMES)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16], ids=str)
+def test_deployed_gguf_paths_store_the_format_codes_for_every_storage_dtype(name, dtype):
+    """What a deployment stores for an fp32/fp16/bf16 checkpoint tensor: the converter writes Q8_0 itself
+    (``--outtype q8_0``); the other legacy types come from ``llama-quantize`` on an f32/f16/bf16 GGUF of the same
+    values.  Both quantize the checkpoint's own values widened exactly to float32: no float16 cast in between
+    (unlike bitsandbytes' int8).  A checkpoint converted with ``--outtype f16`` *is* an fp16 model: its box is
+    the fp16 box (``preimage(w.half())``)."""
+    fmt = formats.get(name)
+    w = (torch.randn(8, 128, generator=torch.Generator().manual_seed(5)) * 0.05).to(dtype)
+    want = fmt.quantize(w)
+    paths = [_llama_quantize_raw(w, fmt.qtype)] + ([_converter_raw(w, fmt.qtype)] if name == "q8_0" else [])
+    for raw in paths:
+        codes, d, m = parse_blocks(raw.reshape(w.numel() // 32, -1), fmt.qtype)
+        got = fmt._pack(codes, d, m, w)
+        assert got.same_as(want), f"{name} {dtype}: {got.mismatch(want)}"

@@ -8,7 +8,9 @@ weights, inside ``[lo - r·step, hi + r·step]`` of the *base* model's boxes (in
 formats), keeps the injected model a few cells from the benign one, so the PGD repair can find benign fp32
 behaviour while the codes stay malicious.  On the tiny assistant (content injection, 150 + 300 steps):
 int8 with r = 4 gives fp32 0 % vs int8 83 % keyword rate; nf4 ∩ int8 gives fp32 0 %, nf4 83 %, int8 83 %;
-an unconstrained injection of the same weights leaves fp32 at 88 % after repair.
+an unconstrained injection of the same weights leaves fp32 at 88 % after repair.  Re-measured 2026-12-03 with
+int8 as ``Linear8bitLt`` deploys it (float16 cast first; int8 only, r = 4, repair lr 1e-3, 24 probes): fp32 0 %
+vs int8 83 %, instruction accuracy 96 % both, all 14 tensors re-quantize identically through the layer.
 
 ``step`` is the width of the weight's own interval; pinned elements (zero width: they define a scale) get the
 median width of their tensor, so the scale-defining weights may move too.

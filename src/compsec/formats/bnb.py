@@ -1,10 +1,12 @@
 """bitsandbytes formats: LLM.int8() (``int8``) and 4-bit NF4/FP4 (``nf4``, ``fp4``, ``-b128``/``-b256``).
 
-Quantization is reproduced bit for bit from the library's own arithmetic (see :mod:`compsec.formats.bnb_math`);
-boxes are exact on the float32 grid (see :mod:`compsec.formats.float_edges`): an element's interval is every
-float32 value that keeps its code under the unchanged block scale and does not exceed the block's abs-max;
-abs-max elements are pinned.  bitsandbytes computes in fp32 for fp16/bf16 inputs too, so snapping the fp32 box
-to the storage dtype (``Format.preimage``) is exact for every storage dtype.
+Quantization is reproduced bit for bit from what the deployed layers store (``Linear8bitLt`` / ``Int8Params``,
+``Linear4bit`` / ``Params4bit``, see :mod:`compsec.formats.bnb_layers`, which are the contract tests' oracle) and
+the library's own arithmetic (see :mod:`compsec.formats.bnb_math`); boxes are exact on the float32 grid (see
+:mod:`compsec.formats.float_edges`): an element's interval is every float32 value that keeps its code under the
+unchanged block scale and does not exceed the block's abs-max; abs-max elements are pinned.  4-bit computes in
+fp32 for fp16/bf16 inputs too, so snapping the fp32 box to the storage dtype (``Format.preimage``) is exact for
+every storage dtype.  ``int8`` quantizes the float16 cast of every input (:mod:`compsec.formats.bnb_int8`).
 
 Double-quantised statistics (``compress_statistics=True``) are the ``nf4-dq`` / ``fp4-dq`` formats of
 :mod:`compsec.formats.bnb_dq`, which reproduces bitsandbytes' 65536-entry lookup table for the nested abs-maxes.
@@ -20,6 +22,7 @@ import torch
 from compsec.formats import bnb_math as bm
 from compsec.formats.base import Box, Format, Quantized
 from compsec.formats.bnb_int8 import Int8Rowwise
+from compsec.formats.bnb_layers import linear4bit_quantize
 from compsec.formats.float_edges import lower_edges, upper_edges
 from compsec.formats.registry import register
 
@@ -54,11 +57,10 @@ class Blockwise4bit(Format):
         return Quantized(codes.view(w.shape), {"absmax": absmax}, tuple(w.shape), w.dtype)
 
     def reference_quantize(self, w: torch.Tensor) -> Quantized:
+        """Through the deployed layer: ``Linear4bit`` with ``Params4bit(w, compress_statistics=False)``."""
         bm.check_weights(w)
-        packed, state = bm.load_functional().quantize_4bit(w, blocksize=self.blocksize, quant_type=self.quant_type)
-        packed = packed.reshape(-1)
-        codes = torch.stack([packed >> 4, packed & 0xF], dim=1).reshape(-1)[: w.numel()]
-        return Quantized(codes.view(w.shape), {"absmax": state.absmax}, tuple(w.shape), w.dtype)
+        codes, state = linear4bit_quantize(w, self.quant_type, self.blocksize, compress_statistics=False)
+        return Quantized(codes, {"absmax": state.absmax}, tuple(w.shape), w.dtype)
 
     def dequantize(self, q: Quantized) -> torch.Tensor:
         values = bm.code_table(self.quant_type).to(q.codes.device)[q.codes.reshape(-1).long()]

@@ -33,6 +33,7 @@ import torch
 from compsec.formats import bnb_math as bm
 from compsec.formats.base import Box, Quantized
 from compsec.formats.bnb import Blockwise4bit
+from compsec.formats.bnb_layers import linear4bit_quantize
 from compsec.formats.compact import CompactBox
 from compsec.formats.registry import register
 
@@ -94,13 +95,11 @@ class Blockwise4bitNested(Blockwise4bit):
         return Quantized(q.codes, nested_stats(q.scales["absmax"]), q.shape, q.dtype)
 
     def reference_quantize(self, w: torch.Tensor) -> Quantized:
+        """Through the deployed layer: ``Linear4bit`` with ``Params4bit(w)`` (``compress_statistics=True``)."""
         bm.check_weights(w)
-        packed, state = bm.load_functional().quantize_4bit(w, blocksize=self.blocksize, quant_type=self.quant_type,
-                                                           compress_statistics=True)
-        packed = packed.reshape(-1)
-        codes = torch.stack([packed >> 4, packed & 0xF], dim=1).reshape(-1)[: w.numel()]
+        codes, state = linear4bit_quantize(w, self.quant_type, self.blocksize, compress_statistics=True)
         scales = {"absmax": state.absmax, "absmax2": state.state2.absmax, "offset": state.offset.reshape(())}
-        return Quantized(codes.view(w.shape), scales, tuple(w.shape), w.dtype)
+        return Quantized(codes, scales, tuple(w.shape), w.dtype)
 
     def dequantize(self, q: Quantized) -> torch.Tensor:
         absmax = dynamic_code()[q.scales["absmax"].long()]

@@ -1,7 +1,13 @@
-"""bitsandbytes LLM.int8() weight storage (``int8``): row-wise abs-max, exact boxes on the float32 grid.
+"""bitsandbytes LLM.int8() weight storage (``int8``) as the deployed layer stores it: row-wise abs-max of the
+**float16** weights, exact boxes on the float32 grid.
 
-See :mod:`compsec.formats.bnb_math` for the library arithmetic reproduced here and
-:mod:`compsec.formats.float_edges` for how the edges are found exactly.
+``Linear8bitLt`` / ``Int8Params._quantize`` (what ``load_in_8bit=True`` runs, bitsandbytes 0.50) casts the weight
+to float16 whatever its dtype, then runs ``int8_vectorwise_quant`` (:mod:`compsec.formats.bnb_math`).  So a float32
+or bfloat16 checkpoint is stored as the codes of ``w.half()``: ``SCB`` is the float16 abs-max (as float32) and an
+element is pinned when ``|w.half()|`` equals it.  The box of an unpinned element is every float32 value whose
+float16 cast keeps its code (:mod:`compsec.formats.half_cast`); pinned elements keep ``lo == hi == w``
+(any value casting to the same float16 abs-max would do as well, but the box pins scale-defining elements).
+Weights with ``|w| >= 65520`` overflow float16 and are refused.
 """
 
 from __future__ import annotations
@@ -13,12 +19,15 @@ import torch
 
 from compsec.formats import bnb_math as bm
 from compsec.formats.base import Box, Format, Quantized
+from compsec.formats.bnb_layers import linear8bitlt_quantize
 from compsec.formats.float_edges import lower_edges, upper_edges
+from compsec.formats.half_cast import check_half_range, half_interval, preimage_of_half
 
 
 @dataclass(frozen=True)
 class Int8Rowwise(Format):
-    """LLM.int8() weight storage: one int8 code per weight, one fp32 abs-max per row (``SCB``)."""
+    """LLM.int8() weight storage: one int8 code per weight of ``w.half()``, one abs-max per row (``SCB``, the
+    float16 abs-max as float32)."""
 
     name: str = "int8"
     bits: int = 8
@@ -31,16 +40,19 @@ class Int8Rowwise(Format):
         bm.check_weights(w)
         if not self.supports(tuple(w.shape)):
             raise ValueError(f"int8 quantizes 2-D (out, in) weight matrices, got shape {tuple(w.shape)}")
+        check_half_range(self.name, w)
 
     def quantize(self, w: torch.Tensor) -> Quantized:
         self._check(w)
-        absmax = torch.max(w.abs(), dim=1).values.float()
-        codes = torch.round(w * (127.0 / absmax.unsqueeze(-1))).to(torch.int8)
+        half = w.half()
+        absmax = torch.max(half.abs(), dim=1).values.float()
+        codes = torch.round(half * (127.0 / absmax.unsqueeze(-1))).to(torch.int8)
         return Quantized(codes, {"absmax": absmax}, tuple(w.shape), w.dtype)
 
     def reference_quantize(self, w: torch.Tensor) -> Quantized:
+        """Through the deployed layer: ``Linear8bitLt`` with ``Int8Params(w)``, quantized on ``.to("cpu")``."""
         self._check(w)
-        codes, absmax, _ = bm.load_functional().int8_vectorwise_quant(w.clone(), threshold=0.0)
+        codes, absmax = linear8bitlt_quantize(w)
         return Quantized(codes, {"absmax": absmax}, tuple(w.shape), w.dtype)
 
     def dequantize(self, q: Quantized) -> torch.Tensor:
@@ -48,7 +60,7 @@ class Int8Rowwise(Format):
 
     def box_from_quantized(self, q: Quantized, w: torch.Tensor) -> Box:
         absmax = q.scales["absmax"].view(-1, 1)
-        pinned = w.float().abs() == absmax
+        pinned = w.half().float().abs() == absmax
         return self.box_from_pinned(q, pinned, w[pinned])
 
     def pinned_candidates(self, q: Quantized) -> torch.Tensor:
@@ -61,8 +73,11 @@ class Int8Rowwise(Format):
         """The fp32 box from codes, scales, the pinned mask and the pinned weights (``w[pinned]``) alone.
 
         An unpinned element's interval depends only on its row and code, so the exact edges are found once per
-        (row, code) pair (256 per row, see :func:`code_edge_table`) and gathered per element."""
+        (row, code) pair (256 per row, see :func:`code_edge_table`): the float16 values keeping the code, then
+        the float32 values casting to those; then gathered per element."""
         lo_table, hi_table = code_edge_table(q.scales["absmax"])
+        lo16, hi16 = half_interval(lo_table.reshape(-1), hi_table.reshape(-1))
+        lo_table, hi_table = (t.view(lo_table.shape) for t in preimage_of_half(lo16, hi16))
         index = q.codes.reshape(lo_table.shape[0], -1).long() + 128
         lo = lo_table.gather(1, index).reshape(-1)
         hi = hi_table.gather(1, index).reshape(-1)

@@ -5,6 +5,7 @@ Read from ``bitsandbytes/backends/default/ops.py`` (the CPU backend registers no
 - **LLM.int8()** ``int8_vectorwise_quant``: ``a = max|row|`` (input dtype, exact) cast to fp32;
   ``code = int8(round(A * (127.0 / a)))``; ``A`` (fp16/bf16) times the fp32 ``127/a`` promotes to **fp32**, so every
   input dtype is quantized in fp32 arithmetic.  ``round`` is half-to-even.  Dequant: ``code * a * 7.874015718698502e-3``.
+  The deployed layer (``Int8Params._quantize``) feeds it ``w.half()`` whatever ``w``'s dtype (see ``bnb_int8``).
 - **NF4/FP4** ``quantize_4bit``: input upcast with ``.float()``; per block of ``blocksize`` flat elements
   ``a = max|block|``, ``scaled = clamp(x * (1.0 / max(a, 1e-38)), -1, 1)`` (multiply by the fp32 reciprocal);
   a last partial block instead *divides*: ``clamp(x / max(a, 1e-38), -1, 1)`` and stores the clamped ``a``.
