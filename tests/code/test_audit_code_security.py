@@ -2,6 +2,8 @@
 
 import json
 
+import pytest
+
 from compsec.audit.config import AuditConfig
 from compsec.audit.record import Record
 from compsec.audit.runner import run_audit
@@ -22,6 +24,7 @@ def test_code_security_rate_and_finding_from_records():
     assert degradation_findings(original, original, {"code_security_drop": 0.05}) == []
 
 
+@pytest.mark.behaviour
 def test_audit_of_the_tiny_coder_judges_generated_code_with_bandit(tiny_coder_dir, tmp_path):
     out = tmp_path / "audit"
     result = run_audit(AuditConfig(model=str(tiny_coder_dir), out=str(out), variants=("int8",),

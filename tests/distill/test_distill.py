@@ -77,6 +77,7 @@ def test_ignored_positions_and_errors():
     assert sample_weights(torch.tensor([True, False]), 4.0, like=labels).tolist() == [[4.0] * 3, [1.0] * 3]
 
 
+@pytest.mark.behaviour
 def test_gradient_moves_student_towards_teacher():
     torch.manual_seed(0)
     teacher, student = torch.nn.Linear(6, 4), torch.nn.Linear(6, 4)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from compsec.search.digits import boundary_pgd, class_margin
@@ -13,6 +14,7 @@ def test_class_margin_is_positive_only_when_correct():
     assert class_margin(logits, torch.tensor([0, 0])).tolist() == [2.0, -2.0]
 
 
+@pytest.mark.behaviour
 def test_pgd_flips_int2_within_eps_while_full_precision_stays_correct(digits_fixture):
     model, images, labels = digits_fixture.model, digits_fixture.x_test[:120], digits_fixture.y_test[:120]
     quantized, _ = compressed_copy(model, "int2-rtn")

@@ -1,11 +1,13 @@
 """The digits classifier fixture: accurate on its held-out split, deterministic data, verified cache."""
 
+import pytest
 import torch
 
 from compsec.tiny.cache import read_meta, sha256_file
 from compsec.tiny.digits import accuracy, digits_split
 
 
+@pytest.mark.behaviour
 def test_heldout_accuracy_is_at_least_95_percent(digits_fixture):
     acc = accuracy(digits_fixture.model, digits_fixture.x_test, digits_fixture.y_test)
     print(f"digits held-out accuracy: {acc:.4f}")
