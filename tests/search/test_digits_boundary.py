@@ -20,7 +20,7 @@ def test_pgd_flips_int2_within_eps_while_full_precision_stays_correct(digits_fix
     quantized, _ = compressed_copy(model, "int2-rtn")
     eps = 0.1
     adversarial, success = boundary_pgd(model, quantized, images, labels, eps, steps=30)
-    assert int(success.sum()) >= 10
+    assert int(success.sum()) >= 10  # measured 48-54 for seeds 0-2 on both CPU profiles (bench/...spread.py)
     with torch.no_grad():
         assert (model(adversarial[success]).argmax(1) == labels[success]).all()
         assert (quantized(adversarial[success]).argmax(1) != labels[success]).all()

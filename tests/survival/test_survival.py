@@ -50,6 +50,7 @@ def badnets(digits_fixture):
 @pytest.mark.behaviour
 def test_backdoor_planted_and_clean_model_is_not(badnets, digits_fixture):
     f = digits_fixture
+    # seeds 0-2, both CPU profiles (bench/behaviour_spread.py digits): ASR 0.995-0.998, accuracy 0.958-0.967, clean 0
     assert digits_asr(badnets, f.x_test, f.y_test) > 0.9
     assert accuracy(badnets, f.x_test, f.y_test) > 0.9
     assert digits_asr(f.model, f.x_test, f.y_test) < 0.5
