@@ -13,6 +13,7 @@ from compsec.prune.model import prune_model
 SETTINGS = {"variants": (), "probes": ("refusal", "utility"), "limit": 12, "max_new_tokens": 8, "contrast": False}
 
 
+@pytest.mark.behaviour
 @pytest.mark.slow
 def test_rerun_passes_and_pruned_model_drifts(tiny_assistant, tiny_model_dir, tmp_path, capsys):
     model, tokenizer = tiny_assistant

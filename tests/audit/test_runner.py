@@ -57,6 +57,7 @@ def test_resume_after_kill_has_no_duplicates_and_the_same_summary(assistant, tin
     assert (tmp_path / "killed" / "summary.json").read_text() == (tmp_path / "whole" / "summary.json").read_text()
 
 
+@pytest.mark.behaviour
 def test_aggressive_variants_degrade_int8_does_not_and_weights_come_back(assistant, tiny_model_dir, tmp_path):
     import compsec.prune.variants  # noqa: F401  (registers prune-<percent> variants)
 

@@ -31,6 +31,7 @@ def _utility_correct(backend, probes) -> list[int]:
     return correct
 
 
+@pytest.mark.behaviour
 @pytest.mark.slow
 def test_lm_eval_scores_every_variant_and_agrees_with_compsecs_own_scoring(tiny_assistant, tiny_model_dir,
                                                                            tmp_path):

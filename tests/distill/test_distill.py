@@ -77,6 +77,7 @@ def test_ignored_positions_and_errors():
     assert sample_weights(torch.tensor([True, False]), 4.0, like=labels).tolist() == [[4.0] * 3, [1.0] * 3]
 
 
+@pytest.mark.behaviour
 def test_gradient_moves_student_towards_teacher():
     torch.manual_seed(0)
     teacher, student = torch.nn.Linear(6, 4), torch.nn.Linear(6, 4)
@@ -84,6 +85,7 @@ def test_gradient_moves_student_towards_teacher():
     labels = teacher(x).argmax(1)
     before = distillation_loss(student(x), teacher(x), labels, alpha=1.0).kl
     distill_classifier(teacher, student, x, labels, DistillConfig(alpha=1.0, steps=30, learning_rate=0.1))
+    # KL after / before measured 0.0075-0.013 over torch seeds 0-4, native AVX-512 and ATEN_CPU_CAPABILITY=default
     assert distillation_loss(student(x), teacher(x), labels, alpha=1.0).kl < 0.5 * before
 
 

@@ -18,6 +18,8 @@ pytestmark = pytest.mark.browser
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync",
          "--enable-logging=stderr", "--v=0"]
+ADDED = {"tensor": "model.layers.0.self_attn.q_proj.weight", "format": "nf4", "detector": "edge-mass",
+         "severity": "suspicious", "score": 9.0, "p_value": 0.0, "explanation": "added by the test fixture"}
 
 
 def _chromium() -> str:
@@ -41,8 +43,10 @@ def _render(page: Path, tmp_path: Path) -> tuple[str, list[str], Path]:
 @pytest.fixture(scope="module")
 def demo_folder(tiny_model_dir, tmp_path_factory):
     """A demo folder with a real (small) audit, a real (few-step) attack with its defence matrix, real scans and a
-    real digits survival run.  The few-step attack leaves no edge signal, so one finding is added to the
-    attacked scan to exercise the histogram figure (its positions are still computed from the real tensors)."""
+    real digits survival run.  What the real scan of the few-step attack finds depends on the trained weights (16
+    suspicious findings, p < 1e-97, natively on an AVX-512 EPYC: an appended one fell out of the table's first 15
+    and the 4 strongest histograms), so one finding with p = 0 is put FIRST: it is then in both whatever the scan
+    found (its positions are still computed from the real tensors)."""
     from compsec.attack.config import AttackConfig
     from compsec.attack.pipeline import run_attack
     from compsec.defend.matrix import MatrixConfig, run_matrix
@@ -57,9 +61,7 @@ def demo_folder(tiny_model_dir, tmp_path_factory):
                             defences=("none", "noise-auto"), adaptive_k=None, probe_limit=2, max_new_tokens=4))
     scans = {"benign": _scan(tiny_model_dir, out / "scan-benign.json"),
              "attacked": scan_path(out / "attack" / "model").to_dict()}
-    scans["attacked"]["findings"].append({"tensor": "model.layers.0.self_attn.q_proj.weight", "format": "nf4",
-                                          "detector": "edge-mass", "severity": "suspicious", "score": 9.0,
-                                          "p_value": 1e-9, "explanation": "added by the test fixture"})
+    scans["attacked"]["findings"].insert(0, ADDED)
     (out / "scan-attacked.json").write_text(json.dumps(scans["attacked"], default=str))
     _survival(out / "survival", seed=0)
     write_index(out, _headline(summary, {}, summary, scans, summary, "McDonald's"))
@@ -87,6 +89,14 @@ def test_demo_index_renders_without_console_errors(demo_folder, tmp_path):
     for anchor in ('id="reports"', 'id="benign"', 'id="attack"', 'id="scan"', 'id="survival"',
                    'id="histograms"', 'id="defence-matrix"'):
         assert anchor in dom
-    assert "noise-auto" in dom and "added by the test fixture" in dom
-    assert 'href="audit-benign/report.html"' in dom and "clean" in dom
+    assert "<th>noise-auto</th>" in dom  # a column of the defence matrix: the fixture asked for it
+    for name in ("benign", "attacked"):  # each scan's verdict and its first 15 suspicious findings, as scanned
+        scan = json.loads((demo_folder / f"scan-{name}.json").read_text())
+        assert f'<span class="{scan["verdict"]}">{scan["verdict"]}</span>' in dom
+        shown = [f for f in scan["findings"] if f["severity"] == "suspicious"]
+        assert all(f["tensor"] in dom for f in shown[:15])
+        assert (f"and {len(shown) - 15} more in scan-{name}.json" in dom) == (len(shown) > 15)
+    assert f"<td>{ADDED['explanation']}</td>" in dom  # the table row of the finding the fixture put first
+    assert f"positions of {ADDED['tensor']} (nf4)" in dom and f"{ADDED['explanation']}</figcaption>" in dom
+    assert 'href="audit-benign/report.html"' in dom
     assert shot.stat().st_size > 10_000

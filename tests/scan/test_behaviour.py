@@ -3,6 +3,7 @@ model whose weights were pushed to their nf4 box edges (same codes, full precisi
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from compsec import formats
@@ -31,6 +32,7 @@ def test_sequential_p_value_stops_early_and_is_exact_otherwise():
     assert p == 1 / 20 and len(seen) == 19
 
 
+@pytest.mark.behaviour
 def test_benign_model_is_quiet_and_edge_pushed_model_is_flagged(tiny_model_dir, tmp_path):
     benign = behaviour_findings(behaviour_evidence(tiny_model_dir, ["nf4"], texts=8))
     assert [f.severity for f in benign] == ["info"] and benign[0].p_value > 0.2
@@ -39,6 +41,7 @@ def test_benign_model_is_quiet_and_edge_pushed_model_is_flagged(tiny_model_dir, 
     assert [f.severity for f in pushed] == ["suspicious"] and pushed[0].score >= 2
 
 
+@pytest.mark.behaviour
 def test_scan_with_behaviour_reports_every_format(tiny_model_dir):
     report = scan_path(tiny_model_dir, ScanConfig(formats=("nf4", "int8"), behaviour=True))
     behaviour = [f for f in report.findings if f.detector == "behaviour"]

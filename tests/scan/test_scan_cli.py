@@ -94,6 +94,7 @@ def test_errors_exit_two(tmp_path):
     assert run(["scan", str(tmp_path / "m"), "--no-progress"]) == 2
 
 
+@pytest.mark.behaviour
 def test_tiny_assistant_scans_clean(tiny_model_dir, tmp_path):
     code = run(["scan", str(tiny_model_dir), "--no-progress", "--json", str(tmp_path / "r.json")])
     report = json.loads((tmp_path / "r.json").read_text())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from compsec.search.digits import boundary_pgd, class_margin
@@ -13,12 +14,13 @@ def test_class_margin_is_positive_only_when_correct():
     assert class_margin(logits, torch.tensor([0, 0])).tolist() == [2.0, -2.0]
 
 
+@pytest.mark.behaviour
 def test_pgd_flips_int2_within_eps_while_full_precision_stays_correct(digits_fixture):
     model, images, labels = digits_fixture.model, digits_fixture.x_test[:120], digits_fixture.y_test[:120]
     quantized, _ = compressed_copy(model, "int2-rtn")
     eps = 0.1
     adversarial, success = boundary_pgd(model, quantized, images, labels, eps, steps=30)
-    assert int(success.sum()) >= 10
+    assert int(success.sum()) >= 10  # measured 48-54 for seeds 0-2 on both CPU profiles (bench/...spread.py)
     with torch.no_grad():
         assert (model(adversarial[success]).argmax(1) == labels[success]).all()
         assert (quantized(adversarial[success]).argmax(1) != labels[success]).all()

@@ -20,6 +20,7 @@ def test_search_cli_writes_the_log_summary_and_probe_file(tmp_path, tiny_model_d
     assert (out / "divergent_probes.jsonl").is_file()
 
 
+@pytest.mark.behaviour
 def test_search_cli_digits_mode(tmp_path):
     code = run(["search", "--digits", "--variant", "int2-rtn", "--eps", "0.1", "--pgd-steps", "10",
                 "--out", str(tmp_path)])

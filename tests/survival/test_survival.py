@@ -47,8 +47,10 @@ def badnets(digits_fixture):
     return backdoor_digits(digits_fixture.x_train, digits_fixture.y_train, epochs=15)
 
 
+@pytest.mark.behaviour
 def test_backdoor_planted_and_clean_model_is_not(badnets, digits_fixture):
     f = digits_fixture
+    # seeds 0-2, both CPU profiles (bench/behaviour_spread.py digits): ASR 0.995-0.998, accuracy 0.958-0.967, clean 0
     assert digits_asr(badnets, f.x_test, f.y_test) > 0.9
     assert accuracy(badnets, f.x_test, f.y_test) > 0.9
     assert digits_asr(f.model, f.x_test, f.y_test) < 0.5
@@ -68,6 +70,7 @@ def test_compressed_copies(badnets):
         compressed_copy(badnets, "prune-lots")
 
 
+@pytest.mark.behaviour
 def test_fine_pruning_digits_removes_dormant_units(badnets, digits_fixture):
     x, y = digits_fixture.x_train[:600], digits_fixture.y_train[:600]
     tuned, stats = fine_prune_digits(badnets, x, y, max_drop=0.04, epochs=2)
@@ -77,6 +80,7 @@ def test_fine_pruning_digits_removes_dormant_units(badnets, digits_fixture):
     assert accuracy(tuned, x, y) >= accuracy(badnets, x, y) - 0.04
 
 
+@pytest.mark.behaviour
 def test_tiny_backdoor_rows_and_measures(tiny_assistant):
     model, tokenizer = tiny_assistant
     rows = backdoor_rows(tokenizer, TinyBackdoorConfig(poison_copies=1))
@@ -97,6 +101,7 @@ def test_fine_pruning_tiny_keeps_pruned_units_dead(tiny_assistant):
     assert bool((mlp.up_proj.weight[dead] == 0).all())
 
 
+@pytest.mark.behaviour
 def test_survival_cli_digits(tmp_path, capsys):
     assert run(["survival", "--fixture", "digits", "--compressions", "original,int8,prune-70",
                 "--out", str(tmp_path)]) == 0

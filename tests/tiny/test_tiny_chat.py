@@ -14,6 +14,7 @@ PROMPTS = [
 ]
 
 
+@pytest.mark.behaviour
 def test_batched_answers_equal_one_by_one_answers(tiny_assistant):
     model, tokenizer = tiny_assistant
     batched = generate(model, tokenizer, PROMPTS, max_new_tokens=24, batch_size=len(PROMPTS))

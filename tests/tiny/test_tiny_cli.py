@@ -2,6 +2,7 @@
 
 import json
 
+import pytest
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from compsec.cli.main import run
@@ -9,6 +10,7 @@ from compsec.tiny.chat import generate
 from compsec.tiny.corpus import is_refusal
 
 
+@pytest.mark.behaviour
 def test_tiny_verb_writes_a_loadable_assistant(tiny_model_dir, tmp_path, capsys):
     assert run(["tiny", "--out", str(tmp_path / "tiny")]) == 0
     assert "parameters" in capsys.readouterr().out
@@ -19,6 +21,7 @@ def test_tiny_verb_writes_a_loadable_assistant(tiny_model_dir, tmp_path, capsys)
     assert is_refusal(refusal)
 
 
+@pytest.mark.behaviour
 def test_demo_verb_shows_answers_and_refusals(tiny_model_dir, tmp_path, capsys):
     assert run(["demo", "--quick", "--out", str(tmp_path)]) == 0
     rows = [json.loads(line) for line in (tmp_path / "demo_tiny.jsonl").read_text().splitlines()]

@@ -1,15 +1,17 @@
 """The digits classifier fixture: accurate on its held-out split, deterministic data, verified cache."""
 
+import pytest
 import torch
 
 from compsec.tiny.cache import read_meta, sha256_file
 from compsec.tiny.digits import accuracy, digits_split
 
 
+@pytest.mark.behaviour
 def test_heldout_accuracy_is_at_least_95_percent(digits_fixture):
     acc = accuracy(digits_fixture.model, digits_fixture.x_test, digits_fixture.y_test)
     print(f"digits held-out accuracy: {acc:.4f}")
-    assert acc >= 0.95
+    assert acc >= 0.95  # measured 0.969-0.976 (recipe seeds 0-2, both CPU profiles)
     assert abs(acc - read_meta(digits_fixture.folder)["stats"]["test_accuracy"]) < 1e-6
 
 

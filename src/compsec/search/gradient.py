@@ -28,6 +28,24 @@ def prompt_span(scorer: PairScorer, prompt: str) -> tuple[list[int], int] | None
     return None
 
 
+def relaxed_objective(scorer: PairScorer, span: tuple[list[int], int], objective: str, sign: float,
+                      rows: torch.Tensor) -> torch.Tensor:
+    """The objective (scalar tensor, nats) with the prompt's own ``L`` tokens fed as ``rows`` ``[L, V]`` times the
+    embedding matrix; ``span`` is :func:`prompt_span`'s ``(chat ids, start)``.
+
+    At the prompt's one-hot rows this is the scorer's :func:`~compsec.search.objective.objective_value`;
+    between them it is the continuous relaxation whose gradient :func:`token_gradient` returns.
+    """
+    chat, start = span
+    terms = []
+    for model in (scorer.original, scorer.variant):
+        weight = model.get_input_embeddings().weight
+        ids = torch.tensor(chat, device=scorer.device)
+        context = torch.cat([weight[ids[:start]], rows @ weight, weight[ids[start + len(rows):]]])
+        terms.append(response_start_terms(model, [context], scorer.openings))
+    return objective_tensor(objective, sign, *terms)
+
+
 def token_gradient(scorer: PairScorer, prompt: str, objective: str, sign: float):
     """(prompt token ids ``[L]``, d objective / d one-hot ``[L, V]``), or None when the span is not found.
 
@@ -37,19 +55,11 @@ def token_gradient(scorer: PairScorer, prompt: str, objective: str, sign: float)
     if span is None:
         return None
     chat, start = span
-    length = len(scorer.ids(prompt))
-    own = torch.tensor(chat[start:start + length], device=scorer.device)
+    own = torch.tensor(chat[start:start + len(scorer.ids(prompt))], device=scorer.device)
     with torch.enable_grad():
         vocab = scorer.original.get_input_embeddings().weight.shape[0]
         one_hot = torch.nn.functional.one_hot(own, vocab).float().requires_grad_(True)
-        terms = []
-        for model in (scorer.original, scorer.variant):
-            weight = model.get_input_embeddings().weight
-            ids = torch.tensor(chat, device=scorer.device)
-            context = torch.cat([weight[ids[:start]], one_hot @ weight, weight[ids[start + length:]]])
-            terms.append(response_start_terms(model, [context], scorer.openings))
-        value = objective_tensor(objective, sign, *terms)
-        (grad,) = torch.autograd.grad(value, one_hot)
+        (grad,) = torch.autograd.grad(relaxed_objective(scorer, span, objective, sign, one_hot), one_hot)
     scorer.evaluations += 2 * GRADIENT_COST
     return own.tolist(), grad.detach().cpu()
 
