@@ -22,8 +22,10 @@ def check(
     json_out: str = typer.Option(None, "--json", help="Also write the findings as JSON to this file."),
 ) -> None:
     """Check PATH for malformed or hostile content; nothing is loaded or unpickled."""
+    from compsec.cli.preflight import report_files
     from compsec.integrity.collect import finding_as_json, finding_line, integrity_findings
 
+    report_files(json=json_out)
     findings = integrity_findings(path, scan_values=values)
     for finding in findings:
         typer.echo(finding_line(finding))

@@ -26,7 +26,9 @@ def compare(
 ) -> None:
     """Paired comparison of two runs: rates, flipped probes and exact McNemar p per variant and metric."""
     from compsec.audit.baseline import check_drift
+    from compsec.cli.preflight import report_files
 
+    report_files(json=json_out)
     drift = check_drift(run_a, run_b)
     if json_out == "-":
         sys.stdout.write(json.dumps(drift.to_json(), indent=2) + "\n")

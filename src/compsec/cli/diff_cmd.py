@@ -53,8 +53,10 @@ def diff(
 ) -> None:
     """Show every tensor that differs between A and B, and whether each difference survives quantization."""
     from compsec import formats as registry
+    from compsec.cli.preflight import report_files
     from compsec.integrity.diff import diff_models
 
+    report_files(json=json_out)
     report = diff_models(model_a, model_b, registry.parse_list(formats))
     print_diff(report)
     if json_out:

@@ -21,8 +21,10 @@ def create(
     output: str = typer.Option("manifest.json", "-o", "--output", help="Where to write the manifest JSON."),
 ) -> None:
     """Hash every file (sha256) and every tensor (raw bytes + dtype + shape) of PATH into a manifest."""
+    from compsec.cli.preflight import check_output_file
     from compsec.integrity.manifest import write_manifest
 
+    check_output_file(output, "--output")
     manifest = write_manifest(path, output)
     n_tensors = sum(len(entry.get("tensors", {})) for entry in manifest["predicate"]["files"].values())
     typer.echo(f"wrote {output}: {len(manifest['subject'])} files, {n_tensors} tensors")

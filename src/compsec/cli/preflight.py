@@ -8,8 +8,6 @@ options themselves (a usage error, also exit 2 with one line).
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from compsec.errors import InputError
 from compsec.outputs import check_output_file, check_output_folder
 
@@ -38,12 +36,19 @@ def device(name: str) -> str:
     return name
 
 
-def model_input(path: str, what: str = "model") -> str:
-    """``path`` after the path policy and the header checks the loader would run (no weights are read)."""
+def model_input(path: str, what: str = "model", tokenizer: bool = False) -> str:
+    """``path`` after the path policy and the header checks the loader would run (no weights are read);
+    ``tokenizer``: the verb generates text, so tokenizer files must be there too (a GGUF carries its own)."""
     from compsec.integrity import ensure_safe
     from compsec.integrity.path_policy import checked_input
+    from compsec.models.io import TOKENIZER_FILES
 
-    ensure_safe(checked_input(path, f"{what} file or folder"))
+    checked = checked_input(path, f"{what} file or folder")
+    ensure_safe(checked)
+    folder = checked if checked.is_dir() else checked.parent
+    if tokenizer and checked.suffix != ".gguf" and not any((folder / n).is_file() for n in TOKENIZER_FILES):
+        raise InputError(f"{path}: no tokenizer files ({', '.join(TOKENIZER_FILES[:2])}...); this verb "
+                         "generates text, so save the tokenizer next to the weights")
     return path
 
 
@@ -52,8 +57,3 @@ def report_files(**paths: str | None) -> None:
     for option, path in paths.items():
         if path and path != "-":
             check_output_file(path, "--" + option.replace("_", "-"))
-
-
-def is_model_path(spec: str) -> bool:
-    """True when a variant spec names a path (a model folder or file) rather than a format or an URL."""
-    return "/" in spec or Path(spec).exists()

@@ -18,9 +18,9 @@ from compsec.cli.main import EXIT_FINDINGS, EXIT_OK, app
 def scan(
     model: str = typer.Argument(..., help="A .safetensors file or a model folder (sharded or not)."),
     formats: str = typer.Option("", help="Formats to check, comma-separated (default: int8,nf4,fp4,q4_0,q8_0, plus q4_k,q5_k,q6_k when llama-cpp-python is installed)."),
-    sample: int = typer.Option(4096, help="Weights examined per tensor, as whole random rows; 0 = every row."),
-    eps: float = typer.Option(0.01, help="Edge band as a fraction of the interval width."),
-    alpha: float = typer.Option(1e-3, help="Benjamini-Hochberg false discovery rate over all tests."),
+    sample: int = typer.Option(4096, min=0, help="Weights examined per tensor, as whole random rows; 0 = every row."),
+    eps: float = typer.Option(0.01, min=0.0, max=0.5, help="Edge band as a fraction of the interval width."),
+    alpha: float = typer.Option(1e-3, min=0.0, max=1.0, help="Benjamini-Hochberg false discovery rate over all tests."),
     seed: int = typer.Option(0, help="Seed of the row choice."),
     behaviour: bool = typer.Option(False, "--behaviour", help="Also run the behavioural rank test (loads the model; see compsec.scan.behaviour)."),
     json_out: str = typer.Option("", "--json", help="Write the report as JSON to this file."),
@@ -28,9 +28,13 @@ def scan(
     progress: bool = typer.Option(True, help="Show a progress bar."),
 ) -> None:
     """Look for quantization-conditioned tampering (box-edge mass, edge depletion and band, position spike, block outliers, grid provenance) in the weights alone."""
+    from compsec.cli.preflight import report_files
+    from compsec.integrity.path_policy import checked_input
     from compsec.scan.config import ScanConfig
     from compsec.scan.runner import scan_path
 
+    report_files(json=json_out, sarif=sarif_out)
+    checked_input(model, "model file or folder")
     names = tuple(part.strip() for part in formats.split(",") if part.strip())
     config = ScanConfig(formats=names, sample_weights=sample, eps=eps, alpha=alpha, seed=seed,
                         behaviour=behaviour)
