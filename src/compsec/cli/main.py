@@ -22,7 +22,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-_state = {"debug": False}
+_state: dict = {"debug": False, "command": None}
 
 
 def _version(value: bool) -> None:
@@ -43,13 +43,21 @@ def _register_verbs() -> None:
     from compsec.cli import verbs  # noqa: F401  (each verb module registers itself on ``app``)
 
 
+def _command():
+    """The click command behind :data:`app`, built once per process (typer rebuilds it on every call)."""
+    if _state["command"] is None:
+        _register_verbs()
+        _state["command"] = typer.main.get_command(app)
+    return _state["command"]
+
+
 def run(argv: list[str] | None = None) -> int:
     """Run the CLI and return its exit code (also used by tests, without a subprocess)."""
-    _register_verbs()
+    command = _command()
     args = sys.argv[1:] if argv is None else argv
     _state["debug"] = "--debug" in args
     try:
-        result = app(args=args, prog_name="compsec", standalone_mode=False)
+        result = command(args=args, prog_name="compsec", standalone_mode=False)
     except typer.Exit as done:
         return done.exit_code
     except SystemExit as done:

@@ -45,6 +45,7 @@ def model_input(path: str, what: str = "model", tokenizer: bool = False) -> str:
 
     checked = checked_input(path, f"{what} file or folder")
     ensure_safe(checked)
+    _has_weights(checked)
     folder = checked if checked.is_dir() else checked.parent
     if tokenizer and checked.suffix != ".gguf" and not any((folder / n).is_file() for n in TOKENIZER_FILES):
         raise InputError(f"{path}: no tokenizer files ({', '.join(TOKENIZER_FILES[:2])}...); this verb "
@@ -57,3 +58,19 @@ def report_files(**paths: str | None) -> None:
     for option, path in paths.items():
         if path and path != "-":
             check_output_file(path, "--" + option.replace("_", "-"))
+
+
+def _has_weights(path) -> None:
+    """The loader's own refusals, early: pickles, unsupported files, folders without safetensors weights."""
+    from compsec.integrity.check import PICKLE_SUFFIXES
+    from compsec.models.io import REFUSE_PICKLE
+
+    if path.is_file() and path.suffix in PICKLE_SUFFIXES:
+        raise InputError(f"{path.name} is a pickle file: {REFUSE_PICKLE}")
+    if path.is_file() and path.suffix not in (".safetensors", ".gguf"):
+        raise InputError(f"{path.name}: unsupported weights file; use a HF folder, .safetensors or .gguf")
+    if path.is_dir() and not any(path.glob("*.safetensors")):
+        pickles = sorted(p.name for p in path.iterdir() if p.suffix in PICKLE_SUFFIXES)
+        if pickles:
+            raise InputError(f"{path} only has pickle weights ({pickles[0]}): {REFUSE_PICKLE}")
+        raise InputError(f"{path}: no model weights found; expected *.safetensors (or a .gguf file path)")

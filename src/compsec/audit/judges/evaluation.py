@@ -50,6 +50,8 @@ def load_labelled(path: str | Path | None = None) -> list[dict]:
     else:
         text = read_text_file(path, "labelled JSONL set")
     rows = parse_json_objects(text, str(path or "the shipped labelled set"))
+    if not rows:
+        raise InputError(f"{path}: no labelled rows; a judge evaluated on nothing says nothing")
     for row in rows:
         if row.get("label") not in LABELS or not isinstance(row.get("response"), str):
             raise InputError(f"labelled row {row.get('id')!r} needs 'response' and a 'label' in {LABELS}")
