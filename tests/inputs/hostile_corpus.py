@@ -58,7 +58,7 @@ def weight_blobs(root: Path) -> dict[str, tuple[str, bytes]]:
     return blobs
 
 
-def build_model_inputs(root: Path, tiny: Path) -> dict[str, Path]:
+def build_model_inputs(root: Path, tiny: Path) -> dict[str, Path | str]:
     """name -> path of every hostile model input (as a file, and as a model folder's weights)."""
     inputs: dict[str, Path] = {}
     outside = root / "outside"
@@ -83,7 +83,7 @@ def build_model_inputs(root: Path, tiny: Path) -> dict[str, Path]:
     (root / "folders" / "empty").mkdir()
     inputs["folder:empty"] = root / "folders" / "empty"
     inputs["path:missing"] = root / "no-such-model"
-    inputs["path:empty-string"] = Path("")
+    inputs["path:empty-string"] = ""  # not Path(""): that is "."
     return inputs
 
 

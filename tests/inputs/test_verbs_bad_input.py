@@ -20,7 +20,7 @@ from compsec.cli.main import run
 MODEL_VERBS = {
     "audit": "audit {model} --out {out} --variants nf4 --limit 1",
     "attack": "attack --model {model} --out {out}",
-    "check": "check {model} --json {out}",
+    "check": "check {model}",  # its --json is the findings report, written for hostile input too
     "diff-as-b": "diff {tiny} {model} --json {out}",
     "diff-as-a": "diff {model} {tiny} --json {out}",
     "distill": "distill {model} --student {student} --out {out}",
@@ -37,8 +37,8 @@ MODEL_VERBS = {
     "scan": "scan {model} --no-progress --json {out} --sarif {out}.sarif",
     "search": "search {model} --out {out}",
 }
-# a manifest hashes any file without reading it as weights: a pickle in it is not an error
-NOT_REFUSED = {("manifest-create", "pickle-runs-code")}
+# a manifest hashes any file without reading it as weights: a pickle, or a folder without weights, is fine
+NOT_REFUSED = {("manifest-create", "pickle-runs-code"), ("manifest-create", "config-only")}
 
 # file-taking options: {bad} is each hostile JSON/JSONL input
 JSON_OPTIONS = {
@@ -119,6 +119,7 @@ def corpus(tmp_path_factory, tiny_model_dir):
 
     hf_logging.disable_progress_bar()  # the one-line contract is about compsec's own messages
     root = tmp_path_factory.mktemp("hostile")
+    (root / "outs").mkdir()  # report files go here: their folder exists, so only the input can be refused
     tokenizerless = root / "tokenizerless"
     tokenizerless.mkdir()
     for name in ("config.json", "model.safetensors"):

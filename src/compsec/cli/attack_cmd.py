@@ -65,7 +65,7 @@ def attack(
         raise InputError(f"unknown stage {stage!r}; use one of {', '.join(STAGES)}")
     preflight.check_output_folder(out, force=force, own=OWN_FILES)
     preflight.device(device)
-    if model:
+    if model is not None:  # None: the tiny assistant
         preflight.model_input(model, tokenizer=True)
     config = AttackConfig(
         out=out, model=model, scenario=scenario, targets=tuple(f.name for f in parse_list(targets)),

@@ -24,8 +24,10 @@ def check(
     """Check PATH for malformed or hostile content; nothing is loaded or unpickled."""
     from compsec.cli.preflight import report_files
     from compsec.integrity.collect import finding_as_json, finding_line, integrity_findings
+    from compsec.integrity.path_policy import checked_input
 
     report_files(json=json_out)
+    checked_input(path)
     findings = integrity_findings(path, scan_values=values)
     for finding in findings:
         typer.echo(finding_line(finding))

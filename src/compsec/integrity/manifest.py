@@ -69,6 +69,8 @@ def create_manifest(path: str | Path, exclude: tuple[str | Path, ...] = ()) -> d
     Malformed safetensors / GGUF files raise InputError (they are validated before their tensors are read).
     """
     files = manifest_files(path, exclude)
+    if not files:
+        raise InputError(f"{path}: no files to hash; a manifest of nothing would verify any empty folder")
     subject = [{"name": name, "digest": {"sha256": file_sha256(file)}} for name, file in files]
     predicate = {"tool": {"name": "compsec", "version": __version__}, "digest_scheme": "compsec-tensor-v1",
                  "files": {name: file_entry(file) for name, file in files}}
