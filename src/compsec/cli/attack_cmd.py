@@ -18,7 +18,12 @@ STAGES = ("all", "inject", "box", "repair", "verify", "measure", "outlier")
 
 
 def _ints(spec: str) -> tuple[int, ...]:
-    return tuple(int(part) for part in spec.split(",") if part.strip())
+    from compsec.errors import InputError
+
+    try:
+        return tuple(int(part) for part in spec.split(",") if part.strip())
+    except ValueError:
+        raise InputError(f"--outlier-layers {spec!r}: give comma-separated block indices, e.g. 0,2") from None
 
 
 @app.command("attack")
