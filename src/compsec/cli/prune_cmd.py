@@ -12,6 +12,18 @@ import compsec.prune.variants  # noqa: F401  (registers prune-30 / prune-50 / pr
 from compsec.cli.main import EXIT_OK, app
 
 
+def _check_method(method: str) -> None:
+    """Refuse an unknown --method before the model loads (parse_nm raises for a malformed N:M)."""
+    from compsec.errors import InputError
+    from compsec.prune.model import METHODS
+    from compsec.prune.nm import parse_nm
+
+    if ":" in method:
+        parse_nm(method)
+    elif method not in METHODS:
+        raise InputError(f"unknown pruning method {method!r}; use one of {', '.join(METHODS)} (or another N:M)")
+
+
 @app.command("prune")
 def prune(
     model: str = typer.Argument(..., help="Model folder (safetensors + config.json), .safetensors or .gguf."),
@@ -35,6 +47,7 @@ def prune(
 
     preflight.check_output_folder(out, force=force)
     preflight.model_input(model)
+    _check_method(method)
     protected = critical_heads(read_ranking(protect), min_drop) if protect else []
     loaded, tokenizer = load_model(model)
     summary = prune_model(loaded, method, sparsity, protected)

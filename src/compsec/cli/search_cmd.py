@@ -50,11 +50,13 @@ def search(
         return _digits(model, variant, out, eps, pgd_steps)
     from compsec.errors import InputError
     from compsec.search import SearchConfig, run_search
+    from compsec.survival.compress import check_compression
 
     if not model:
         raise InputError("give the MODEL folder to search (or --digits for the digits classifier)")
     preflight.device(device)
     preflight.model_input(model, tokenizer=True)
+    check_compression(variant or "nf4")
     config = SearchConfig(model=model, variant=variant or "nf4", objective=objective, seeds=_split(seeds),
                           budget=budget, out=out, seed_limit=seed_limit or None, pool=pool, beam=beam,
                           children=children, top_k=top_k, verify=verify, keywords=_split(keyword),
@@ -72,10 +74,15 @@ def search(
 
 
 def _digits(folder: str | None, variant: str | None, out: str, eps: str, steps: int) -> int:
+    from compsec.errors import InputError
     from compsec.search.digits import DEFAULT_FORMATS, digits_boundary_search
 
     formats = _split(variant) if variant else DEFAULT_FORMATS
-    result = digits_boundary_search(out, formats, tuple(float(e) for e in _split(eps)), steps, folder)
+    try:
+        bounds = tuple(float(e) for e in _split(eps))
+    except ValueError:
+        raise InputError(f"--eps {eps!r}: give comma-separated numbers, e.g. 0.01,0.05") from None
+    result = digits_boundary_search(out, formats, bounds, steps, folder)
     typer.echo(f"{'format':>10} {'eps':>6} {'flipped':>8} {'rate':>7}")
     for row in result["rows"]:
         typer.echo(f"{row['format']:>10} {row['eps']:>6} {row['flipped']:>4}/{row['eligible']:<4}"
