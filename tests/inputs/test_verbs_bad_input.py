@@ -104,7 +104,7 @@ BAD_OPTIONS = [
     "serve {tiny} --port 70000", "serve {tiny} --port -1", "serve {tiny} --device bogus",
     "serve {tiny} --max-new-tokens 0", "serve {tokenizerless}",
     "survival --out {full} --fixture digits", "survival --out {file}", "survival --out {out} --fixture cats",
-    "survival --out {out} --device bogus",
+    "survival --out {out} --device bogus", "survival --out {out} --fixture digits --compressions nf4,bogus",
     "tiny --out {full}", "tiny --out {file}", "tiny --out ''",
     "judges --evaluate --labelled {out}/nope.jsonl",
     "no-such-verb", "audit", "audit {tiny} --no-such-option",

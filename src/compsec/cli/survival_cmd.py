@@ -26,12 +26,16 @@ def survival(
     from compsec.cli import preflight
     from compsec.errors import InputError
     from compsec.survival import table
+    from compsec.survival.compress import check_compression
 
     if fixture not in (*table.FIXTURES, "both"):
         raise InputError(f"unknown fixture {fixture!r}; use digits, tiny or both")
     preflight.check_output_folder(out, force=force, own=("survival.json",))
     preflight.device(device)
     chosen = [c.strip() for c in compressions.split(",") if c.strip()] if compressions else list(table.DEFAULT_COMPRESSIONS)
+    for name in chosen:  # before any backdoor is trained
+        if name not in table.EXTRA_ROWS:
+            check_compression(name)
     progress = lambda row: typer.echo(f"measured {row['model']} / {row['compression']}", err=True)
     rows = table.run_survival(fixture, chosen, seed, device, progress)
     path = table.write_survival(out, rows, {"fixture": fixture, "compressions": chosen, "seed": seed})
