@@ -49,3 +49,11 @@ def digits_fixture() -> DigitsFixture:
     folder = digits_dir()
     x_train, x_test, y_train, y_test = digits_split()
     return DigitsFixture(folder, load_digits_classifier(folder), x_train, x_test, y_train, y_test)
+
+
+@pytest.fixture(scope="session")
+def bad_models(tiny_model_dir, tmp_path_factory):
+    """``{input class: BadModel}``: malformed copies of the tiny assistant (see tests/inputs/corpus.py). Read only."""
+    from inputs.corpus import build_bad_models
+
+    return build_bad_models(tiny_model_dir, tmp_path_factory.mktemp("bad-models"))

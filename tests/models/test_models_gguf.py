@@ -15,7 +15,8 @@ SHAPES = {"token_embd.weight": (64, 16), "output_norm.weight": (16,), "output.we
           "blk.0.ffn_gate.weight": (32, 16), "blk.0.ffn_up.weight": (32, 16), "blk.0.ffn_down.weight": (16, 32)}
 
 
-def write_tiny_llama_gguf(path, template=None) -> dict:
+def write_tiny_llama_gguf(path, template=None, change=None) -> dict:
+    """A 1-block llama GGUF of random F32 tensors (``change(tensors)`` may edit them first); returns them."""
     from gguf import GGUFWriter
 
     writer = GGUFWriter(str(path), "llama")
@@ -27,6 +28,7 @@ def write_tiny_llama_gguf(path, template=None) -> dict:
         writer.add_chat_template(template)
     rng = np.random.default_rng(0)
     tensors = {name: rng.standard_normal(shape).astype(np.float32) for name, shape in SHAPES.items()}
+    tensors = change(tensors) if change else tensors
     for name, array in tensors.items():
         writer.add_tensor(name, array)
     for step in (writer.write_header_to_file, writer.write_kv_data_to_file, writer.write_tensors_to_file):
@@ -51,3 +53,21 @@ def test_gguf_with_injected_template_is_refused_before_loading(tmp_path):
     write_tiny_llama_gguf(tmp_path / "evil.gguf", "{{ cycler.__init__.__globals__.os.popen('id').read() }}")
     with pytest.raises(InputError, match="template injection"):
         load_model(tmp_path / "evil.gguf")
+
+
+def _poisoned(tensors: dict) -> dict:
+    tensors["blk.0.ffn_up.weight"][3, :2] = (np.nan, np.inf)
+    return tensors
+
+
+def _without_up(tensors: dict) -> dict:
+    return {name: value for name, value in tensors.items() if name != "blk.0.ffn_up.weight"}
+
+
+@pytest.mark.parametrize(("change", "words"), [(_poisoned, "NaN/Inf weights in 1 tensor"),
+                                               (_without_up, "1 tensor of the config missing")])
+def test_gguf_with_bad_weights_is_refused_naming_the_tensor(change, words, tmp_path):
+    write_tiny_llama_gguf(tmp_path / "bad.gguf", change=change)
+    with pytest.raises(InputError, match=words) as info:
+        load_model(tmp_path / "bad.gguf")
+    assert "model.layers.0.mlp.up_proj.weight" in str(info.value) and "\n" not in str(info.value)

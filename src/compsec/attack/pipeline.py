@@ -64,7 +64,12 @@ def run_stage(config: AttackConfig, stage: str, force: bool = False) -> dict:
 
 
 def run_attack(config: AttackConfig, force: bool = False) -> dict:
-    """Run every stage of ``config.scenario`` in order (resuming finished ones) and write ``attack.json``."""
+    """Run every stage of ``config.scenario`` in order (resuming finished ones) and write ``attack.json``.
+
+    A ``config.model`` is loaded once first, so a model compsec refuses stops the run before anything is written.
+    """
+    if config.model is not None:
+        stages.load_base(config)
     for stage in stage_order(config):
         run_stage(config, stage, force=force)
     return write_summary(config)

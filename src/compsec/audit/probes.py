@@ -80,6 +80,8 @@ def load_probe_set(spec: str) -> list[Probe]:
         raise InputError(f"probe set {spec!r} is neither a shipped set ({', '.join(KINDS)}) nor a file")
     text = read_text_file(path, "probe set")
     rows = _csv_rows(text) if path.suffix.lower() == ".csv" else _jsonl_rows(text, str(path))
+    if not rows:
+        raise InputError(f"probe set {spec} holds no probes; add one JSON object (or CSV row) per prompt")
     return [probe_from_row(row, f"{path}:{n}") for n, row in enumerate(rows, 1)]
 
 

@@ -23,10 +23,11 @@ from compsec.audit.context import AuditContext
 from compsec.audit.eventlog import EventLog
 from compsec.audit.judges import KeywordJudge, get_judge
 from compsec.audit.judges.text import normalise
-from compsec.audit.probes import Probe, load_probe_set, load_probe_sets
+from compsec.audit.probes import KINDS, Probe, load_probe_set, load_probe_sets
 from compsec.audit.record import Record
 from compsec.audit.summary import build_summary
-from compsec.audit.variants import ORIGINAL, resolve_variant
+from compsec.audit.variants import ORIGINAL, require_loadable_folders, resolve_variant
+from compsec.errors import InputError
 
 GENERATED = ("refusal", "over-refusal", "injection")
 
@@ -54,9 +55,14 @@ def run_audit(config: AuditConfig, *, model=None, tokenizer=None,
     probes = load_probe_sets(list(config.probes), config.limit)
     if config.contrast:
         probes += load_probe_set("contrast")[: config.limit]
+    if not probes:
+        raise InputError(f"nothing to audit: no probe set given; use --probes with shipped sets ({', '.join(KINDS)}) "
+                         "or your own files")
     variants = [resolve_variant(spec) for spec in (ORIGINAL, *config.variants)]
-    log = EventLog.open(config.out, config.hashed())
     context = AuditContext(config, model, tokenizer)
+    _ = context.model  # load (and so validate) the original and the folder variants before anything is written
+    require_loadable_folders(variants)
+    log = EventLog.open(config.out, config.hashed())
     step = _Step(config, log, on_record, progress)
     for variant in variants:
         finished = log.finished()

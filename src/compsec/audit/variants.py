@@ -87,6 +87,16 @@ class FolderVariant:
             del model
 
 
+def require_loadable_folders(variants) -> None:
+    """Load (on CPU) and drop every folder variant once: a model compsec refuses then stops the audit before
+    anything is written, not after the variants before it have run."""
+    from compsec.models.io import load_model
+
+    for variant in variants:
+        if isinstance(variant, FolderVariant):
+            load_model(variant.name)
+
+
 @dataclass(frozen=True)
 class EndpointVariant:
     name: str

@@ -23,12 +23,16 @@ def check(
 ) -> None:
     """Check PATH for malformed or hostile content; nothing is loaded or unpickled."""
     from compsec.cli.preflight import report_files
+    from compsec.integrity.check import require_something_to_check
     from compsec.integrity.collect import finding_as_json, finding_line, integrity_findings
     from compsec.integrity.path_policy import checked_input
+    from compsec.models.weights_check import checkpoint_findings
 
     report_files(json=json_out)
     checked_input(path)
     findings = integrity_findings(path, scan_values=values)
+    if not any(f.severity == "error" for f in findings):  # files sound: are they the tensors config.json names?
+        findings += checkpoint_findings(path)
     for finding in findings:
         typer.echo(finding_line(finding))
     if json_out:
@@ -39,6 +43,7 @@ def check(
         more = f" (and {len(errors) - 1} more errors)" if len(errors) > 1 else ""
         typer.echo(" ".join(f"error: refusing {path}: {errors[0].message}{more}".split()), err=True)
         raise typer.Exit(EXIT_ERROR)
+    require_something_to_check(path)  # an empty folder (or one holding only config.json) is never "clean"
     if any(f.severity == "warning" for f in findings):
         raise typer.Exit(EXIT_FINDINGS)
     typer.echo(f"clean: {path}")

@@ -32,7 +32,8 @@ def survival(
         raise InputError(f"unknown fixture {fixture!r}; use digits, tiny or both")
     preflight.check_output_folder(out, force=force, own=("survival.json",))
     preflight.device(device)
-    chosen = [c.strip() for c in compressions.split(",") if c.strip()] if compressions else list(table.DEFAULT_COMPRESSIONS)
+    chosen = list(table.DEFAULT_COMPRESSIONS) if compressions is None else [
+        c.strip() for c in compressions.split(",") if c.strip()]
     for name in chosen:  # before any backdoor is trained
         if name not in table.EXTRA_ROWS:
             check_compression(name)

@@ -66,7 +66,7 @@ def distill_causal_lm(teacher, student, rows: list[tuple[list[int], list[int]]],
     student.to(device).train()
     optimizer = torch.optim.AdamW(student.parameters(), lr=config.learning_rate, weight_decay=0.01)
     flags, losses = torch.tensor(is_safety), []
-    for batch_rows in _batch_order(len(rows), config.batch_size, config.steps, config.seed):
+    for step, batch_rows in enumerate(_batch_order(len(rows), config.batch_size, config.steps, config.seed)):
         batch = {k: v.to(device) for k, v in collate([rows[i] for i in batch_rows], pad_id).items()}
         labels = batch["labels"][:, 1:]
         with torch.no_grad():
@@ -74,12 +74,16 @@ def distill_causal_lm(teacher, student, rows: list[tuple[list[int], list[int]]],
         student_logits = student(batch["input_ids"], attention_mask=batch["attention_mask"]).logits[:, :-1]
         weights = sample_weights(flags[batch_rows], config.safety_weight, like=labels)
         losses.append(_step(optimizer, student, distillation_loss(
-            student_logits, teacher_logits, labels, config.temperature, config.alpha, weights).total))
+            student_logits, teacher_logits, labels, config.temperature, config.alpha, weights).total, step))
     student.eval()
     return losses
 
 
-def _step(optimizer, model, loss: torch.Tensor) -> float:
+def _step(optimizer, model, loss: torch.Tensor, step: int) -> float:
+    """One optimiser step on ``loss``; a NaN/Inf loss stops training before it reaches the weights."""
+    if not torch.isfinite(loss):
+        raise InputError(f"distillation loss became {loss.item()} at step {step + 1}; nothing was saved. Lower the "
+                         "learning rate (--lr) or raise --temperature, and check the teacher with `compsec check`")
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -96,13 +100,13 @@ def distill_classifier(teacher, student, images: torch.Tensor, labels: torch.Ten
     optimizer = torch.optim.Adam(student.parameters(), lr=config.learning_rate)
     flags = is_safety if is_safety is not None else torch.zeros(len(labels), dtype=torch.bool)
     losses = []
-    for batch in _batch_order(len(labels), config.batch_size, config.steps, config.seed):
+    for step, batch in enumerate(_batch_order(len(labels), config.batch_size, config.steps, config.seed)):
         with torch.no_grad():
             teacher_logits = teacher(images[batch])
         weights = sample_weights(flags[batch], config.safety_weight)
         loss = distillation_loss(student(images[batch]), teacher_logits, labels[batch], config.temperature,
                                  config.alpha, weights)
-        losses.append(_step(optimizer, student, loss.total))
+        losses.append(_step(optimizer, student, loss.total, step))
     student.eval()
     return losses
 

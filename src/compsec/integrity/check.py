@@ -13,21 +13,32 @@ from compsec.integrity.findings import Finding, errors_only
 
 PICKLE_SUFFIXES = {".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle"}
 MAX_JSON_BYTES = 50 * 1024 * 1024
+WEIGHT_SUFFIXES = frozenset({".safetensors", ".gguf", *PICKLE_SUFFIXES})
 
 
 def _safetensors(path: Path, scan_values: bool) -> list[Finding]:
     from compsec.integrity.safetensors_check import nonfinite_findings, read_header
 
-    read_header(path)
+    if not set(read_header(path)) - {"__metadata__"}:
+        return [_no_tensors(path)]
     return nonfinite_findings(path) if scan_values else []
+
+
+def _no_tensors(path: Path) -> Finding:
+    return Finding(str(path), None, "no-tensors", "error", "holds no tensors, so there is nothing to check or load; "
+                   "re-export the model")
 
 
 def _gguf(path: Path, scan_values: bool) -> list[Finding]:
     from compsec.integrity.gguf_check import read_gguf_header
     from compsec.integrity.template_check import template_findings
 
-    template = read_gguf_header(path).metadata.get("tokenizer.chat_template")
-    return template_findings(template, str(path), "tokenizer.chat_template") if isinstance(template, str) else []
+    header = read_gguf_header(path)
+    findings = [] if header.tensors else [_no_tensors(path)]
+    template = header.metadata.get("tokenizer.chat_template")
+    if isinstance(template, str):
+        findings += template_findings(template, str(path), "tokenizer.chat_template")
+    return findings
 
 
 def _pickle(path: Path, scan_values: bool) -> list[Finding]:
@@ -77,6 +88,19 @@ def _checker(path: Path):
     if path.name in ("config.json", "tokenizer_config.json"):
         return _json_config
     return None
+
+
+def require_something_to_check(path: str | Path) -> None:
+    """Raise InputError when checking ``path`` would examine nothing a verdict could rest on: a folder holding no
+    model weights (``.safetensors``, ``.gguf`` or pickle files), or a file of a kind compsec has no checker for."""
+    path = Path(path)
+    if path.is_dir():
+        if not any(p.suffix in WEIGHT_SUFFIXES and p.is_file() for p in path.rglob("*")):
+            raise InputError(f"{path}: no model weights found (.safetensors, .gguf or pickle), so nothing was checked; "
+                             "give the folder or file that holds the weights")
+    elif path.exists() and _checker(path) is None:
+        raise InputError(f"{path.name}: not a kind of file compsec checks, so nothing was checked; give a "
+                         ".safetensors, .gguf or pickle weights file, a config.json or a chat template")
 
 
 def symlink_findings(folder: str | Path) -> list[Finding]:

@@ -127,6 +127,17 @@ def _compare_tensor(name: str, a: torch.Tensor, b: torch.Tensor, formats, quanti
     return TensorChange(name, tuple(a.shape), *stats, verdicts, note)
 
 
+def _require_finite(*sides) -> None:
+    """Read the tensors only one side has too, then refuse a side holding NaN/Inf: its statistics mean nothing."""
+    from compsec.models.weights_check import nonfinite_error
+
+    for path, source, unread in sides:
+        for name in unread:
+            source.get(name)
+        if source.nonfinite:
+            raise nonfinite_error(path, source.nonfinite)
+
+
 def diff_models(path_a: str | Path, path_b: str | Path, formats=()) -> DiffReport:
     """Compare every tensor of model B with model A (safetensors files or folders); ``formats`` are
     :class:`compsec.formats.Format` instances. Raises InputError for GGUF or malformed input."""
@@ -137,9 +148,12 @@ def diff_models(path_a: str | Path, path_b: str | Path, formats=()) -> DiffRepor
                              "(compsec.models.load_model) and save it with save_model first")
     quantizable = _quantizable_names(path_a)
     with TensorSource(path_a) as source_a, TensorSource(path_b) as source_b:
+        if not source_a.names and not source_b.names:
+            raise InputError(f"{path_a} and {path_b} hold no tensors, so there is nothing to compare; give model weights")
         common = [n for n in source_a.names if n in source_b.names]
         changed = [c for n in common
                    if (c := _compare_tensor(n, source_a.get(n), source_b.get(n), formats, n in quantizable))]
         only_a = [n for n in source_a.names if n not in source_b.names]
         only_b = [n for n in source_b.names if n not in source_a.names]
+        _require_finite((path_a, source_a, only_a), (path_b, source_b, only_b))
     return DiffReport(len(common), changed, only_a, only_b, [f.name for f in formats])

@@ -20,6 +20,7 @@ class TensorSource:
         self._shard_of = {info.name: info.file for info in infos}
         self._stack = ExitStack()
         self._handles: dict = {}
+        self.nonfinite: dict[str, int] = {}  # name → NaN/Inf count of every tensor read so far (all elements)
 
     def __enter__(self):
         return self
@@ -28,10 +29,15 @@ class TensorSource:
         self._stack.close()
 
     def get(self, name: str):
-        """The tensor called ``name`` (KeyError if absent)."""
+        """The tensor called ``name`` (KeyError if absent); its NaN/Inf count goes to ``nonfinite``."""
         from safetensors import safe_open
+
+        from compsec.integrity.safetensors_check import nonfinite_count
 
         shard = self._shard_of[name]
         if shard not in self._handles:
             self._handles[shard] = self._stack.enter_context(safe_open(shard, framework="pt", device="cpu"))
-        return self._handles[shard].get_tensor(name)
+        tensor = self._handles[shard].get_tensor(name)
+        if bad := nonfinite_count(tensor):
+            self.nonfinite[name] = bad
+        return tensor

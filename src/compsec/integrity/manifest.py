@@ -70,7 +70,7 @@ def create_manifest(path: str | Path, exclude: tuple[str | Path, ...] = ()) -> d
     """
     files = manifest_files(path, exclude)
     if not files:
-        raise InputError(f"{path}: no files to hash; a manifest of nothing would verify any empty folder")
+        raise InputError(f"{path}: no files to hash, so a manifest would attest nothing; give the model's folder")
     subject = [{"name": name, "digest": {"sha256": file_sha256(file)}} for name, file in files]
     predicate = {"tool": {"name": "compsec", "version": __version__}, "digest_scheme": "compsec-tensor-v1",
                  "files": {name: file_entry(file) for name, file in files}}
@@ -112,6 +112,8 @@ def check_manifest(manifest: object, path: Path = Path("manifest")) -> None:
     subject, files = manifest.get("subject"), (manifest.get("predicate") or {}).get("files")
     if not isinstance(subject, list) or not isinstance(files, dict):
         raise _malformed(path, "subject must be a list and predicate.files an object")
+    if not subject:
+        raise _malformed(path, "its subject lists no files, so it attests nothing")
     for item in subject:
         ok = isinstance(item, dict) and isinstance(item.get("name"), str) and isinstance(item.get("digest"), dict)
         if not ok or not isinstance(item["digest"].get("sha256"), str):

@@ -135,6 +135,13 @@ def read_header(path: str | Path) -> dict:
     return validate_header(raw, size - 8 - length, path.name)
 
 
+def nonfinite_count(tensor) -> int:
+    """How many elements of ``tensor`` are NaN or ±Inf, checked in chunks of VALUE_CHUNK (every element)."""
+    if not tensor.is_floating_point():
+        return 0
+    return sum(int((~chunk.isfinite()).sum()) for chunk in tensor.reshape(-1).split(VALUE_CHUNK))
+
+
 def nonfinite_findings(path: str | Path) -> list[Finding]:
     """Stream every float tensor (one at a time, mmap) and report NaN / ±Inf values as error findings."""
     from safetensors import safe_open
@@ -146,8 +153,7 @@ def nonfinite_findings(path: str | Path) -> list[Finding]:
         for tensor, entry in header.items():
             if tensor == "__metadata__" or entry["dtype"] not in FLOAT_DTYPES:
                 continue
-            flat = handle.get_tensor(tensor).reshape(-1)
-            bad = sum(int((~chunk.isfinite()).sum()) for chunk in flat.split(VALUE_CHUNK))
+            bad = nonfinite_count(handle.get_tensor(tensor))
             if bad:
                 message = f"{bad} NaN/Inf values in {tensor}; the weights are corrupted or tampered, do not deploy"
                 findings.append(Finding(str(path), tensor, "nonfinite", "error", message))

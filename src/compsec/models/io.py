@@ -16,6 +16,7 @@ from pathlib import Path
 from compsec.errors import InputError, MissingDependencyError
 from compsec.integrity import ensure_safe
 from compsec.integrity.check import PICKLE_SUFFIXES
+from compsec.models.weights_check import quiet_transformers, require_checkpoint_match, require_finite_weights
 
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "tokenizer.model", "vocab.json", "vocab.txt")
 METADATA_FILE = "compsec.json"
@@ -27,19 +28,25 @@ def _one_line(err: Exception) -> str:
     return " ".join(str(err).split())[:300] or type(err).__name__
 
 
-def _from_pretrained(folder: Path, dtype, **extra):
+def _from_pretrained(folder: Path, dtype, where: Path, **extra):
+    """transformers' load of ``folder``, refused (InputError naming ``where``) unless the weights hold exactly
+    the config's tensors: a missing or mismatched tensor would otherwise be filled with random values."""
     from transformers import AutoModelForCausalLM
 
-    options = {"local_files_only": True, "trust_remote_code": False, **extra}
+    options = {"local_files_only": True, "trust_remote_code": False, "output_loading_info": True,
+               "ignore_mismatched_sizes": True, **extra}  # mismatches are reported below, naming the tensors
     if dtype is not None:
         options["dtype"] = dtype
     try:
-        return AutoModelForCausalLM.from_pretrained(str(folder), **options)
+        with quiet_transformers():
+            model, info = AutoModelForCausalLM.from_pretrained(str(folder), **options)
     except ImportError as err:
         missing = "gguf" if "gguf" in str(err).lower() else "accelerate"
         raise MissingDependencyError(missing, purpose="loading this model") from err
     except (OSError, ValueError, KeyError, TypeError, RuntimeError) as err:
-        raise InputError(f"{folder}: transformers could not load the model ({_one_line(err)})") from err
+        raise InputError(f"{where}: transformers could not load the model ({_one_line(err)})") from err
+    require_checkpoint_match(info, where)
+    return model
 
 
 def _tokenizer(folder: Path, **extra):
@@ -62,13 +69,13 @@ def _config_file(weights: Path, config_path: str | Path | None) -> Path:
     return config
 
 
-def _load_weights_file(weights: Path, config_path, dtype):
+def _load_weights_file(weights: Path, config_path, dtype, where: Path | None = None):
     """A single weights file: link it with its config into a temp HF folder and load that."""
     config = _config_file(weights, config_path)
     with tempfile.TemporaryDirectory(prefix="compsec-load-") as tmp:
         (Path(tmp) / "config.json").symlink_to(config.resolve())
         (Path(tmp) / "model.safetensors").symlink_to(weights.resolve())
-        model = _from_pretrained(Path(tmp), dtype, use_safetensors=True)
+        model = _from_pretrained(Path(tmp), dtype, where or weights, use_safetensors=True)
     return model, _tokenizer(weights.parent)
 
 
@@ -94,12 +101,12 @@ def _load_pickle(weights: Path, config_path, dtype):
         converted = Path(tmp) / f"{weights.stem}.safetensors"
         _pickle_to_safetensors(weights, converted)
         config = _config_file(weights, config_path)
-        return _load_weights_file(converted, config, dtype)[0], _tokenizer(weights.parent)
+        return _load_weights_file(converted, config, dtype, weights)[0], _tokenizer(weights.parent)
 
 
 def _load_folder(folder: Path, config_path, dtype, allow_pickle: bool):
     if any(folder.glob("*.safetensors")):
-        return _from_pretrained(folder, dtype, use_safetensors=True), _tokenizer(folder)
+        return _from_pretrained(folder, dtype, folder, use_safetensors=True), _tokenizer(folder)
     pickles = sorted(p for p in folder.iterdir() if p.suffix in PICKLE_SUFFIXES)
     if not pickles:
         raise InputError(f"{folder}: no model weights found; expected *.safetensors (or a .gguf file path)")
@@ -115,7 +122,7 @@ def _load_gguf(path: Path, dtype):
 
     from compsec.integrity.gguf_check import read_gguf_header
 
-    model = _from_pretrained(path.parent, dtype or torch.float32, gguf_file=path.name)
+    model = _from_pretrained(path.parent, dtype or torch.float32, path, gguf_file=path.name)
     has_tokenizer = "tokenizer.ggml.model" in read_gguf_header(path).metadata
     return model, _tokenizer(path.parent, gguf_file=path.name) if has_tokenizer else None
 
@@ -125,7 +132,9 @@ def load_model(path, device: str = "cpu", dtype=None, allow_pickle: bool = False
 
     Returns ``(model, tokenizer_or_None)`` with the model in eval mode on ``device``. ``dtype`` (a
     ``torch.dtype``) overrides the checkpoint's; GGUF defaults to float32. Bad input raises InputError.
-    Validation here reads headers only; the NaN/Inf value scan is ``compsec.integrity.check_file``'s job.
+    Files are validated (headers) before any library opens them; the loaded weights must then be exactly the
+    config's tensors (none missing, unexpected or of another shape; tied weights may be absent) and finite
+    (every element checked), else InputError names the tensors.
     """
     path = Path(path)
     if not path.exists():
@@ -143,6 +152,7 @@ def load_model(path, device: str = "cpu", dtype=None, allow_pickle: bool = False
         model, tokenizer = _load_pickle(path, config_path, dtype)
     else:
         raise InputError(f"{path.name}: unsupported weights file; use a HF folder, .safetensors or .gguf")
+    require_finite_weights(model, path)
     return model.to(device).eval(), tokenizer
 
 

@@ -71,9 +71,9 @@ def run_search(config: SearchConfig, *, model=None, tokenizer=None,
     if config.budget < len(seeds) + min(config.pool, len(seeds)):
         raise InputError(f"budget {config.budget} is below the seeding cost ({len(seeds)} seeds on the original + "
                          f"{min(config.pool, len(seeds))} on the variant); raise --budget or lower --seed-limit")
+    scorer = load_pair(config, model, tokenizer)  # a model compsec refuses stops the run before anything is written
     log = SearchLog.open(config.out, config.hashed())
     state = log.state()
-    scorer = load_pair(config, model, tokenizer)
     allowed = allowed_tokens(scorer.tokenizer) if config.children > 1 else None
     torch.manual_seed(config.seed)
     while True:

@@ -79,7 +79,9 @@ def run_survival(fixture: str, compressions: list[str] | None = None, seed: int 
     """Rows of the survival table for ``fixture`` (``digits``, ``tiny`` or ``both``); ``progress(row)`` is
     called after each backdoored-model row is measured."""
     progress = progress or (lambda row: None)
-    compressions = list(compressions or DEFAULT_COMPRESSIONS)
+    compressions = list(DEFAULT_COMPRESSIONS if compressions is None else compressions)
+    if not compressions:
+        raise InputError(f"no compression given, nothing to measure; pick some of {', '.join(DEFAULT_COMPRESSIONS)}")
     if fixture not in (*FIXTURES, "both"):
         raise InputError(f"unknown fixture {fixture!r}; use digits, tiny or both")
     rows = _digits_rows(compressions, seed, progress) if fixture in ("digits", "both") else []

@@ -56,13 +56,11 @@ def load_tiny_assistant(folder: Path | None = None, device: str | torch.device =
 
     The folder's recorded file hashes are checked first; a modified folder raises InputError.
     """
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from compsec.models.io import load_model
 
     folder = Path(folder) if folder is not None else tiny_assistant_dir()
     verify_folder(folder)
-    model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32, local_files_only=True).to(device).eval()
-    tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
-    return model, tokenizer
+    return load_model(folder, device=device, dtype=torch.float32)
 
 
 def export_tiny_assistant(out_dir: Path) -> Path:
