@@ -43,12 +43,11 @@ def _writable_ancestor(path: Path, option: str) -> None:
 
 
 def check_output_file(path: str | Path, option: str = "output") -> Path:
-    """A report file path that can be written (an existing file is overwritten); InputError otherwise."""
+    """A report file path that can be written (an existing file is overwritten, missing folders above it are
+    created when it is written by :func:`write_report`); InputError otherwise."""
     path = _nonempty(path, option)
     if path.is_dir():
         raise InputError(f"{option} {path}: is a folder; give a file path")
-    if not path.absolute().parent.is_dir():
-        raise InputError(f"{option} {path}: folder {path.absolute().parent} does not exist; create it first")
     if path.exists() and not os.access(path, os.W_OK):
         raise InputError(f"{option} {path}: file is not writable; choose another path")
     _writable_ancestor(path, option)
@@ -71,6 +70,28 @@ def check_output_folder(path: str | Path, option: str = "--out", force: bool = F
         shown = ", ".join(entries[:SHOWN_ENTRIES]) + (", ..." if len(entries) > SHOWN_ENTRIES else "")
         raise InputError(f"{option} {path}: folder already holds files ({shown}); choose a new or empty folder, "
                          "or pass --force to replace its content")
+    return path
+
+
+def write_report(path: str | Path, text: str) -> Path:
+    """Write ``text`` to the report file ``path`` atomically (a temporary sibling renamed over it), creating
+    missing folders above it; a reader never sees a half-written report."""
+    path = make_parent(path)
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as out:
+            out.write(text)
+        os.replace(temporary, path)
+    finally:
+        if os.path.exists(temporary):
+            os.unlink(temporary)
+    return path
+
+
+def make_parent(path: str | Path) -> Path:
+    """``Path(path)`` once the folders above it exist (for writers that open the file themselves)."""
+    path = Path(path)
+    path.absolute().parent.mkdir(parents=True, exist_ok=True)
     return path
 
 

@@ -16,7 +16,7 @@ from compsec.cli.preflight import device
 from compsec.errors import InputError
 from compsec.integrity.path_policy import checked_input
 from compsec.jsonfiles import parse_json, parse_json_objects, read_json_file
-from compsec.outputs import check_output_file, check_output_folder, staged_folder
+from compsec.outputs import check_output_file, check_output_folder, staged_folder, write_report
 
 NAMES = st.sampled_from(["events.jsonl", "attack.json", "model.safetensors", "notes.txt", ".hidden", "stages"])
 
@@ -46,12 +46,13 @@ def test_output_paths_of_the_wrong_kind_are_refused(tmp_path):
         check_output_folder(tmp_path / "file" / "below")
     with pytest.raises(InputError, match="is a folder"):
         check_output_file(tmp_path)
-    with pytest.raises(InputError, match="does not exist"):
-        check_output_file(tmp_path / "missing" / "r.json")
+    with pytest.raises(InputError, match="is a file, not a folder"):
+        check_output_file(tmp_path / "file" / "r.json")
     with pytest.raises(InputError, match="empty path"):
         check_output_folder("")
     assert check_output_file(tmp_path / "file") == tmp_path / "file"  # reports may be overwritten
     assert check_output_folder(tmp_path / "new" / "deeper") == tmp_path / "new" / "deeper"
+    assert check_output_file(tmp_path / "new" / "r.json") == tmp_path / "new" / "r.json"  # created on write
 
 
 def test_staged_folder_replaces_the_target_only_when_complete(tmp_path):
@@ -66,6 +67,13 @@ def test_staged_folder_replaces_the_target_only_when_complete(tmp_path):
         (staging / "model.safetensors").write_text("new")
     assert [p.name for p in target.iterdir()] == ["model.safetensors"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]  # no staging folder left behind
+
+
+def test_write_report_creates_missing_folders_and_replaces_whole(tmp_path):
+    report = write_report(tmp_path / "reports" / "ci" / "r.json", "first")
+    assert report.read_text() == "first"
+    write_report(report, "second")
+    assert report.read_text() == "second" and [p.name for p in report.parent.iterdir()] == ["r.json"]
 
 
 def test_path_policy_refuses_missing_empty_and_escaping_links(tmp_path):

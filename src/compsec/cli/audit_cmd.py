@@ -98,11 +98,12 @@ def finish(result, baseline: str, sarif: str, junit: str) -> int:
     if sarif or junit:
         from compsec.audit.junit import write_audit_junit
         from compsec.audit.sarif import write_audit_sarif
+        from compsec.outputs import make_parent
 
         run = load_run(result.out)
         for path, write in ((sarif, write_audit_sarif), (junit, write_audit_junit)):
             if path:
-                write(run, path, drift)
+                write(run, make_parent(path), drift)
     if drift is not None:
         return EXIT_FINDINGS if drift.failed else EXIT_OK
     return EXIT_FINDINGS if result.findings else EXIT_OK

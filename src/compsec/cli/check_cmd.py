@@ -8,7 +8,6 @@ malformed or hostile (an error finding: compsec would refuse to load it).
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import typer
 
@@ -27,6 +26,7 @@ def check(
     from compsec.integrity.collect import finding_as_json, finding_line, integrity_findings
     from compsec.integrity.path_policy import checked_input
     from compsec.models.weights_check import checkpoint_findings
+    from compsec.outputs import write_report
 
     report_files(json=json_out)
     checked_input(path)
@@ -36,8 +36,7 @@ def check(
     for finding in findings:
         typer.echo(finding_line(finding))
     if json_out:
-        Path(json_out).write_text(json.dumps([finding_as_json(f) for f in findings], indent=2) + "\n",
-                                  encoding="utf-8")
+        write_report(json_out, json.dumps([finding_as_json(f) for f in findings], indent=2) + "\n")
     errors = [f for f in findings if f.severity == "error"]
     if errors:
         more = f" (and {len(errors) - 1} more errors)" if len(errors) > 1 else ""

@@ -5,7 +5,6 @@ mask) and rank heads by how much the refusal rate drops. Prints the ranking as J
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import typer
 
@@ -29,6 +28,7 @@ def heads(
     from compsec.cli import preflight
     from compsec.errors import InputError
     from compsec.models.io import load_model
+    from compsec.outputs import write_report
     from compsec.prune.ranking import critical_heads, rank_heads
 
     preflight.report_files(out=out)
@@ -45,6 +45,6 @@ def heads(
     ranking["min_drop"], ranking["critical"] = min_drop, [list(h) for h in critical_heads(ranking, min_drop)]
     text = json.dumps(ranking, indent=2)
     if out:
-        Path(out).write_text(text + "\n", encoding="utf-8")
+        write_report(out, text + "\n")
     typer.echo(text)
     return EXIT_OK

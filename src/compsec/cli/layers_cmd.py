@@ -25,6 +25,7 @@ def layers(
     from compsec.cli.preflight import model_input, report_files
     from compsec.formats.apply import layer_report
     from compsec.models.io import load_model
+    from compsec.outputs import write_report
 
     report_files(json=json_out)
     fmt = formats.get(format)
@@ -39,6 +40,5 @@ def layers(
                       f"{r.width_median:.3g}", f"{r.width_p90:.3g}", f"{r.pinned:.1%}")
     Console().print(table)
     if json_out:
-        with open(json_out, "w", encoding="utf-8") as handle:
-            json.dump({"format": fmt.name, "tensors": [r.to_json() for r in rows]}, handle, indent=1)
+        write_report(json_out, json.dumps({"format": fmt.name, "tensors": [r.to_json() for r in rows]}, indent=1))
     return EXIT_OK

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import warnings
-from pathlib import Path
 
 import typer
 
@@ -30,6 +29,7 @@ def scan(
     """Look for quantization-conditioned tampering (box-edge mass, edge depletion and band, position spike, block outliers, grid provenance) in the weights alone."""
     from compsec.cli.preflight import report_files
     from compsec.integrity.path_policy import checked_input
+    from compsec.outputs import make_parent, write_report
     from compsec.scan.config import ScanConfig
     from compsec.scan.runner import scan_path
 
@@ -41,11 +41,11 @@ def scan(
     with _progress(model, progress) as on_tensor:
         report = scan_path(model, config, on_tensor=on_tensor)
     if json_out:
-        Path(json_out).write_text(json.dumps(report.to_dict(), indent=2), encoding="utf-8")
+        write_report(json_out, json.dumps(report.to_dict(), indent=2))
     if sarif_out:
         from compsec.scan.sarif import write_sarif
 
-        write_sarif(report, sarif_out)
+        write_sarif(report, make_parent(sarif_out))
     _print(report)
     raise typer.Exit(EXIT_FINDINGS if report.verdict == "suspicious" else EXIT_OK)
 
