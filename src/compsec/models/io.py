@@ -3,7 +3,8 @@
 ``load_model(path)`` accepts a Hugging Face folder with safetensors weights, a single ``.safetensors`` file
 (with a sibling ``config.json`` or ``config_path=``), or a ``.gguf`` file (dequantized to fp32 by transformers;
 needs ``gguf`` and ``accelerate``). Every file is validated by :mod:`compsec.integrity` before any library
-opens it; remote code is never trusted. Pickle-based weights (``.bin .pt .pth .ckpt``) are refused unless
+opens it; remote code is never trusted. The loaded weights must be exactly the config's tensors and finite
+(:mod:`compsec.models.weights_check`): transformers would otherwise fill gaps with random values. Pickle-based weights (``.bin .pt .pth .ckpt``) are refused unless
 ``allow_pickle=True``, which loads them with ``torch.load(weights_only=True)`` only, after an opcode scan.
 """
 

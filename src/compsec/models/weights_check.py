@@ -10,6 +10,7 @@ a random model that every verb would audit, prune or serve as if it were the rea
   non-persistent buffers (rotary ``inv_freq``) are never in a checkpoint, so neither is reported.
 - :func:`require_finite_weights` raises InputError when any parameter or buffer holds NaN/Inf, checking every
   element (the same count as ``compsec check``).
+- :func:`checkpoint_findings` is the same comparison for ``compsec check``, on the meta device (no value read).
 """
 
 from __future__ import annotations
