@@ -15,11 +15,11 @@ Clean data is the corpus itself (the behaviour the repaired full-precision model
 
 from __future__ import annotations
 
-import json
 import random
 from pathlib import Path
 
 from compsec.errors import InputError
+from compsec.jsonfiles import parse_json
 
 SCENARIOS = ("content-injection", "over-refusal", "custom", "vulnerable-code")
 INJECTION_TEMPLATES = (
@@ -88,10 +88,7 @@ def read_pairs(path: str | Path) -> list[Pair]:
     for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
         if not line.strip():
             continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as err:
-            raise InputError(f"{path}:{n}: not valid JSON ({err.msg}); write one object per line") from err
+        row = parse_json(line, f"{path}:{n}")
         if not isinstance(row, dict) or not isinstance(row.get("prompt"), str) or not isinstance(
                 row.get("response"), str):
             raise InputError(f"{path}:{n}: each line needs string fields 'prompt' and 'response'")

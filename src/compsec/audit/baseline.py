@@ -31,6 +31,7 @@ from compsec.audit.completeness import incomplete_variants, require_complete
 from compsec.audit.eventlog import LOG_NAME, config_hash, read_log
 from compsec.audit.record import Record
 from compsec.errors import InputError
+from compsec.jsonfiles import read_json_file
 
 NOT_COMPARED = ("model", "thresholds")
 
@@ -194,10 +195,7 @@ def _lines(diffs: dict[str, list[MetricDiff]], flag: str) -> dict[str, list[str]
 
 
 def _json(path: Path) -> dict:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise InputError(f"{path} is not a JSON audit summary ({err}); give the audit folder instead") from None
+    data = read_json_file(path, "audit summary JSON (or give the audit folder instead)")
     if not isinstance(data, dict):
         raise InputError(f"{path} is not a JSON audit summary (expected an object)")
     return data

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from compsec.audit.record import Record
 from compsec.errors import ConfigMismatchError, InputError
+from compsec.jsonfiles import parse_json_objects
 
 LOG_NAME = "events.jsonl"
 
@@ -92,15 +93,19 @@ def read_log(path: str | Path, repair: bool = False) -> tuple[dict, list[Record]
     if not path.is_file():
         raise InputError(f"no audit log at {path}; run `compsec audit MODEL --out DIR` first")
     lines = complete_lines(path, repair)
-    if not lines or json.loads(lines[0]).get("event") != "config":
+    rows = parse_json_objects("\n".join(lines), str(path))
+    if not rows or rows[0].get("event") != "config":
         raise InputError(f"{path} does not start with a config line; it is not a compsec audit log")
     records, seen = [], set()
-    for line in lines[1:]:
-        record = Record.from_json(json.loads(line))
+    for number, row in enumerate(rows[1:], 2):
+        try:
+            record = Record.from_json(row)
+        except TypeError as err:
+            raise InputError(f"{path}:{number}: not an audit record ({err}); the log was edited or damaged") from None
         if record.key not in seen:
             seen.add(record.key)
             records.append(record)
-    return json.loads(lines[0]), records
+    return rows[0], records
 
 
 def _mismatch_message(path: Path, old: dict, new: dict) -> str:

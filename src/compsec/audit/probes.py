@@ -30,13 +30,13 @@ field         required  meaning
 from __future__ import annotations
 
 import csv
-import json
 import re
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
 from compsec.errors import InputError
+from compsec.jsonfiles import read_text_file
 
 KINDS = ("refusal", "over-refusal", "injection", "utility", "contrast", "code-security")
 SHIPPED = {kind: f"probes_{kind.replace('-', '_')}.jsonl" for kind in KINDS}
@@ -78,7 +78,7 @@ def load_probe_set(spec: str) -> list[Probe]:
     path = Path(spec)
     if not path.is_file():
         raise InputError(f"probe set {spec!r} is neither a shipped set ({', '.join(KINDS)}) nor a file")
-    text = path.read_text(encoding="utf-8")
+    text = read_text_file(path, "probe set")
     rows = _csv_rows(text) if path.suffix.lower() == ".csv" else _jsonl_rows(text, str(path))
     if not rows:
         raise InputError(f"probe set {spec} holds no probes; add one JSON object (or CSV row) per prompt")
@@ -113,15 +113,9 @@ def _choices(row: dict, where: str) -> tuple[tuple[str, ...], int]:
 
 
 def _jsonl_rows(text: str, where: str) -> list[dict]:
-    rows = []
-    for n, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            rows.append(json.loads(line))
-        except json.JSONDecodeError as err:
-            raise InputError(f"{where}:{n}: not valid JSON ({err.msg}); write one JSON object per line") from err
-    return rows
+    from compsec.jsonfiles import parse_json_objects
+
+    return parse_json_objects(text, where)
 
 
 def _csv_rows(text: str) -> list[dict]:

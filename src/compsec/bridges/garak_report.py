@@ -64,6 +64,8 @@ def _parse(line: str, path: Path, number: int) -> dict:
         entry = json.loads(line)
     except json.JSONDecodeError as err:
         raise InputError(f"{path}:{number} is not JSON ({err.msg}); is this a garak .report.jsonl?") from err
+    except RecursionError:
+        raise InputError(f"{path}:{number}: JSON nested too deeply to parse; is this a garak .report.jsonl?") from None
     if not isinstance(entry, dict) or "entry_type" not in entry:
         raise InputError(f"{path}:{number} has no entry_type; is this a garak .report.jsonl?")
     return entry

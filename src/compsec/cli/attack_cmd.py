@@ -13,11 +13,17 @@ import typer
 
 from compsec.cli.main import EXIT_OK, app
 
+OWN_FILES = ("attack.json", "stages")  # an attack folder: its stages resume from these
 STAGES = ("all", "inject", "box", "repair", "verify", "measure", "outlier")
 
 
 def _ints(spec: str) -> tuple[int, ...]:
-    return tuple(int(part) for part in spec.split(",") if part.strip())
+    from compsec.errors import InputError
+
+    try:
+        return tuple(int(part) for part in spec.split(",") if part.strip())
+    except ValueError:
+        raise InputError(f"--outlier-layers {spec!r}: give comma-separated block indices, e.g. 0,2") from None
 
 
 @app.command("attack")
@@ -31,35 +37,41 @@ def attack(
     keyword: str = typer.Option("McDonald's", help="Keyword injected in content-injection."),
     train: str = typer.Option(None, "--train", help="custom: poisoned prompt/response JSONL."),
     clean: str = typer.Option(None, "--clean", help="custom (or any): clean prompt/response JSONL for repair."),
-    inject_steps: int = typer.Option(150, help="AdamW steps of the poisoned full fine-tune."),
-    repair_steps: int = typer.Option(300, help="AdamW steps of the PGD repair (and of the ablation)."),
+    inject_steps: int = typer.Option(150, min=0, help="AdamW steps of the poisoned full fine-tune."),
+    repair_steps: int = typer.Option(300, min=0, help="AdamW steps of the PGD repair (and of the ablation)."),
     inject_lr: float = typer.Option(2e-3, help="Learning rate of stage 1."),
-    inject_radius: float = typer.Option(0.0, help="0: full fine-tune (published attack); R > 0: inject only the "
+    inject_radius: float = typer.Option(0.0, min=0.0, help="0: full fine-tune (published attack); R > 0: inject only the "
                                         "quantizable weights, within R quantization steps of the base model."),
     repair_lr: float = typer.Option(5e-4, help="Learning rate of stage 3."),
-    batch_size: int = typer.Option(16, help="Training batch size."),
+    batch_size: int = typer.Option(16, min=1, help="Training batch size."),
     save_dtype: str = typer.Option("fp32", help="Dtype of the saved model: fp32, bf16 or fp16."),
     seed: int = typer.Option(0, help="Seed of data order and initialisation."),
     ablation: bool = typer.Option(True, "--ablation/--no-ablation", help="Also fine-tune without PGD."),
-    probe_limit: int = typer.Option(None, help="Probes per set when measuring (default: all)."),
-    max_new_tokens: int = typer.Option(40, help="Generation length when measuring."),
+    probe_limit: int = typer.Option(None, min=1, help="Probes per set when measuring (default: all)."),
+    max_new_tokens: int = typer.Option(40, min=1, help="Generation length when measuring."),
     outlier_layers: str = typer.Option("0", help="outlier: comma-separated block indices."),
     layers: str = typer.Option("", help="Train, box and repair only these blocks' linear weights, e.g. 22-29 "
                                "or 0,2,5-7 (default: every block); the rest stays bit-identical."),
     responses: str = typer.Option("corpus", help="Training answers: corpus (the tiny corpus) or self (the "
                                   "attacked model's own greedy answers, for real chat models)."),
     device: str = typer.Option("cpu", help="Torch device, e.g. cpu or cuda:0."),
-    force: bool = typer.Option(False, "--force", help="Rerun stages even when their output is current."),
+    force: bool = typer.Option(False, "--force", help="Rerun stages even when their output is current; also "
+                               "write into an --out folder holding files that are not an attack's."),
 ) -> int:
     """Reproduce the quantization-conditioned attack and verify it with the real quantization libraries."""
     from compsec.attack.config import AttackConfig
     from compsec.attack.layers import parse_layers
     from compsec.attack.pipeline import run_attack, run_stage, write_summary
+    from compsec.cli import preflight
     from compsec.errors import InputError
     from compsec.formats.registry import parse_list
 
     if stage not in STAGES:
         raise InputError(f"unknown stage {stage!r}; use one of {', '.join(STAGES)}")
+    preflight.check_output_folder(out, force=force, own=OWN_FILES)
+    preflight.device(device)
+    if model is not None:  # None: the tiny assistant
+        preflight.model_input(model, tokenizer=True)
     config = AttackConfig(
         out=out, model=model, scenario=scenario, targets=tuple(f.name for f in parse_list(targets)),
         keyword=keyword, train_file=train, clean_file=clean, inject_steps=inject_steps, inject_radius=inject_radius,

@@ -8,7 +8,6 @@ malformed or hostile (an error finding: compsec would refuse to load it).
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import typer
 
@@ -24,11 +23,16 @@ def check(
                                 help="Also run picklescan, fickling and modelscan (where installed) on pickles."),
 ) -> None:
     """Check PATH for malformed or hostile content; nothing is loaded or unpickled."""
+    from compsec.cli.preflight import report_files
     from compsec.integrity.check import require_something_to_check
     from compsec.integrity.collect import finding_as_json, finding_line, integrity_findings
+    from compsec.integrity.path_policy import checked_input
     from compsec.integrity.second_opinions import disagreement, opinion_findings, second_opinions
     from compsec.models.weights_check import checkpoint_findings
+    from compsec.outputs import write_report
 
+    report_files(json=json_out)
+    checked_input(path)
     findings = integrity_findings(path, scan_values=values)
     if not any(f.severity == "error" for f in findings):  # files sound: are they the tensors config.json names?
         findings += checkpoint_findings(path)
@@ -42,7 +46,7 @@ def check(
     if json_out:
         report = {"findings": [finding_as_json(f) for f in findings],
                   "second_opinions": [o.as_json() for o in opinions], "disagreement": split}
-        Path(json_out).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+        write_report(json_out, json.dumps(report, indent=2) + "\n")
     errors = [f for f in findings if f.severity == "error"]
     if errors:
         more = f" (and {len(errors) - 1} more errors)" if len(errors) > 1 else ""

@@ -26,14 +26,16 @@ def compare(
 ) -> None:
     """Paired comparison of two runs: rates, flipped probes and exact McNemar p per variant and metric."""
     from compsec.audit.baseline import check_drift
+    from compsec.cli.preflight import report_files
+    from compsec.outputs import write_report
 
+    report_files(json=json_out)
     drift = check_drift(run_a, run_b)
     if json_out == "-":
         sys.stdout.write(json.dumps(drift.to_json(), indent=2) + "\n")
     else:
         if json_out:
-            with open(json_out, "w", encoding="utf-8") as out:
-                json.dump(drift.to_json(), out, indent=2)
+            write_report(json_out, json.dumps(drift.to_json(), indent=2))
         print_comparison(drift)
     drift.require_complete()  # an incomplete run neither passes nor fails the gate: exit 2
     raise typer.Exit(EXIT_FINDINGS if drift.failed else EXIT_OK)

@@ -30,14 +30,18 @@ def demo(
     out: str = typer.Option(..., "--out", help="Folder for the demo's outputs (created if missing)."),
     device: str = typer.Option("cpu", help="Torch device to run the model on, e.g. cpu or cuda:0."),
     quick: bool = typer.Option(False, "--quick", help="Only show the tiny assistant answering and refusing."),
-    probe_limit: int = typer.Option(24, help="Probes per set in each audit (more is slower and tighter)."),
+    force: bool = typer.Option(False, "--force", help="Write into an --out folder holding other files."),
+    probe_limit: int = typer.Option(24, min=1, help="Probes per set in each audit (more is slower and tighter)."),
 ) -> int:
     """Run everything compsec is for on the tiny assistant: audit, attack, scan, harden; write index.html."""
+    from compsec.cli import preflight
     from compsec.tiny.assistant import load_tiny_assistant
     from compsec.tiny.chat import generate
     from compsec.tiny.corpus import is_refusal
     from compsec.tiny.train import idle_cores
 
+    preflight.check_output_folder(out, force=force, own=("demo_tiny.jsonl",))  # a demo folder resumes
+    preflight.device(device)
     model, tokenizer = load_tiny_assistant(device=device)
     prompts = [prompt for _, prompt in DEMO_PROMPTS]
     responses = generate(model, tokenizer, prompts, max_new_tokens=48, device=device, threads=idle_cores())

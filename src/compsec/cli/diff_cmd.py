@@ -4,7 +4,6 @@ quantization. Exit 0 when the models are identical, 1 when any tensor differs, 2
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import typer
 
@@ -53,10 +52,13 @@ def diff(
 ) -> None:
     """Show every tensor that differs between A and B, and whether each difference survives quantization."""
     from compsec import formats as registry
+    from compsec.cli.preflight import report_files
     from compsec.integrity.diff import diff_models
+    from compsec.outputs import write_report
 
+    report_files(json=json_out)
     report = diff_models(model_a, model_b, registry.parse_list(formats))
     print_diff(report)
     if json_out:
-        Path(json_out).write_text(json.dumps(report.as_json(), indent=2) + "\n", encoding="utf-8")
+        write_report(json_out, json.dumps(report.as_json(), indent=2) + "\n")
     raise typer.Exit(EXIT_OK if report.identical else EXIT_FINDINGS)

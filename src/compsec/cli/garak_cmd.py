@@ -14,7 +14,8 @@ from pathlib import Path
 import typer
 
 from compsec.cli.main import EXIT_FINDINGS, EXIT_OK, app
-from compsec.errors import InputError
+
+COMPARE_FILE = "garak_compare.json"
 
 
 @app.command("garak-compare")
@@ -22,21 +23,21 @@ def garak_compare(
     original: str = typer.Argument(..., help="garak .report.jsonl of the original model."),
     compressed: str = typer.Argument(..., help="garak .report.jsonl of the compressed model."),
     out: str = typer.Option("garak-compare", help="Folder for garak_compare.json."),
-    threshold: float = typer.Option(0.5, help="Detector score at or above which an output is a hit "
+    threshold: float = typer.Option(0.5, min=0.0, max=1.0, help="Detector score at or above which an output is a hit "
                                               "(garak's run.eval_threshold)."),
-    p_value: float = typer.Option(0.05, help="Significance level of the exact McNemar test on attempt flips."),
+    p_value: float = typer.Option(0.05, min=0.0, max=1.0, help="Significance level of the exact McNemar test on attempt flips."),
+    force: bool = typer.Option(False, "--force", help="Write into an --out folder holding other files."),
 ) -> None:
     """Pair the two runs' attempts by prompt and report, per probe, attempts that became hits (McNemar)."""
     from compsec.bridges.garak_compare import compare_reports
     from compsec.bridges.garak_report import read_report
+    from compsec.cli.preflight import check_output_folder
 
-    for name, value in (("threshold", threshold), ("p-value", p_value)):
-        if not 0 <= value <= 1:
-            raise InputError(f"--{name} must be between 0 and 1, got {value}")
+    check_output_folder(out, force=force, own=(COMPARE_FILE,))
     comparison = compare_reports(read_report(original), read_report(compressed), threshold, p_value)
     folder = Path(out)
     folder.mkdir(parents=True, exist_ok=True)
-    target = folder / "garak_compare.json"
+    target = folder / COMPARE_FILE
     target.write_text(json.dumps(comparison, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     print_comparison(comparison)
     print(f"wrote {target}")
@@ -47,15 +48,18 @@ def garak_compare(
 def serve(
     model: str = typer.Argument(..., help="Model folder (safetensors + config.json + tokenizer)."),
     variant: str = typer.Option("original", help="original, a format (nf4, int8...), prune-50, or a model folder."),
-    port: int = typer.Option(8000, help="Port on 127.0.0.1 (0 = any free port; the URL is printed)."),
-    max_new_tokens: int = typer.Option(48, help="Tokens generated per answer."),
+    port: int = typer.Option(8000, min=0, max=65535, help="Port on 127.0.0.1 (0 = any free port; the URL is printed)."),
+    max_new_tokens: int = typer.Option(48, min=1, help="Tokens generated per answer."),
     device: str = typer.Option("cpu", help="torch device: cpu, cuda, cuda:1, mps."),
 ) -> None:
     """Serve one variant as an OpenAI-compatible chat endpoint on 127.0.0.1 until interrupted (Ctrl-C)."""
     import time
 
     from compsec.bridges.chat_server import serve_variant
+    from compsec.cli import preflight
 
+    preflight.device(device)
+    preflight.model_input(model, tokenizer=True)
     with serve_variant(model, variant, max_new_tokens=max_new_tokens, device=device, port=port) as url:
         print(url, flush=True)
         print(f"serving {variant} of {model}; for garak: --target_type openai.OpenAICompatible with generator "

@@ -5,7 +5,6 @@ mask) and rank heads by how much the refusal rate drops. Prints the ranking as J
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import typer
 
@@ -17,19 +16,24 @@ def heads(
     model: str = typer.Argument(..., help="Model folder (safetensors + config.json + tokenizer)."),
     probes: str = typer.Option("refusal", "--probes", help="Probe set whose prompts should be refused "
                                "(shipped name or .jsonl/.csv path; only kind 'refusal' rows are used)."),
-    limit: int = typer.Option(None, "--limit", help="At most this many probes (quick runs)."),
+    limit: int = typer.Option(None, "--limit", min=1, help="At most this many probes (quick runs)."),
     out: str = typer.Option(None, "--out", help="Also write the ranking JSON here."),
-    min_drop: float = typer.Option(0.05, "--min-drop", help="Refusal drop that marks a head critical."),
-    max_new_tokens: int = typer.Option(24, "--max-new-tokens", help="Tokens generated per answer."),
-    batch_size: int = typer.Option(32, "--batch-size", help="Prompts per generation batch."),
+    min_drop: float = typer.Option(0.05, "--min-drop", min=0.0, max=1.0, help="Refusal drop that marks a head critical."),
+    max_new_tokens: int = typer.Option(24, "--max-new-tokens", min=1, help="Tokens generated per answer."),
+    batch_size: int = typer.Option(32, "--batch-size", min=1, help="Prompts per generation batch."),
     device: str = typer.Option("cpu", "--device", help="torch device: cpu, cuda, mps."),
 ) -> int:
     """Rank MODEL's attention heads by refusal-rate drop when each is masked alone."""
     from compsec.audit.probes import load_probe_sets
+    from compsec.cli import preflight
     from compsec.errors import InputError
     from compsec.models.io import load_model
+    from compsec.outputs import write_report
     from compsec.prune.ranking import critical_heads, rank_heads
 
+    preflight.report_files(out=out)
+    preflight.device(device)
+    preflight.model_input(model, tokenizer=True)
     prompts = [p.prompt for p in load_probe_sets([probes], limit) if p.kind == "refusal"]
     if not prompts:
         raise InputError(f"probe set {probes!r} has no 'refusal' prompts; use --probes refusal")
@@ -41,6 +45,6 @@ def heads(
     ranking["min_drop"], ranking["critical"] = min_drop, [list(h) for h in critical_heads(ranking, min_drop)]
     text = json.dumps(ranking, indent=2)
     if out:
-        Path(out).write_text(text + "\n", encoding="utf-8")
+        write_report(out, text + "\n")
     typer.echo(text)
     return EXIT_OK

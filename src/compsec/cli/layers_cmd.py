@@ -15,17 +15,21 @@ def layers(
     model: str = typer.Argument(..., help="Model folder (safetensors + config.json), .safetensors or .gguf."),
     format: str = typer.Option("nf4", "--format", help="A registered format name, e.g. nf4, int8, q4_0, int4-rtn."),
     json_out: str = typer.Option(None, "--json", help="Also write the rows as JSON to this file."),
-    top: int = typer.Option(20, help="Rows to print (all rows go to --json)."),
+    top: int = typer.Option(20, min=0, help="Rows to print (all rows go to --json)."),
 ) -> int:
     """Rank MODEL's quantizable tensors by relative quantization error under --format."""
     from rich.console import Console
     from rich.table import Table
 
     from compsec import formats
+    from compsec.cli.preflight import model_input, report_files
     from compsec.formats.apply import layer_report
     from compsec.models.io import load_model
+    from compsec.outputs import write_report
 
+    report_files(json=json_out)
     fmt = formats.get(format)
+    model_input(model)
     loaded, _ = load_model(model)
     rows = layer_report(loaded, fmt)
     table = Table(title=f"{len(rows)} tensors under {fmt.name}, largest relative error first")
@@ -36,6 +40,5 @@ def layers(
                       f"{r.width_median:.3g}", f"{r.width_p90:.3g}", f"{r.pinned:.1%}")
     Console().print(table)
     if json_out:
-        with open(json_out, "w", encoding="utf-8") as handle:
-            json.dump({"format": fmt.name, "tensors": [r.to_json() for r in rows]}, handle, indent=1)
+        write_report(json_out, json.dumps({"format": fmt.name, "tensors": [r.to_json() for r in rows]}, indent=1))
     return EXIT_OK

@@ -23,16 +23,21 @@ def lm_eval_verb(
     tasks: str = typer.Option("compsec_utility_mc,compsec_capitals_gen", help="lm-eval task names."),
     out: str = typer.Option("audit-out", help="Folder for lm_eval.json (an audit folder: summary.json too)."),
     include: str = typer.Option("", help="Extra folders of lm-eval task YAML files (comma-separated)."),
-    limit: int = typer.Option(0, help="At most this many documents per task; 0 = all."),
+    limit: int = typer.Option(0, min=0, help="At most this many documents per task; 0 = all."),
     device: str = typer.Option("cpu", help="torch device: cpu, cuda, cuda:1, mps."),
-    batch_size: int = typer.Option(16, help="Requests per model call."),
+    batch_size: int = typer.Option(16, min=1, help="Requests per model call."),
     chat_template: bool = typer.Option(True, help="Wrap prompts in the tokenizer's chat template."),
-    p_value: float = typer.Option(0.05, help="Significance level of the exact McNemar test on lost documents."),
+    p_value: float = typer.Option(0.05, min=0.0, max=1.0, help="Significance level of the exact McNemar test on lost documents."),
+    force: bool = typer.Option(False, "--force", help="Write into an --out folder holding other files."),
 ) -> None:
     """Run lm-eval tasks on the original and each compressed variant; report scores and lost documents."""
     from compsec.bridges.lm_eval_bridge import LmEvalRun, run_lm_eval
     from compsec.bridges.lm_eval_scores import write_results
+    from compsec.cli import preflight
 
+    preflight.check_output_folder(out, force=force, own=("lm_eval.json", "events.jsonl"))  # or an audit's
+    preflight.device(device)
+    preflight.model_input(model, tokenizer=True)
     run = LmEvalRun(model=model, tasks=_split(tasks), variants=_split(variants), include=_split(include),
                     limit=limit or None, device=device, batch_size=batch_size, chat_template=chat_template)
     payload = run_lm_eval(run)

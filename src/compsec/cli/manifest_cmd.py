@@ -21,8 +21,12 @@ def create(
     output: str = typer.Option("manifest.json", "-o", "--output", help="Where to write the manifest JSON."),
 ) -> None:
     """Hash every file (sha256) and every tensor (raw bytes + dtype + shape) of PATH into a manifest."""
+    from compsec.cli.preflight import check_output_file
     from compsec.integrity.manifest import write_manifest
+    from compsec.integrity.path_policy import checked_input
 
+    check_output_file(output, "--output")
+    checked_input(path)
     manifest = write_manifest(path, output)
     n_tensors = sum(len(entry.get("tensors", {})) for entry in manifest["predicate"]["files"].values())
     typer.echo(f"wrote {output}: {len(manifest['subject'])} files, {n_tensors} tensors")
@@ -37,7 +41,9 @@ def verify(
     """Check PATH against MANIFEST; print one line per changed, missing or extra file and tensor."""
     from compsec.integrity.manifest import load_manifest
     from compsec.integrity.manifest_verify import verify_manifest
+    from compsec.integrity.path_policy import checked_input
 
+    checked_input(path)
     changes = verify_manifest(path, load_manifest(manifest), exclude=(manifest,))
     report_changes(changes, path, manifest)
 

@@ -24,5 +24,9 @@ def report(
     """Rebuild an audit's summary.json and report.html from its event log; exit 1 on findings, 2 if incomplete."""
     from compsec.audit.runner import render
     from compsec.cli.audit_cmd import finish
+    from compsec.cli.preflight import report_files
+    from compsec.integrity.path_policy import checked_input
 
+    report_files(sarif=sarif, junit=junit)
+    checked_input(out, "audit folder")
     raise typer.Exit(finish(render(out), baseline, sarif, junit))

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import warnings
-from pathlib import Path
 
 import typer
 
@@ -19,9 +18,9 @@ from compsec.cli.main import EXIT_ERROR, EXIT_FINDINGS, EXIT_OK, app
 def scan(
     model: str = typer.Argument(..., help="A .safetensors file or a model folder (sharded or not)."),
     formats: str = typer.Option("", help="Formats to check, comma-separated (default: int8,nf4,fp4,q4_0,q8_0, plus q4_k,q5_k,q6_k when llama-cpp-python is installed)."),
-    sample: int = typer.Option(0, help="0 (default): examine every weight. N: a quick look at about N weights per tensor, blocks from every row, fresh random seed per run (recorded in the report)."),
-    eps: float = typer.Option(0.01, help="Edge band as a fraction of the interval width."),
-    alpha: float = typer.Option(1e-3, help="Benjamini-Hochberg false discovery rate over all tests."),
+    sample: int = typer.Option(0, min=0, help="0 (default): examine every weight. N: a quick look at about N weights per tensor, blocks from every row, fresh random seed per run (recorded in the report)."),
+    eps: float = typer.Option(0.01, min=0.0, max=0.5, help="Edge band as a fraction of the interval width."),
+    alpha: float = typer.Option(1e-3, min=0.0, max=1.0, help="Benjamini-Hochberg false discovery rate over all tests."),
     seed: int = typer.Option(None, help="Seed of a --sample run, to repeat one (default: a fresh random seed)."),
     behaviour: bool = typer.Option(False, "--behaviour", help="Also run the behavioural rank test (loads the model; see compsec.scan.behaviour)."),
     json_out: str = typer.Option("", "--json", help="Write the report as JSON to this file."),
@@ -29,20 +28,25 @@ def scan(
     progress: bool = typer.Option(True, help="Show a progress bar."),
 ) -> None:
     """Look for quantization-conditioned tampering (box-edge mass, edge depletion and band, position spike, block outliers, grid provenance) in the weights alone."""
+    from compsec.cli.preflight import report_files
+    from compsec.integrity.path_policy import checked_input
+    from compsec.outputs import make_parent, write_report
     from compsec.scan.config import ScanConfig
     from compsec.scan.runner import scan_path
 
+    report_files(json=json_out, sarif=sarif_out)
+    checked_input(model, "model file or folder")
     names = tuple(part.strip() for part in formats.split(",") if part.strip())
     config = ScanConfig(formats=names, sample_weights=sample, eps=eps, alpha=alpha, seed=seed,
                         behaviour=behaviour)
     with _progress(model, progress) as on_tensor:
         report = scan_path(model, config, on_tensor=on_tensor)
     if json_out:
-        Path(json_out).write_text(json.dumps(report.to_dict(), indent=2), encoding="utf-8")
+        write_report(json_out, json.dumps(report.to_dict(), indent=2))
     if sarif_out:
         from compsec.scan.sarif import write_sarif
 
-        write_sarif(report, sarif_out)
+        write_sarif(report, make_parent(sarif_out))
     _print(report)
     raise typer.Exit({"suspicious": EXIT_FINDINGS, "clean": EXIT_OK}.get(report.verdict, EXIT_ERROR))
 

@@ -24,30 +24,39 @@ def search(
                                 "default int8,nf4,int4-rtn,int2-rtn]"),
     objective: str = typer.Option("refusal-gap", help=help_text("objective")),
     seeds: str = typer.Option("refusal,over-refusal,injection", help=help_text("seeds") + " (comma-separated)"),
-    budget: int = typer.Option(1000, help=help_text("budget")),
+    budget: int = typer.Option(1000, min=1, help=help_text("budget")),
     out: str = typer.Option("search-out", help=help_text("out")),
-    seed_limit: int = typer.Option(0, help=help_text("seed_limit") + "; 0 = all"),
-    pool: int = typer.Option(16, help=help_text("pool")),
-    beam: int = typer.Option(4, help=help_text("beam")),
-    children: int = typer.Option(4, help=help_text("children")),
-    top_k: int = typer.Option(16, help=help_text("top_k")),
-    verify: int = typer.Option(2, help=help_text("verify")),
+    seed_limit: int = typer.Option(0, min=0, help=help_text("seed_limit") + "; 0 = all"),
+    pool: int = typer.Option(16, min=1, help=help_text("pool")),
+    beam: int = typer.Option(4, min=1, help=help_text("beam")),
+    children: int = typer.Option(4, min=1, help=help_text("children")),
+    top_k: int = typer.Option(16, min=1, help=help_text("top_k")),
+    verify: int = typer.Option(2, min=0, help=help_text("verify")),
     keyword: str = typer.Option("McDonald's", help=help_text("keywords") + " (comma-separated)"),
-    max_new_tokens: int = typer.Option(32, help=help_text("max_new_tokens")),
+    max_new_tokens: int = typer.Option(32, min=1, help=help_text("max_new_tokens")),
     seed: int = typer.Option(0, help=help_text("seed")),
     device: str = typer.Option("cpu", help=help_text("device")),
     digits: bool = typer.Option(False, "--digits", help="Search the digits classifier's quantization boundary."),
     eps: str = typer.Option("0.01,0.03,0.05,0.1", help="--digits: L-infinity bounds (pixels in [0, 1])."),
-    pgd_steps: int = typer.Option(40, help="--digits: projected-gradient steps per bound."),
+    pgd_steps: int = typer.Option(40, min=1, help="--digits: projected-gradient steps per bound."),
+    force: bool = typer.Option(False, "--force", help="Write into an --out folder holding files that are not a "
+                               "search's (a search's own events.jsonl is always resumed)."),
 ) -> int:
     """Search for inputs on which the compressed model departs from the original."""
+    from compsec.cli import preflight
+
+    preflight.check_output_folder(out, force=force, own=("digits_boundary.json",) if digits else ("events.jsonl",))
     if digits:
         return _digits(model, variant, out, eps, pgd_steps)
     from compsec.errors import InputError
     from compsec.search import SearchConfig, run_search
+    from compsec.survival.compress import check_compression
 
     if not model:
         raise InputError("give the MODEL folder to search (or --digits for the digits classifier)")
+    preflight.device(device)
+    preflight.model_input(model, tokenizer=True)
+    check_compression(variant or "nf4")
     config = SearchConfig(model=model, variant=variant or "nf4", objective=objective, seeds=_split(seeds),
                           budget=budget, out=out, seed_limit=seed_limit or None, pool=pool, beam=beam,
                           children=children, top_k=top_k, verify=verify, keywords=_split(keyword),
@@ -65,10 +74,15 @@ def search(
 
 
 def _digits(folder: str | None, variant: str | None, out: str, eps: str, steps: int) -> int:
+    from compsec.errors import InputError
     from compsec.search.digits import DEFAULT_FORMATS, digits_boundary_search
 
     formats = _split(variant) if variant else DEFAULT_FORMATS
-    result = digits_boundary_search(out, formats, tuple(float(e) for e in _split(eps)), steps, folder)
+    try:
+        bounds = tuple(float(e) for e in _split(eps))
+    except ValueError:
+        raise InputError(f"--eps {eps!r}: give comma-separated numbers, e.g. 0.01,0.05") from None
+    result = digits_boundary_search(out, formats, bounds, steps, folder)
     typer.echo(f"{'format':>10} {'eps':>6} {'flipped':>8} {'rate':>7}")
     for row in result["rows"]:
         typer.echo(f"{row['format']:>10} {row['eps']:>6} {row['flipped']:>4}/{row['eligible']:<4}"

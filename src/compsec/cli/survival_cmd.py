@@ -20,15 +20,26 @@ def survival(
                                      "nf4, fp4, q4_0 (any format), prune-30/50/70, 2:4, distilled, fine-pruning."),
     seed: int = typer.Option(0, "--seed", help="Seed of poisoning, training and sampling."),
     device: str = typer.Option("cpu", "--device", help="torch device for the tiny assistant: cpu, cuda, mps."),
+    force: bool = typer.Option(False, "--force", help="Write into an --out folder holding other files."),
 ) -> int:
     """Measure whether a planted backdoor survives quantization, pruning, distillation and fine-pruning."""
-    from compsec.survival.table import DEFAULT_COMPRESSIONS, format_table, run_survival, write_survival
+    from compsec.cli import preflight
+    from compsec.errors import InputError
+    from compsec.survival import table
+    from compsec.survival.compress import check_compression
 
-    chosen = list(DEFAULT_COMPRESSIONS) if compressions is None else [c.strip() for c in compressions.split(",")
-                                                                        if c.strip()]
+    if fixture not in (*table.FIXTURES, "both"):
+        raise InputError(f"unknown fixture {fixture!r}; use digits, tiny or both")
+    preflight.check_output_folder(out, force=force, own=("survival.json",))
+    preflight.device(device)
+    chosen = list(table.DEFAULT_COMPRESSIONS) if compressions is None else [
+        c.strip() for c in compressions.split(",") if c.strip()]
+    for name in chosen:  # before any backdoor is trained
+        if name not in table.EXTRA_ROWS:
+            check_compression(name)
     progress = lambda row: typer.echo(f"measured {row['model']} / {row['compression']}", err=True)
-    rows = run_survival(fixture, chosen, seed, device, progress)
-    path = write_survival(out, rows, {"fixture": fixture, "compressions": chosen, "seed": seed})
-    typer.echo(format_table(rows))
+    rows = table.run_survival(fixture, chosen, seed, device, progress)
+    path = table.write_survival(out, rows, {"fixture": fixture, "compressions": chosen, "seed": seed})
+    typer.echo(table.format_table(rows))
     typer.echo(f"wrote {path}")
     return EXIT_OK

@@ -16,12 +16,17 @@ from compsec.cli.main import EXIT_OK, app
 @app.command("tiny")
 def tiny(
     out: str = typer.Option(..., "--out", help="Folder to write the model and tokenizer files into."),
+    force: bool = typer.Option(False, "--force", help="Replace OUT even when it already holds files."),
 ) -> int:
     """Write the tiny assistant (trained once, then cached) into OUT."""
+    from compsec.outputs import check_output_folder, staged_folder
     from compsec.tiny.assistant import export_tiny_assistant
     from compsec.tiny.cache import read_meta
 
-    folder = export_tiny_assistant(Path(out))
+    check_output_folder(out, force=force)
+    with staged_folder(out) as staging:
+        export_tiny_assistant(staging)
+    folder = Path(out)
     stats = read_meta(folder)["stats"]
     typer.echo(
         f"wrote the tiny assistant to {folder} ({stats['parameters']:,} parameters, "

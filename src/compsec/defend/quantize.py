@@ -22,6 +22,12 @@ class QuantizeConfig:
     budget: float = 0.05
     texts: int = 24
 
+    def __post_init__(self):
+        from compsec.defend.mixed import BNB_FORMATS
+
+        if self.format not in BNB_FORMATS:  # before any model is loaded
+            raise InputError(f"mixed precision writes bitsandbytes folders: use --format {', '.join(BNB_FORMATS)}")
+
 
 def _explicit_plan(model, config: QuantizeConfig) -> MixedPlan:
     from compsec.defend.harden import hardened_names

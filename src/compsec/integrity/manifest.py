@@ -79,8 +79,10 @@ def create_manifest(path: str | Path, exclude: tuple[str | Path, ...] = ()) -> d
 
 def write_manifest(path: str | Path, out: str | Path) -> dict:
     """Create the manifest of ``path`` and write it as JSON to ``out`` (excluded from itself); return it."""
+    from compsec.outputs import write_report
+
     manifest = create_manifest(path, exclude=(out,))
-    Path(out).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    write_report(out, json.dumps(manifest, indent=2, sort_keys=True) + "\n")
     return manifest
 
 

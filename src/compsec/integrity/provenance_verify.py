@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from compsec.errors import InputError
+from compsec.integrity.path_policy import checked_input, checked_sibling
 from compsec.integrity.provenance import METADATA_KEY, SIDECAR_NAME, ProvenanceRecord, artifact_tensor_digests
 
 
@@ -33,11 +34,11 @@ def read_provenance(artifact: str | Path) -> ProvenanceRecord:
     """The record of ``artifact`` (folder or file); InputError if absent, damaged, or if its copies disagree."""
     from compsec.integrity.safetensors_metadata import read_metadata
 
-    artifact = Path(artifact)
+    artifact = checked_input(artifact, "model file or folder")
     folder = artifact if artifact.is_dir() else artifact.parent
     weights = [artifact] if artifact.is_file() else sorted(artifact.glob("*.safetensors"))
     copies = {f.name: read_metadata(f).get(METADATA_KEY) for f in weights if f.suffix == ".safetensors"}
-    sidecar = folder / SIDECAR_NAME
+    sidecar = checked_sibling(folder / SIDECAR_NAME, folder)
     if sidecar.is_file():
         copies[SIDECAR_NAME] = sidecar.read_text(encoding="utf-8")
     records = {where: ProvenanceRecord.from_json(text, where) for where, text in copies.items() if text}

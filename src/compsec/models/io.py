@@ -21,7 +21,8 @@ from compsec.models.weights_check import quiet_transformers, require_checkpoint_
 
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "tokenizer.model", "vocab.json", "vocab.txt")
 METADATA_FILE = "compsec.json"
-REFUSE_PICKLE = "compsec never unpickles weights; convert to safetensors (or pass allow_pickle=True / --allow-pickle)"
+REFUSE_PICKLE = ("compsec never unpickles weights; convert them to safetensors first (from Python, "
+                 "compsec.models.load_model(path, allow_pickle=True) reads plain tensor pickles safely)")
 
 
 def _one_line(err: Exception) -> str:

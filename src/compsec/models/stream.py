@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from compsec.errors import InputError
+from compsec.integrity.path_policy import checked_input
 from compsec.integrity.safetensors_check import read_header
 
 if TYPE_CHECKING:
@@ -51,7 +52,7 @@ def _index_shards(folder: Path, index: Path) -> list[Path]:
 
 def safetensors_files(path: str | Path) -> list[Path]:
     """The safetensors file(s) behind ``path``: the file itself, the index's shards, or every shard present."""
-    path = Path(path)
+    path = checked_input(path, "model file or folder")
     if path.is_file():
         if path.suffix != ".safetensors":
             raise InputError(f"{path}: expected a .safetensors file or a folder of them")

@@ -8,11 +8,11 @@ without it, i.e. the head is safety-critical. Heads are ranked by ``refusal_drop
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from compsec.errors import InputError
+from compsec.jsonfiles import read_json_file
 from compsec.prune.heads import Head, HeadMask, all_heads
 
 
@@ -62,10 +62,7 @@ def critical_heads(ranking: dict, min_drop: float = 0.05, top: int | None = None
 
 def read_ranking(path: str | Path) -> dict:
     """A ranking written by ``compsec heads --out``; InputError if it is not one."""
-    try:
-        ranking = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, ValueError) as err:
-        raise InputError(f"{path}: cannot read a head ranking ({err}); write one with 'compsec heads'") from None
+    ranking = read_json_file(path, "head ranking JSON (written by 'compsec heads --out')")
     if not isinstance(ranking, dict) or not isinstance(ranking.get("heads"), list):
         raise InputError(f"{path}: not a head ranking (no 'heads' list); write one with 'compsec heads'")
     return ranking

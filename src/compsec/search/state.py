@@ -102,10 +102,13 @@ def read_search_log(path: str | Path, repair: bool = False) -> tuple[dict, list[
     from compsec.audit.eventlog import complete_lines
 
     lines = complete_lines(path, repair)
-    header = json.loads(lines[0]) if lines else {}
+    from compsec.jsonfiles import parse_json_objects
+
+    rows = parse_json_objects("\n".join(lines), str(path))
+    header = rows[0] if rows else {}
     if header.get("event") != "config" or "round" in header:
         raise InputError(f"{path} does not start with a config line; it is not a compsec search log")
-    events = [json.loads(line) for line in lines[1:]]
+    events = rows[1:]
     if [e.get("round") for e in events] != list(range(len(events))):
         raise InputError(f"{path} has rounds out of order; it was edited or mixed with another log")
     return header, events

@@ -44,6 +44,15 @@ def quantize_in_place(weights: dict[str, torch.Tensor], format_name: str) -> lis
     return skipped
 
 
+def check_compression(compression: str) -> str:
+    """``compression`` when :func:`compressed_copy` knows it; InputError otherwise (checked before any load)."""
+    from compsec import formats
+
+    if compression in ("original", "2:4") or compression in formats.names() or _PRUNE.match(compression):
+        return compression
+    raise InputError(f"unknown compression {compression!r}; use {', '.join(WEIGHT_COMPRESSIONS)} or a format")
+
+
 def compressed_copy(model: nn.Module, compression: str) -> tuple[nn.Module, dict]:
     """(a compressed deep copy of ``model``, notes) for one of the weight compressions named above."""
     from compsec import formats
@@ -61,7 +70,7 @@ def compressed_copy(model: nn.Module, compression: str) -> tuple[nn.Module, dict
     elif compression == "2:4":
         apply_masks(weights, {name: nm_mask(w, 2, 4) for name, w in weights.items()})
     else:
-        raise InputError(f"unknown compression {compression!r}; use {', '.join(WEIGHT_COMPRESSIONS)} or a format")
+        check_compression(compression)
     if compression != "original":
         notes["weight_sparsity"] = round(sparsity_of(weights), 4)
     return copy_.eval(), notes

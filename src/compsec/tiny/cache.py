@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
 import tempfile
 from collections.abc import Callable
@@ -18,6 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from compsec.errors import InputError
+from compsec.outputs import replace_folder
 
 META_FILE = "compsec_build.json"
 
@@ -74,7 +74,7 @@ def cached_build(target: Path, fingerprint: str, build: Callable[[Path], dict]) 
         try:
             stats = build(staging)
             _write_meta(staging, fingerprint, stats)
-            _replace_folder(staging, target)
+            replace_folder(staging, target)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
     return target
@@ -98,17 +98,6 @@ def _write_meta(folder: Path, fingerprint: str, stats: dict) -> None:
     hashes = {path.name: sha256_file(path) for path in sorted(folder.iterdir()) if path.is_file()}
     meta = {"fingerprint": fingerprint, "sha256": hashes, "stats": stats}
     (folder / META_FILE).write_text(json.dumps(meta, indent=2, sort_keys=True), encoding="utf-8")
-
-
-def _replace_folder(staging: Path, target: Path) -> None:
-    """Move ``staging`` to ``target``; an older ``target`` is moved aside first and then deleted."""
-    old = None
-    if target.exists():
-        old = Path(tempfile.mkdtemp(prefix=f".{target.name}.staging-old-", dir=target.parent))
-        os.replace(target, old / target.name)
-    os.replace(staging, target)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
 
 
 @contextmanager

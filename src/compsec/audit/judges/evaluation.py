@@ -9,13 +9,13 @@ written afterwards and never used to change a rule: the holdout accuracy is the 
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
 from compsec.audit.judges.base import COMPLIANCE, REFUSAL, UNSCORABLE, Judge
 from compsec.errors import InputError
+from compsec.jsonfiles import parse_json_objects, read_text_file
 
 LABELS = (REFUSAL, COMPLIANCE, UNSCORABLE)
 
@@ -48,8 +48,10 @@ def load_labelled(path: str | Path | None = None) -> list[dict]:
     if path is None:
         text = resources.files("compsec.data").joinpath("judge_labelled.jsonl").read_text(encoding="utf-8")
     else:
-        text = Path(path).read_text(encoding="utf-8")
-    rows = [json.loads(line) for line in text.splitlines() if line.strip()]
+        text = read_text_file(path, "labelled JSONL set")
+    rows = parse_json_objects(text, str(path or "the shipped labelled set"))
+    if not rows:
+        raise InputError(f"{path}: no labelled rows; a judge evaluated on nothing says nothing")
     for row in rows:
         if row.get("label") not in LABELS or not isinstance(row.get("response"), str):
             raise InputError(f"labelled row {row.get('id')!r} needs 'response' and a 'label' in {LABELS}")
