@@ -77,9 +77,16 @@ def test_a_stale_summary_or_a_folder_without_log_is_refused(tmp_path):
         load_run(tmp_path / "missing")
 
 
-def test_audit_refuses_an_incomparable_baseline_before_loading_any_model(tmp_path, capsys):
+def test_audit_refuses_an_incomparable_baseline_before_loading_any_model(tmp_path, capsys, monkeypatch,
+                                                                        tiny_model_dir):
+    import compsec.models.io
+
+    def no_load(*args, **kwargs):
+        raise AssertionError("a model was loaded before the baseline was compared")
+
+    monkeypatch.setattr(compsec.models.io, "load_model", no_load)
     base = write_run(tmp_path / "base", CLEAN)
-    code = run(["audit", str(tmp_path / "no-such-model"), "--variants", "nf4", "--probes", "refusal,utility",
+    code = run(["audit", str(tiny_model_dir), "--variants", "nf4", "--probes", "refusal,utility",
                 "--limit", "3", "--no-contrast", "--out", str(tmp_path / "new"), "--baseline", str(base)])
     assert code == 2 and "limit: 8 -> 3" in capsys.readouterr().err
     assert not (tmp_path / "new").exists()

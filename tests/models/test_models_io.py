@@ -72,7 +72,7 @@ def test_pickle_files_are_refused_by_default(suffix, tiny, tmp_path):
 def test_folder_with_only_pytorch_model_bin_is_refused(tiny, tmp_path):
     tiny.config.to_json_file(tmp_path / "config.json")
     torch.save(tiny.state_dict(), tmp_path / "pytorch_model.bin")
-    with pytest.raises(InputError, match="convert to safetensors"):
+    with pytest.raises(InputError, match="convert them to safetensors"):
         load_model(tmp_path)
     model, _ = load_model(tmp_path, allow_pickle=True)
     assert same_weights(model, tiny)

@@ -35,7 +35,7 @@ def lm_eval_verb(
     from compsec.bridges.lm_eval_scores import write_results
     from compsec.cli import preflight
 
-    preflight.check_output_folder(out, force=force, own=("lm_eval.json", "events.jsonl"))  # or an audit's
+    preflight.check_output_folder(out, force=force, own=("lm_eval.json", "events.jsonl", "summary.json"))  # or an audit's
     preflight.device(device)
     preflight.model_input(model, tokenizer=True)
     run = LmEvalRun(model=model, tasks=_split(tasks), variants=_split(variants), include=_split(include),
