@@ -120,3 +120,21 @@ def test_a_sample_is_blocks_from_every_row_with_a_recorded_seed(tmp_path):
     again = scan_path(folder, ScanConfig(formats=("nf4", "int8"), sample_weights=64 * 64 * 2,
                                          seed=report.sample_seed))
     assert again.sample_seed == report.sample_seed and again.score == report.score
+
+
+def test_a_weight_that_overflows_int8s_float16_cast_is_a_refused_format_not_an_error(tmp_path):
+    """LLM.int8 casts to float16 first: a weight >= 65520 cannot be quantized that way.  The scan says so for that
+    tensor and format (an info finding) and still checks every other format, instead of failing the whole run."""
+    w = torch.randn(64, 256, generator=torch.Generator().manual_seed(0)) * 0.02
+    w[3, 5] = 70000.0
+    save_file({"model.layers.0.mlp.up_proj.weight": w}, str(tmp_path / "m.safetensors"))
+    code = run(["scan", str(tmp_path / "m.safetensors"), "--no-progress", "--json", str(tmp_path / "r.json"),
+                "--sarif", str(tmp_path / "r.sarif")])
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert code in (0, 1) and report["verdict"] in ("clean", "suspicious")
+    refused = [f for f in report["findings"] if f["detector"] == "format-refused"]
+    assert [(f["format"], f["severity"]) for f in refused] == [("int8", "info")]
+    assert "65520" in refused[0]["explanation"]
+    assert report["weights_examined"] == w.numel()
+    sarif = json.loads((tmp_path / "r.sarif").read_text())
+    assert "format-refused" in {r["ruleId"] for r in sarif["runs"][0]["results"]}

@@ -61,7 +61,10 @@ class ProvenanceResult:
 def requantized_equal(w: torch.Tensor, fmt: Format) -> torch.Tensor:
     """Boolean mask of ``w``'s shape: ``w`` equals ``fmt.dequantize(fmt.quantize(w))`` cast to ``w.dtype``
     (float32 storage: within ~4 ulps, the dequantizer's own rounding)."""
-    again = fmt.dequantize(fmt.quantize(w)).reshape(w.shape).to(w.dtype)
+    try:
+        again = fmt.dequantize(fmt.quantize(w)).reshape(w.shape).to(w.dtype)
+    except ValueError:  # the format refuses these weights (int8: fp16 overflow), so they are not its grid values
+        return torch.zeros(w.shape, dtype=torch.bool, device=w.device)
     if w.dtype == torch.float32:
         return torch.isclose(again, w, rtol=2.0**-21, atol=0.0)
     return again == w

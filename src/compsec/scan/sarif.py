@@ -34,6 +34,10 @@ RULES = {
     "nonfinite": ("NonFiniteWeights", "NaN or infinite weights",
                   ("The tensor holds NaN or infinite values: no deployment can quantize or run it faithfully; "
                    "the weights are corrupted or tampered.")),
+    "format-refused": ("FormatRefused", "A format cannot quantize this tensor as deployed",
+                       ("The format's deployed layer refuses these weights (e.g. LLM.int8 casts to float16 and a "
+                        "weight of magnitude >= 65520 overflows to inf): the tensor is not checked for that format, "
+                        "and a user who quantizes it that way gets a broken layer.")),
     "grid-provenance": ("GridProvenance", "Weights derived from a quantized checkpoint",
                         ("The weights are exact grid values of a quantization format: the checkpoint was "
                          "converted back from a quantized one. Information, not tampering.")),

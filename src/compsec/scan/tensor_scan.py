@@ -59,6 +59,7 @@ class TensorScan:
     ratios: dict[int, list[torch.Tensor]] = field(default_factory=dict)
     examined: int = 0
     storage: torch.dtype = torch.float32
+    refused: dict[str, str] = field(default_factory=dict)  # format name -> why it cannot quantize these weights
 
     def add(self, rows: torch.Tensor, row_wise_rows: torch.Tensor | None = None) -> None:
         """Count one chunk: ``rows`` (2-D, storage dtype) for block formats; ``row_wise_rows`` (sampled runs: the
@@ -66,9 +67,15 @@ class TensorScan:
         self.examined += rows.numel()
         self.storage = rows.dtype
         whole = rows if row_wise_rows is None else row_wise_rows
-        for fmt in self.edge_formats:
+        for fmt in list(self.edge_formats):
             data = whole if row_wise(fmt, rows.shape[-1]) and row_wise_rows is not None else rows
-            box = scan_box(fmt, data)
+            try:
+                box = scan_box(fmt, data)
+            except ValueError as err:  # the format refuses these weights (int8: |w| >= 65520 overflows fp16)
+                self.edge_formats.remove(fmt)
+                self.tallies.pop(fmt.name, None)
+                self.refused[fmt.name] = " ".join(str(err).split())
+                continue
             self.tallies.setdefault(fmt.name, EdgeTally()).add(edge_tally(data, box.lo, box.hi, self.cfg.eps))
         for size in self.outlier_sizes:
             self.ratios.setdefault(size, []).append(top2_ratios(rows, size))

@@ -52,6 +52,8 @@ def scan_stored(tensor: StoredTensor, checked: list[Format], candidates: list[Fo
                 scan.add(picked, with_absmax)
         state.misses.append(miss_probabilities(shape[0], len(rows_), columns.numel()))
     found = scan.evidence()
+    state.findings += [ScanFinding(tensor.name, name, "format-refused", 0.0, None, why, severity="info")
+                       for name, why in scan.refused.items()]
     if not any(e.p_value is not None for e in found):
         state.skip(tensor.name, f"too few weights ({math.prod(shape)}) for any test to have a null to compare with")
     state.evidence += found
