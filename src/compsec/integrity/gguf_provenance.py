@@ -1,17 +1,22 @@
-"""Was this legacy-type GGUF quantized from that source? Re-quantize each source tensor and compare.
+"""Was this GGUF quantized from that source? Re-quantize each source tensor and compare.
 
-For every GGUF tensor of a legacy block type (Q8_0, Q4_0, Q4_1, Q5_0, Q5_1) the source tensor of the same
-name (Hugging Face names are mapped with the ``gguf`` package's tensor map; llama.cpp's converter permutes the
-rows of ``attn_q`` / ``attn_k``, so that permutation is tried too) is quantized with compsec's registry format
-(:mod:`compsec.formats.gguf`, bit-exact with ggml) and its codes and scales compared with the stored blocks.
-F32 / F16 tensors are compared with the source's values. Verdict:
+For every GGUF tensor the source tensor of the same name (Hugging Face names are mapped with the ``gguf``
+package's tensor map; llama.cpp's converter permutes the rows of ``attn_q`` / ``attn_k``, so that permutation is
+tried too) is quantized in the type the GGUF stores *that tensor* in, so a mixture such as Q4_K_M (llama-quantize
+picks Q4_K / Q6_K / ... per tensor) needs no special case. Legacy block types (Q8_0, Q4_0, Q4_1, Q5_0, Q5_1) go
+through compsec's registry format (:mod:`compsec.formats.gguf`, bit-exact with ggml) and codes and scales are
+compared; K-quants (Q2_K ... Q6_K) through llama.cpp's own ``ggml_quantize_chunk`` without an importance matrix
+(:mod:`compsec.formats.gguf_k_lib`) and the super-blocks compared byte for byte. F32 / F16 tensors are
+compared with the source's values. A GGUF whose metadata says llama-quantize used an importance matrix
+(``quantize.imatrix.*`` keys) cannot be re-derived without it: its quantized tensors are not compared and the
+verdict is ``cannot tell (importance matrix)`` unless an F32/F16 tensor already differs. Verdict:
 
 - ``faithful``: every tensor checked and equal. A source change small enough to stay inside the tensor's
   quantization box gives the same bytes and is rightly faithful: the quantized file is what this source yields.
 - ``not derived``: some tensor differs (named, with the number of differing blocks): the file was not made from
   this source, or one of the two was altered.
 - ``cannot tell``: a tensor is missing from the source or stored in a type re-quantization cannot reproduce
-  (K-quants, which need llama.cpp, or an importance matrix); nothing differs among those checked.
+  (IQ types, K-quants without llama-cpp-python); nothing differs among those checked.
 """
 
 from __future__ import annotations
@@ -23,9 +28,13 @@ import numpy as np
 import torch
 
 from compsec.errors import InputError
+from compsec.formats import gguf_k_lib
 from compsec.formats.gguf import BLOCK, parse_blocks
 
 LEGACY = {"Q8_0", "Q4_0", "Q4_1", "Q5_0", "Q5_1"}
+KQUANTS = {"Q2_K", "Q3_K", "Q4_K", "Q5_K", "Q6_K"}
+IMATRIX_KEYS = "quantize.imatrix."
+IMATRIX = "cannot tell (importance matrix)"
 PERMUTED = {"attn_q": "llama.attention.head_count", "attn_k": "llama.attention.head_count_kv"}
 
 
@@ -74,32 +83,51 @@ def _differing_blocks(raw: np.ndarray, qtype: str, w: torch.Tensor) -> int:
     return int((~same).sum())
 
 
+def _differing_super_blocks(raw: np.ndarray, qtype: str, w: torch.Tensor) -> int:
+    """K-quant super-blocks that llama.cpp, quantizing ``w`` row by row without an imatrix, writes differently."""
+    mine = gguf_k_lib.quantize_rows(w.reshape(-1, w.shape[-1]), qtype)
+    return int((mine != raw.reshape(mine.shape)).any(1).sum())
+
+
+def _block_size(qtype: str, w: torch.Tensor) -> int | None:
+    """Weights per block of ``qtype`` for ``w``; None when this type (or this row length) cannot be re-derived."""
+    if qtype in KQUANTS:
+        return gguf_k_lib.QK_K if gguf_k_lib.available() and w.shape[-1] % gguf_k_lib.QK_K == 0 else None
+    return BLOCK if qtype in LEGACY else None
+
+
 def _compare(raw: np.ndarray, qtype: str, w: torch.Tensor, heads: int | None) -> int | None:
     """Blocks (or elements, for F32/F16) that differ; None when this type cannot be re-derived."""
     if qtype in ("F32", "F16"):
         stored = torch.from_numpy(raw.view(np.float32 if qtype == "F32" else np.float16).copy()).reshape(w.shape)
         return int((stored != w.to(stored.dtype)).sum())
-    if qtype not in LEGACY:
+    if _block_size(qtype, w) is None:
         return None
-    counts = [_differing_blocks(raw, qtype, w)]
+    differing = _differing_super_blocks if qtype in KQUANTS else _differing_blocks
+    counts = [differing(raw, qtype, w)]
     if heads and counts[0]:
-        counts.append(_differing_blocks(raw, qtype, _permute(w, heads)))
+        counts.append(differing(raw, qtype, _permute(w, heads)))
     return min(counts)
 
 
 def _check_tensor(result: GgufProvenance, name: str, qtype: str, dims: tuple, raw: np.ndarray,
-                  w: torch.Tensor, heads: int | None) -> None:
+                  w: torch.Tensor, heads: int | None, imatrix: bool) -> None:
     """Add one tensor's outcome to ``result``."""
     if tuple(w.shape) != tuple(dims[::-1]):
         result.differs.append(f"{name}: shape {list(dims[::-1])} vs source {list(w.shape)}")
         return
+    if imatrix and qtype not in ("F32", "F16"):
+        result.unchecked.append(f"{name}: {qtype} was quantized with an importance matrix; not re-derived")
+        return
     bad = _compare(raw, qtype, w, heads)
     if bad is None:
-        result.unchecked.append(f"{name}: {qtype} cannot be re-derived here (K-quant / imatrix)")
+        why = "install llama-cpp-python (compsec[gguf-k])" if qtype in KQUANTS and not gguf_k_lib.available() else \
+            "no re-quantizer for this type / row length"
+        result.unchecked.append(f"{name}: {qtype} cannot be re-derived here ({why})")
         return
     result.checked += 1
     if bad:
-        unit = "elements" if qtype in ("F32", "F16") else f"of {w.numel() // BLOCK} blocks"
+        unit = "elements" if qtype in ("F32", "F16") else f"of {w.numel() // _block_size(qtype, w)} blocks"
         result.differs.append(f"{name}: {qtype} differs from the re-quantized source ({bad} {unit})")
 
 
@@ -114,6 +142,7 @@ def gguf_provenance(quantized: str | Path, source: str | Path) -> GgufProvenance
     summary = read_gguf_header(quantized)
     arch = str(summary.metadata.get("general.architecture", ""))
     sources = _source_tensors(source, arch, int(summary.metadata.get(f"{arch}.block_count", 0) or 0))
+    imatrix = any(str(key).startswith(IMATRIX_KEYS) for key in summary.metadata)
     result = GgufProvenance()
     with quantized.open("rb") as handle:
         for name, ggml_type, dims, offset, nbytes in summary.tensors:
@@ -126,7 +155,8 @@ def gguf_provenance(quantized: str | Path, source: str | Path) -> GgufProvenance
             raw = np.frombuffer(handle.read(nbytes), dtype=np.uint8)
             kind = name.split(".")[-2] if name.count(".") >= 2 else ""
             heads = summary.metadata.get(PERMUTED[kind].replace("llama", arch)) if kind in PERMUTED else None
-            _check_tensor(result, name, GGMLQuantizationType(ggml_type).name, dims, raw, w, heads)
+            _check_tensor(result, name, GGMLQuantizationType(ggml_type).name, dims, raw, w, heads, imatrix)
     failed = result.unchecked or not result.checked
-    result.verdict = "not derived" if result.differs else "cannot tell" if failed else "faithful"
+    unknown = IMATRIX if imatrix else "cannot tell"
+    result.verdict = "not derived" if result.differs else unknown if failed else "faithful"
     return result

@@ -1,0 +1,120 @@
+"""Provenance of K-quant GGUFs made by llama.cpp's own ``llama-quantize`` (``llama_model_quantize`` in libllama).
+
+The source is a tiny random Llama whose rows are multiples of 256; it is written as an F32 GGUF the way the
+converter writes it (tensor-name map, q/k rows permuted) and quantized to Q4_K_M by libllama, which picks Q4_K /
+Q6_K per tensor itself: the mixture is llama.cpp's, not the test's."""
+
+import ctypes
+
+import pytest
+import torch
+from safetensors.torch import load_file
+from tiny_checkpoints import one_ulp_inside_box, rewrite_tensor
+
+from compsec.cli.main import run
+from compsec.integrity.gguf_provenance import IMATRIX, _permute, gguf_provenance
+
+CONFIG = {"hidden_size": 256, "intermediate_size": 512, "num_hidden_layers": 1, "num_attention_heads": 4,
+          "num_key_value_heads": 2, "vocab_size": 64}
+TARGET = "model.layers.0.mlp.up_proj.weight"
+Q4_K_M, Q4_0 = 15, 2  # llama_ftype values (LLAMA_FTYPE_MOSTLY_Q4_K_M, LLAMA_FTYPE_MOSTLY_Q4_0)
+
+
+def write_f32_gguf(source, path, imatrix: bool = False):
+    from gguf import MODEL_ARCH, GGUFWriter, get_tensor_name_map
+
+    names = get_tensor_name_map(MODEL_ARCH.LLAMA, CONFIG["num_hidden_layers"])
+    writer = GGUFWriter(str(path), "llama")
+    writer.add_block_count(CONFIG["num_hidden_layers"])
+    writer.add_head_count(CONFIG["num_attention_heads"])
+    writer.add_head_count_kv(CONFIG["num_key_value_heads"])
+    writer.add_embedding_length(CONFIG["hidden_size"])
+    writer.add_feed_forward_length(CONFIG["intermediate_size"])
+    writer.add_context_length(128)
+    writer.add_layer_norm_rms_eps(1e-6)
+    writer.add_rope_dimension_count(CONFIG["hidden_size"] // CONFIG["num_attention_heads"])
+    writer.add_file_type(0)
+    if imatrix:
+        writer.add_string("quantize.imatrix.file", "imatrix.dat")
+    for hf_name, w in load_file(str(source / "model.safetensors")).items():
+        name = names.get_name(hf_name, try_suffixes=(".weight", ".bias"))
+        if name.endswith(("attn_q.weight", "attn_k.weight")):
+            w = _permute(w, CONFIG["num_attention_heads" if "attn_q" in name else "num_key_value_heads"])
+        writer.add_tensor(name, w.float().numpy())
+    for step in (writer.write_header_to_file, writer.write_kv_data_to_file, writer.write_tensors_to_file):
+        step()
+    writer.close()
+    return path
+
+
+def llama_quantize(source, tmp_path, ftype: int = Q4_K_M, imatrix: bool = False):
+    import llama_cpp
+
+    params = llama_cpp.llama_model_quantize_default_params()
+    params.ftype, params.nthread = ftype, 1
+    f32, out = write_f32_gguf(source, tmp_path / "f32.gguf", imatrix), tmp_path / "q.gguf"
+    assert llama_cpp.llama_model_quantize(str(f32).encode(), str(out).encode(), ctypes.byref(params)) == 0
+    return out
+
+
+@pytest.fixture(scope="module")
+def source(tmp_path_factory):
+    from transformers import AutoModelForCausalLM, LlamaConfig
+
+    from compsec.models.io import save_model
+
+    torch.manual_seed(0)
+    model = AutoModelForCausalLM.from_config(LlamaConfig(**CONFIG)).eval()
+    return save_model(model, None, tmp_path_factory.mktemp("k") / "model")
+
+
+def test_llama_quantize_q4_k_m_is_a_q4_k_q6_k_mixture_and_faithful(source, tmp_path):
+    from gguf.constants import GGMLQuantizationType
+
+    from compsec.integrity.gguf_check import read_gguf_header
+
+    gguf = llama_quantize(source, tmp_path)
+    types = {GGMLQuantizationType(t[1]).name for t in read_gguf_header(gguf).tensors}
+    assert {"Q4_K", "Q6_K"} <= types
+    result = gguf_provenance(gguf, source)
+    assert (result.verdict, result.differs, result.unchecked, result.checked) == ("faithful", [], [], 12)
+
+
+def test_llama_quantize_q4_0_is_faithful(source, tmp_path):
+    assert gguf_provenance(llama_quantize(source, tmp_path, Q4_0), source).verdict == "faithful"
+
+
+def test_source_tampered_beyond_a_step_is_not_derived_naming_the_tensor(source, tmp_path, capsys):
+    gguf = llama_quantize(source, tmp_path)
+
+    def tamper(w):
+        w[3, 7] += 0.5
+        return w
+
+    rewrite_tensor(source, tmp_path / "src", TARGET, tamper)
+    result = gguf_provenance(gguf, tmp_path / "src")
+    assert result.verdict == "not derived"
+    assert result.differs == ["blk.0.ffn_up.weight: Q4_K differs from the re-quantized source (1 of 512 blocks)"]
+    assert run(["provenance", "verify", str(gguf), "--source", str(tmp_path / "src")]) == 1
+    assert "blk.0.ffn_up.weight" in capsys.readouterr().out
+
+
+def test_change_inside_the_q4_k_box_gives_the_same_bytes_and_is_faithful(source, tmp_path, capsys):
+    gguf = llama_quantize(source, tmp_path)
+
+    def nudge(w):
+        one_ulp_inside_box(w[:1], "q4_k")
+        return w
+
+    changed = rewrite_tensor(source, tmp_path / "src", TARGET, nudge)
+    assert not torch.equal(changed, load_file(str(source / "model.safetensors"))[TARGET])
+    assert run(["provenance", "verify", str(gguf), "--source", str(tmp_path / "src")]) == 0
+    assert "inside its quantization box" in capsys.readouterr().out
+
+
+def test_importance_matrix_cannot_tell(source, tmp_path, capsys):
+    gguf = llama_quantize(source, tmp_path, imatrix=True)
+    result = gguf_provenance(gguf, source)
+    assert result.verdict == IMATRIX and result.differs == [] and len(result.unchecked) == 9
+    assert run(["provenance", "verify", str(gguf), "--source", str(source)]) == 1
+    assert IMATRIX in capsys.readouterr().out
