@@ -2,7 +2,7 @@
 
 The bundle is an OMS bundle that ``model_signing verify key`` accepts as is; it also carries compsec's
 per-tensor digests, so verify names the changed tensor, not only the file. verify exits 0 when the model
-matches, 1 naming each changed / missing / extra file and tensor (or a signature that does not verify),
+matches (and its signed provenance chain, if any, holds; with --source, names that source), 1 naming each changed / missing / extra file and tensor (or a signature that does not verify),
 2 when the key, certificate, bundle or model cannot be read.
 """
 
@@ -41,9 +41,13 @@ def verify(
     key: str = typer.Option(None, "--key", help="The signer's PEM public key (key-signed bundles)."),
     chain: Annotated[list[str] | None, typer.Option(
         "--chain", help="Trusted PEM certificates (certificate-signed bundles; repeat).")] = None,
+    source: str = typer.Option(None, "--source", help="The original model: check that the signed provenance "
+                               "chain names it as the source (needs a bundle with a chain)."),
 ) -> None:
-    """Check PATH against an OMS bundle; print one line per changed, missing or extra file and tensor."""
+    """Check PATH against an OMS bundle (and its signed provenance chain); one line per difference."""
     from compsec.integrity.oms_verify import verify_signed_model
 
-    changes = verify_signed_model(path, signature, key, tuple(chain or ()))
+    changes = verify_signed_model(path, signature, key, tuple(chain or ()), source)
+    if source is not None and not changes:
+        typer.echo(f"provenance chain: {path} was made from {source} (signed source digest matches)")
     report_changes(changes, path, signature)

@@ -12,7 +12,8 @@ verifiers ignore fields they do not know, so ``model_signing`` verifies the bund
                       "files": {"model.safetensors": {"size": 123, "tensors": {name: {dtype, shape, sha256}}}}}}
 
 Offline signing takes an elliptic-curve private key (P-256/384/521, PEM) or a key plus its X.509 signing
-certificate and chain. Keyless Sigstore signing needs the network: use ``model_signing sign sigstore`` there.
+certificate and chain. A model with a compsec provenance record also gets its chain (source digest → recipe →
+output digests) signed: :mod:`compsec.integrity.oms_chain`. Keyless Sigstore signing needs the network: use ``model_signing sign sigstore`` there.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from pathlib import Path
 from compsec import __version__
 from compsec.errors import InputError, MissingDependencyError
 from compsec.integrity.manifest import PREDICATE_TYPE, file_entry
+from compsec.integrity.oms_chain import PROVENANCE_EXTENSION, chain_extension
 
 TENSOR_EXTENSION = PREDICATE_TYPE
 DIGEST_SCHEME = "compsec-tensor-v1"
@@ -78,6 +80,9 @@ def _payload(path: Path, signature: Path):
     body = json.loads(json_format.MessageToJson(payload.statement.pb))
     names = [resource["name"] for resource in body["predicate"]["resources"]]
     body["predicate"][TENSOR_EXTENSION] = tensor_extension(path, names)
+    chain = chain_extension(path)
+    if chain is not None:
+        body["predicate"][PROVENANCE_EXTENSION] = chain
     payload.statement = statement.Statement(subjects=list(payload.statement.pb.subject),
                                             predicate_type=body["predicateType"], predicate=body["predicate"])
     tensor_files = body["predicate"][TENSOR_EXTENSION]["files"].values()

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from compsec.errors import InputError
 from compsec.integrity.manifest_verify import ManifestChange, compare_files
+from compsec.integrity.oms_chain import chain_changes
 from compsec.integrity.oms_sign import TENSOR_EXTENSION, model_file, require_model_signing
 
 
@@ -75,12 +76,14 @@ def _file_changes(path: Path, statement: dict) -> list[ManifestChange]:
 
 
 def verify_signed_model(path: str | Path, signature: str | Path, key: str | Path | None = None,
-                        chain: tuple[str | Path, ...] = ()) -> list[ManifestChange]:
+                        chain: tuple[str | Path, ...] = (), source: str | Path | None = None) -> list[ManifestChange]:
     """Every reason ``path`` fails its OMS bundle ``signature``; empty when model_signing verifies it.
 
     Give the signer's PEM public ``key`` (key-signed bundles) or the trusted ``chain`` of certificates
     (certificate-signed bundles). A failing signature is one change of level ``"signature"``; a tampered
-    model gives one change per changed / missing / extra file and per changed tensor.
+    model gives one change per changed / missing / extra file and per changed tensor. Once the signature holds,
+    a signed provenance chain is checked too (:func:`compsec.integrity.oms_chain.chain_changes`, against
+    ``source`` when given).
     """
     require_model_signing()
     from cryptography.exceptions import InvalidSignature
@@ -94,15 +97,17 @@ def verify_signed_model(path: str | Path, signature: str | Path, key: str | Path
     config, verifier = _verifiers(Path(key) if key else None, tuple(map(Path, chain)))
     bundle = _read_bundle(signature)
     failures = (ValueError, KeyError, InvalidSignature, X509StoreContextError)
+    verdict = None
     try:
         config.verify(path, signature)
-        return []
     except failures as err:
         verdict = _one_line(err)
     try:
         _, payload = verifier._verify_signed_content(bundle)  # the signed statement, authenticated
         statement = json.loads(payload)
     except failures as err:
-        return [ManifestChange("invalid", "signature", signature.name, detail=_one_line(err) or verdict)]
+        return [ManifestChange("invalid", "signature", signature.name, detail=_one_line(err) or verdict or "")]
+    if verdict is None:
+        return chain_changes(path, statement, source)
     changes = _file_changes(path, statement) if "serialization" in statement.get("predicate", {}) else []
     return changes or [ManifestChange("failed", "signature", signature.name, detail=verdict)]
