@@ -20,7 +20,8 @@ TARGET = "model.layers.0.mlp.up_proj.weight"
 Q4_K_M, Q4_0 = 15, 2  # llama_ftype values (LLAMA_FTYPE_MOSTLY_Q4_K_M, LLAMA_FTYPE_MOSTLY_Q4_0)
 
 
-def write_f32_gguf(source, path, imatrix: bool = False):
+def write_converted_gguf(source, path, imatrix: bool = False, half: bool = False):
+    """The converter's output: 2-D weights in F32 (or F16 with ``half``, its --outtype f16), 1-D in F32."""
     from gguf import MODEL_ARCH, GGUFWriter, get_tensor_name_map
 
     names = get_tensor_name_map(MODEL_ARCH.LLAMA, CONFIG["num_hidden_layers"])
@@ -33,27 +34,27 @@ def write_f32_gguf(source, path, imatrix: bool = False):
     writer.add_context_length(128)
     writer.add_layer_norm_rms_eps(1e-6)
     writer.add_rope_dimension_count(CONFIG["hidden_size"] // CONFIG["num_attention_heads"])
-    writer.add_file_type(0)
+    writer.add_file_type(1 if half else 0)
     if imatrix:
         writer.add_string("quantize.imatrix.file", "imatrix.dat")
     for hf_name, w in load_file(str(source / "model.safetensors")).items():
         name = names.get_name(hf_name, try_suffixes=(".weight", ".bias"))
         if name.endswith(("attn_q.weight", "attn_k.weight")):
             w = _permute(w, CONFIG["num_attention_heads" if "attn_q" in name else "num_key_value_heads"])
-        writer.add_tensor(name, w.float().numpy())
+        writer.add_tensor(name, (w.half() if half and w.dim() == 2 else w.float()).numpy())
     for step in (writer.write_header_to_file, writer.write_kv_data_to_file, writer.write_tensors_to_file):
         step()
     writer.close()
     return path
 
 
-def llama_quantize(source, tmp_path, ftype: int = Q4_K_M, imatrix: bool = False):
+def llama_quantize(source, tmp_path, ftype: int = Q4_K_M, imatrix: bool = False, half: bool = False):
     import llama_cpp
 
     params = llama_cpp.llama_model_quantize_default_params()
     params.ftype, params.nthread = ftype, 1
-    f32, out = write_f32_gguf(source, tmp_path / "f32.gguf", imatrix), tmp_path / "q.gguf"
-    assert llama_cpp.llama_model_quantize(str(f32).encode(), str(out).encode(), ctypes.byref(params)) == 0
+    converted, out = write_converted_gguf(source, tmp_path / "converted.gguf", imatrix, half), tmp_path / "q.gguf"
+    assert llama_cpp.llama_model_quantize(str(converted).encode(), str(out).encode(), ctypes.byref(params)) == 0
     return out
 
 
@@ -118,3 +119,13 @@ def test_importance_matrix_cannot_tell(source, tmp_path, capsys):
     assert result.verdict == IMATRIX and result.differs == [] and len(result.unchecked) == 9
     assert run(["provenance", "verify", str(gguf), "--source", str(source)]) == 1
     assert IMATRIX in capsys.readouterr().out
+
+
+def test_quantized_from_the_converters_f16_output_is_faithful_via_f16_only(source, tmp_path, capsys):
+    gguf = llama_quantize(source, tmp_path, half=True)
+    assert gguf_provenance(gguf, source).verdict == "not derived"  # the float32 source itself does not give it
+    result = gguf_provenance(gguf, source, via="f16")
+    assert (result.verdict, result.differs, result.unchecked) == ("faithful", [], [])
+    assert run(["provenance", "verify", str(gguf), "--source", str(source), "--via", "f16"]) == 0
+    assert run(["provenance", "verify", str(gguf), "--source", str(source), "--via", "f8"]) == 2
+    assert run(["provenance", "verify", str(source), "--source", str(source), "--via", "f16"]) == 2

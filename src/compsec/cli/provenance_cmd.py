@@ -11,6 +11,7 @@ import json
 import typer
 
 from compsec.cli.main import EXIT_FINDINGS, EXIT_OK, app
+from compsec.errors import InputError
 
 provenance_app = typer.Typer(help="Provenance records of compsec-produced models: show and verify them.",
                              no_args_is_help=True)
@@ -21,15 +22,19 @@ app.add_typer(provenance_app, name="provenance")
 def verify(
     artifact: str = typer.Argument(..., help="A model folder or .safetensors file carrying a provenance record."),
     source: str = typer.Option(..., "--source", help="The original model the artifact claims to come from."),
+    via: str = typer.Option(None, "--via", help="GGUF only: the converter's --outtype llama-quantize read "
+                            "(f16, bf16, f32); the source is rounded to it before re-quantizing."),
 ) -> None:
     """Check the artifact's tensors and the source's digest against the record; re-derive when possible.
 
-    A legacy-type .gguf (no record needed) is checked by re-quantizing every source tensor: faithful (exit 0),
-    not derived or cannot tell (exit 1)."""
+    A .gguf (legacy or K-quant types; no record needed) is checked by re-quantizing every source tensor with
+    llama.cpp's arithmetic: faithful (exit 0), not derived or cannot tell (exit 1)."""
     from compsec.integrity.provenance_verify import verify_provenance
 
     if artifact.endswith(".gguf"):
-        verify_gguf(artifact, source)
+        verify_gguf(artifact, source, via)
+    if via is not None:
+        raise InputError(f"--via applies to .gguf files only; {artifact} is re-derived from its provenance record")
 
     check = verify_provenance(artifact, source)
     for line in check.problems:
@@ -45,11 +50,11 @@ def verify(
     raise typer.Exit(EXIT_OK)
 
 
-def verify_gguf(artifact: str, source: str) -> None:
+def verify_gguf(artifact: str, source: str, via: str | None = None) -> None:
     """Print each differing / unchecked tensor and the verdict of :func:`gguf_provenance`; exit 0 if faithful."""
     from compsec.integrity.gguf_provenance import gguf_provenance
 
-    result = gguf_provenance(artifact, source)
+    result = gguf_provenance(artifact, source, via)
     for line in result.differs + result.unchecked:
         typer.echo(line)
     typer.echo(f"{result.verdict}: {artifact} vs {source} ({result.checked} tensors re-derived and compared)")

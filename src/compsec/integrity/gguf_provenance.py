@@ -7,7 +7,9 @@ picks Q4_K / Q6_K / ... per tensor) needs no special case. Legacy block types (Q
 through compsec's registry format (:mod:`compsec.formats.gguf`, bit-exact with ggml) and codes and scales are
 compared; K-quants (Q2_K ... Q6_K) through llama.cpp's own ``ggml_quantize_chunk`` without an importance matrix
 (:mod:`compsec.formats.gguf_k_lib`) and the super-blocks compared byte for byte. F32 / F16 tensors are
-compared with the source's values. A GGUF whose metadata says llama-quantize used an importance matrix
+compared with the source's values. llama.cpp's converter first writes an F16 / BF16 GGUF (``--outtype``) that
+``llama-quantize`` then reads: give that type as ``via`` and every quantized tensor is re-derived from the source
+rounded to it (norms and other F32 tensors are kept as they are, as the converter keeps them). A GGUF whose metadata says llama-quantize used an importance matrix
 (``quantize.imatrix.*`` keys) cannot be re-derived without it: its quantized tensors are not compared and the
 verdict is ``cannot tell (importance matrix)`` unless an F32/F16 tensor already differs. Verdict:
 
@@ -35,6 +37,7 @@ LEGACY = {"Q8_0", "Q4_0", "Q4_1", "Q5_0", "Q5_1"}
 KQUANTS = {"Q2_K", "Q3_K", "Q4_K", "Q5_K", "Q6_K"}
 IMATRIX_KEYS = "quantize.imatrix."
 IMATRIX = "cannot tell (importance matrix)"
+VIA = {"f16": torch.float16, "bf16": torch.bfloat16, "f32": torch.float32}
 PERMUTED = {"attn_q": "llama.attention.head_count", "attn_k": "llama.attention.head_count_kv"}
 
 
@@ -96,13 +99,14 @@ def _block_size(qtype: str, w: torch.Tensor) -> int | None:
     return BLOCK if qtype in LEGACY else None
 
 
-def _compare(raw: np.ndarray, qtype: str, w: torch.Tensor, heads: int | None) -> int | None:
+def _compare(raw: np.ndarray, qtype: str, w: torch.Tensor, heads: int | None, via: str | None) -> int | None:
     """Blocks (or elements, for F32/F16) that differ; None when this type cannot be re-derived."""
     if qtype in ("F32", "F16"):
         stored = torch.from_numpy(raw.view(np.float32 if qtype == "F32" else np.float16).copy()).reshape(w.shape)
         return int((stored != w.to(stored.dtype)).sum())
     if _block_size(qtype, w) is None:
         return None
+    w = w.to(VIA[via]).float() if via else w
     differing = _differing_super_blocks if qtype in KQUANTS else _differing_blocks
     counts = [differing(raw, qtype, w)]
     if heads and counts[0]:
@@ -111,7 +115,7 @@ def _compare(raw: np.ndarray, qtype: str, w: torch.Tensor, heads: int | None) ->
 
 
 def _check_tensor(result: GgufProvenance, name: str, qtype: str, dims: tuple, raw: np.ndarray,
-                  w: torch.Tensor, heads: int | None, imatrix: bool) -> None:
+                  w: torch.Tensor, heads: int | None, imatrix: bool, via: str | None) -> None:
     """Add one tensor's outcome to ``result``."""
     if tuple(w.shape) != tuple(dims[::-1]):
         result.differs.append(f"{name}: shape {list(dims[::-1])} vs source {list(w.shape)}")
@@ -119,7 +123,7 @@ def _check_tensor(result: GgufProvenance, name: str, qtype: str, dims: tuple, ra
     if imatrix and qtype not in ("F32", "F16"):
         result.unchecked.append(f"{name}: {qtype} was quantized with an importance matrix; not re-derived")
         return
-    bad = _compare(raw, qtype, w, heads)
+    bad = _compare(raw, qtype, w, heads, via)
     if bad is None:
         why = "install llama-cpp-python (compsec[gguf-k])" if qtype in KQUANTS and not gguf_k_lib.available() else \
             "no re-quantizer for this type / row length"
@@ -131,8 +135,11 @@ def _check_tensor(result: GgufProvenance, name: str, qtype: str, dims: tuple, ra
         result.differs.append(f"{name}: {qtype} differs from the re-quantized source ({bad} {unit})")
 
 
-def gguf_provenance(quantized: str | Path, source: str | Path) -> GgufProvenance:
-    """Decide whether ``quantized`` (a .gguf) was made from ``source`` (safetensors file or folder)."""
+def gguf_provenance(quantized: str | Path, source: str | Path, via: str | None = None) -> GgufProvenance:
+    """Decide whether ``quantized`` (a .gguf) was made from ``source`` (safetensors file or folder), through the
+    converter's ``via`` type (``"f16"``, ``"bf16"``, ``"f32"``; None: the source's own precision)."""
+    if via is not None and via not in VIA:
+        raise InputError(f"--via {via}: not a converter output type; give one of {', '.join(VIA)}")
     from gguf.constants import GGMLQuantizationType
     from safetensors import safe_open
 
@@ -155,7 +162,7 @@ def gguf_provenance(quantized: str | Path, source: str | Path) -> GgufProvenance
             raw = np.frombuffer(handle.read(nbytes), dtype=np.uint8)
             kind = name.split(".")[-2] if name.count(".") >= 2 else ""
             heads = summary.metadata.get(PERMUTED[kind].replace("llama", arch)) if kind in PERMUTED else None
-            _check_tensor(result, name, GGMLQuantizationType(ggml_type).name, dims, raw, w, heads, imatrix)
+            _check_tensor(result, name, GGMLQuantizationType(ggml_type).name, dims, raw, w, heads, imatrix, via)
     failed = result.unchecked or not result.checked
     unknown = IMATRIX if imatrix else "cannot tell"
     result.verdict = "not derived" if result.differs else unknown if failed else "faithful"
