@@ -8,6 +8,8 @@ import ctypes
 
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from safetensors.torch import load_file
 from tiny_checkpoints import one_ulp_inside_box, rewrite_tensor
 
@@ -129,3 +131,17 @@ def test_quantized_from_the_converters_f16_output_is_faithful_via_f16_only(sourc
     assert run(["provenance", "verify", str(gguf), "--source", str(source), "--via", "f16"]) == 0
     assert run(["provenance", "verify", str(gguf), "--source", str(source), "--via", "f8"]) == 2
     assert run(["provenance", "verify", str(source), "--source", str(source), "--via", "f16"]) == 2
+
+
+@settings(max_examples=25, deadline=None)
+@given(qtype=st.sampled_from(["Q2_K", "Q3_K", "Q4_K", "Q5_K", "Q6_K"]), rows=st.integers(1, 4),
+       blocks=st.integers(1, 3), seed=st.integers(0, 2**16), scale=st.floats(1e-3, 10.0))
+def test_super_blocks_of_the_source_match_and_an_outlier_changes_exactly_its_own(qtype, rows, blocks, seed, scale):
+    from compsec.formats.gguf_k_lib import quantize_rows
+    from compsec.integrity.gguf_provenance import _differing_super_blocks
+
+    w = torch.randn(rows, 256 * blocks, generator=torch.Generator().manual_seed(seed)) * scale
+    raw = quantize_rows(w, qtype)
+    assert _differing_super_blocks(raw, qtype, w) == 0
+    w[rows - 1, -1] = 10 * w.abs().max()
+    assert _differing_super_blocks(raw, qtype, w) == 1
