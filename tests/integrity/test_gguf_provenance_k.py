@@ -83,8 +83,17 @@ def test_llama_quantize_q4_k_m_is_a_q4_k_q6_k_mixture_and_faithful(source, tmp_p
     assert (result.verdict, result.differs, result.unchecked, result.checked) == ("faithful", [], [], 12)
 
 
-def test_llama_quantize_q4_0_is_faithful(source, tmp_path):
-    assert gguf_provenance(llama_quantize(source, tmp_path, Q4_0), source).verdict == "faithful"
+@pytest.mark.parametrize(("ftype", "expected"), [(Q4_0, {"Q4_0", "Q6_K"}), (10, {"Q2_K", "Q3_K", "Q6_K"}),
+                                              (12, {"Q3_K", "Q4_K", "Q5_K"}), (17, {"Q5_K", "Q6_K"}), (18, {"Q6_K"})])
+def test_other_llama_quantize_mixtures_are_faithful(source, tmp_path, ftype, expected):
+    """Q4_0, Q2_K, Q3_K_M, Q5_K_M, Q6_K (llama_ftype 2, 10, 12, 17, 18): whatever types llama.cpp picks."""
+    from gguf.constants import GGMLQuantizationType
+
+    from compsec.integrity.gguf_check import read_gguf_header
+
+    gguf = llama_quantize(source, tmp_path, ftype)
+    assert expected <= {GGMLQuantizationType(t[1]).name for t in read_gguf_header(gguf).tensors}
+    assert gguf_provenance(gguf, source).verdict == "faithful"
 
 
 def test_source_tampered_beyond_a_step_is_not_derived_naming_the_tensor(source, tmp_path, capsys):
