@@ -45,7 +45,7 @@ def row_edge_result(per_row: torch.Tensor, min_odds_ratio: float) -> RowEdgeResu
         return RowEdgeResult(-1, 0, 0, 0.0, 1.0, 0, None)
     odds = ((hits + 0.5) / (trials - hits + 0.5)) / ((expected + 0.5) / (trials - expected + 0.5))
     mean_p = (expected / trials.clamp(min=1)).clamp(0.0, 1.0)
-    tails = torch.from_numpy(bdtrc((hits - 1).clamp(min=0).numpy(), trials.numpy(), mean_p.numpy()))
+    tails = torch.from_numpy(bdtrc((hits - 1).clamp(min=0).long().numpy(), trials.long().numpy(), mean_p.numpy()))
     tails = torch.where(tested & (hits > 0), tails, torch.ones_like(tails))
     strong = tested & (odds >= min_odds_ratio)
     best = int(torch.argmin(torch.where(strong, tails, 2.0) if bool(strong.any()) else tails))
