@@ -7,6 +7,7 @@ operation allows it), 1 with one line per mismatch, 2 when there is no readable 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import typer
 
@@ -28,11 +29,17 @@ def verify(
     """Check the artifact's tensors and the source's digest against the record; re-derive when possible.
 
     A .gguf (legacy or K-quant types; no record needed) is checked by re-quantizing every source tensor with
-    llama.cpp's arithmetic: faithful (exit 0), not derived or cannot tell (exit 1)."""
+    llama.cpp's arithmetic, a quantized Hugging Face folder (bitsandbytes 4-bit / 8-bit serialized) with the
+    library that wrote it: faithful (exit 0), not derived or cannot tell (exit 1)."""
+    from compsec.integrity.path_policy import checked_input
     from compsec.integrity.provenance_verify import verify_provenance
+    from compsec.integrity.serialized_provenance import quant_method
 
     if artifact.endswith(".gguf"):
         verify_gguf(artifact, source, via)
+    method = quant_method(checked_input(artifact, "model file or folder"))
+    if method is not None and via is None:
+        verify_serialized(artifact, source, method)
     if via is not None:
         raise InputError(f"--via applies to .gguf files only; {artifact} is re-derived from its provenance record")
 
@@ -54,7 +61,18 @@ def verify_gguf(artifact: str, source: str, via: str | None = None) -> None:
     """Print each differing / unchecked tensor and the verdict of :func:`gguf_provenance`; exit 0 if faithful."""
     from compsec.integrity.gguf_provenance import gguf_provenance
 
-    result = gguf_provenance(artifact, source, via)
+    _print_verdict(gguf_provenance(artifact, source, via), artifact, source)
+
+
+def verify_serialized(artifact: str, source: str, method: str) -> None:
+    """The same for a quantized Hugging Face folder (bitsandbytes-serialized, ...): re-quantize and compare."""
+    from compsec.integrity.serialized_provenance import serialized_provenance
+
+    _print_verdict(serialized_provenance(Path(artifact), source, method), artifact, source)
+
+
+def _print_verdict(result, artifact: str, source: str) -> None:
+    """One line per differing / unchecked tensor, then the verdict; exit 0 only when faithful."""
     for line in result.differs + result.unchecked:
         typer.echo(line)
     typer.echo(f"{result.verdict}: {artifact} vs {source} ({result.checked} tensors re-derived and compared)")

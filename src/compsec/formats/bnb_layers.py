@@ -40,13 +40,19 @@ def linear8bitlt_quantize(w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 def linear4bit_quantize(w: torch.Tensor, quant_type: str, blocksize: int, compress_statistics: bool):
     """``(codes, quant_state)`` a CPU ``Linear4bit`` stores for ``w``: codes unpacked to one uint8 per weight in
     ``w``'s shape.  Any shape: the layer sees ``w`` as ``(-1, w.shape[-1])`` rows, the same flat blocks."""
+    weight = linear4bit_weight(w, quant_type, blocksize, compress_statistics)
+    packed = weight.data.reshape(-1)
+    codes = torch.stack([packed >> 4, packed & 0xF], dim=1).reshape(-1)[: w.numel()]
+    return codes.view(w.shape), weight.quant_state
+
+
+def linear4bit_weight(w: torch.Tensor, quant_type: str, blocksize: int, compress_statistics: bool):
+    """The quantized ``Params4bit`` a CPU ``Linear4bit`` holds for ``w`` (packed codes in ``.data``, statistics in
+    ``.quant_state``): what ``save_pretrained`` of a ``load_in_4bit`` model writes."""
     nn = load_nn()
     rows = w.reshape(-1, w.shape[-1]) if w.dim() else w.reshape(1, 1)
     layer = nn.Linear4bit(rows.shape[1], rows.shape[0], bias=False, compress_statistics=compress_statistics,
                           quant_type=quant_type, device="meta")
     layer.weight = nn.Params4bit(rows.detach().cpu().clone(), requires_grad=False, blocksize=blocksize,
                                  compress_statistics=compress_statistics, quant_type=quant_type, module=layer)
-    weight = layer.to("cpu").weight
-    packed = weight.data.reshape(-1)
-    codes = torch.stack([packed >> 4, packed & 0xF], dim=1).reshape(-1)[: w.numel()]
-    return codes.view(w.shape), weight.quant_state
+    return layer.to("cpu").weight

@@ -11,19 +11,12 @@ compared with the source's values. llama.cpp's converter first writes an F16 / B
 ``llama-quantize`` then reads: give that type as ``via`` and every quantized tensor is re-derived from the source
 rounded to it (norms and other F32 tensors are kept as they are, as the converter keeps them). A GGUF whose metadata says llama-quantize used an importance matrix
 (``quantize.imatrix.*`` keys) cannot be re-derived without it: its quantized tensors are not compared and the
-verdict is ``cannot tell (importance matrix)`` unless an F32/F16 tensor already differs. Verdict:
-
-- ``faithful``: every tensor checked and equal. A source change small enough to stay inside the tensor's
-  quantization box gives the same bytes and is rightly faithful: the quantized file is what this source yields.
-- ``not derived``: some tensor differs (named, with the number of differing blocks): the file was not made from
-  this source, or one of the two was altered.
-- ``cannot tell``: a tensor is missing from the source or stored in a type re-quantization cannot reproduce
-  (IQ types, K-quants without llama-cpp-python); nothing differs among those checked.
+verdict is ``cannot tell (importance matrix)`` unless an F32/F16 tensor already differs. Verdicts: see
+:mod:`compsec.integrity.provenance_result` (a source change inside a tensor's quantization box is rightly faithful).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +25,7 @@ import torch
 from compsec.errors import InputError
 from compsec.formats import gguf_k_lib
 from compsec.formats.gguf import BLOCK, parse_blocks
+from compsec.integrity.provenance_result import QuantizedProvenance
 
 LEGACY = {"Q8_0", "Q4_0", "Q4_1", "Q5_0", "Q5_1"}
 KQUANTS = {"Q2_K", "Q3_K", "Q4_K", "Q5_K", "Q6_K"}
@@ -39,16 +33,6 @@ IMATRIX_KEYS = "quantize.imatrix."
 IMATRIX = "cannot tell (importance matrix)"
 VIA = {"f16": torch.float16, "bf16": torch.bfloat16, "f32": torch.float32}
 PERMUTED = {"attn_q": "llama.attention.head_count", "attn_k": "llama.attention.head_count_kv"}
-
-
-@dataclass
-class GgufProvenance:
-    """``verdict`` (see the module doc) and one line per tensor that differs or could not be checked."""
-
-    verdict: str = "cannot tell"
-    differs: list[str] = field(default_factory=list)
-    unchecked: list[str] = field(default_factory=list)
-    checked: int = 0
 
 
 def _source_tensors(source: Path, arch: str, n_blocks: int) -> dict[str, tuple[Path, str]]:
@@ -114,7 +98,7 @@ def _compare(raw: np.ndarray, qtype: str, w: torch.Tensor, heads: int | None, vi
     return min(counts)
 
 
-def _check_tensor(result: GgufProvenance, name: str, qtype: str, dims: tuple, raw: np.ndarray,
+def _check_tensor(result: QuantizedProvenance, name: str, qtype: str, dims: tuple, raw: np.ndarray,
                   w: torch.Tensor, heads: int | None, imatrix: bool, via: str | None) -> None:
     """Add one tensor's outcome to ``result``."""
     if tuple(w.shape) != tuple(dims[::-1]):
@@ -135,7 +119,7 @@ def _check_tensor(result: GgufProvenance, name: str, qtype: str, dims: tuple, ra
         result.differs.append(f"{name}: {qtype} differs from the re-quantized source ({bad} {unit})")
 
 
-def gguf_provenance(quantized: str | Path, source: str | Path, via: str | None = None) -> GgufProvenance:
+def gguf_provenance(quantized: str | Path, source: str | Path, via: str | None = None) -> QuantizedProvenance:
     """Decide whether ``quantized`` (a .gguf) was made from ``source`` (safetensors file or folder), through the
     converter's ``via`` type (``"f16"``, ``"bf16"``, ``"f32"``; None: the source's own precision)."""
     if via is not None and via not in VIA:
@@ -150,7 +134,7 @@ def gguf_provenance(quantized: str | Path, source: str | Path, via: str | None =
     arch = str(summary.metadata.get("general.architecture", ""))
     sources = _source_tensors(source, arch, int(summary.metadata.get(f"{arch}.block_count", 0) or 0))
     imatrix = any(str(key).startswith(IMATRIX_KEYS) for key in summary.metadata)
-    result = GgufProvenance()
+    result = QuantizedProvenance()
     with quantized.open("rb") as handle:
         for name, ggml_type, dims, offset, nbytes in summary.tensors:
             if name not in sources:
@@ -163,7 +147,4 @@ def gguf_provenance(quantized: str | Path, source: str | Path, via: str | None =
             kind = name.split(".")[-2] if name.count(".") >= 2 else ""
             heads = summary.metadata.get(PERMUTED[kind].replace("llama", arch)) if kind in PERMUTED else None
             _check_tensor(result, name, GGMLQuantizationType(ggml_type).name, dims, raw, w, heads, imatrix, via)
-    failed = result.unchecked or not result.checked
-    unknown = IMATRIX if imatrix else "cannot tell"
-    result.verdict = "not derived" if result.differs else unknown if failed else "faithful"
-    return result
+    return result.decided(IMATRIX if imatrix else "cannot tell")
