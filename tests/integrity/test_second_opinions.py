@@ -29,6 +29,9 @@ LOADERS = {  # how each directly loadable case is loaded by the library that wou
     "numpy runstring gadget": "pickle.load(f)",
     "pydoc pipepager gadget": "pickle.load(f)",
     "cProfile.run gadget": "pickle.load(f)",
+    "gzip-compressed joblib": "import joblib; joblib.load(f)",
+    "xz-compressed joblib": "import joblib; joblib.load(f)",
+    "zlib-compressed joblib": "import joblib; joblib.load(f)",
 }
 # Measured with picklescan 1.0.5, fickling 0.1.12, modelscan 0.8.8 (the pins of the 'scanners' extra).
 EXPECTED = {
@@ -46,6 +49,10 @@ EXPECTED = {
     "numpy runstring gadget": ("flagged", "flagged", "flagged", "clean"),
     "pydoc pipepager gadget": ("flagged", "flagged", "flagged", "clean"),
     "cProfile.run gadget": ("warned", "flagged", "flagged", "clean"),
+    "gzip-compressed joblib": ("flagged", "clean", "flagged", "error"),
+    "xz-compressed joblib": ("flagged", "clean", "flagged", "error"),
+    "zlib-compressed joblib": ("flagged", "clean", "flagged", "error"),
+    "pickle in a 7z archive": ("flagged", "flagged", "flagged", "not scanned"),
 }
 
 

@@ -12,7 +12,8 @@ from compsec.errors import InputError
 from compsec.integrity.findings import Finding, errors_only
 
 PICKLE_SUFFIXES = {".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle"}
-PICKLE_CARRIER_SUFFIXES = {".joblib", ".dill", ".npy", ".npz", ".zip", ".tar"}  # pickles or archives of them
+PICKLE_CARRIER_SUFFIXES = {".joblib", ".dill", ".npy", ".npz", ".zip", ".tar", ".7z", ".gz", ".xz", ".bz2", ".tgz"}
+# ^ pickles, archives of them, or compressed streams of either
 MAX_JSON_BYTES = 50 * 1024 * 1024
 WEIGHT_SUFFIXES = frozenset({".safetensors", ".gguf", *PICKLE_SUFFIXES})
 

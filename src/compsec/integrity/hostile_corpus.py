@@ -8,11 +8,14 @@ name to ``(builder, what it tests)``. The payload command is harmless (``echo``)
 
 from __future__ import annotations
 
+import gzip
 import io
+import lzma
 import pickle
 import struct
 import tarfile
 import zipfile
+import zlib
 from pathlib import Path
 
 COMMAND = "echo pwned"
@@ -119,6 +122,33 @@ def cprofile_run(folder: Path) -> Path:
     return _write(folder, "cprofile.pkl", _reduce("cProfile", "run", f"__import__('os').system('{COMMAND}')"))
 
 
+def _joblib_compressed(folder: Path, name: str, compress) -> Path:
+    """What ``joblib.dump(obj, path, compress=...)`` writes: the pickle through a compressed stream."""
+    return _write(folder, name, compress(_reduce("os", "system", COMMAND)))
+
+
+def gzip_joblib(folder: Path) -> Path:
+    return _joblib_compressed(folder, "model-gzip.joblib", gzip.compress)
+
+
+def xz_joblib(folder: Path) -> Path:
+    return _joblib_compressed(folder, "model-xz.joblib", lzma.compress)
+
+
+def zlib_joblib(folder: Path) -> Path:
+    return _joblib_compressed(folder, "model-zlib.joblib", zlib.compress)
+
+
+def seven_zip(folder: Path) -> Path:
+    """A pickle inside a 7z archive (built with py7zr, the ``scanners`` extra)."""
+    import py7zr
+
+    path = folder / "model.7z"
+    with py7zr.SevenZipFile(path, "w") as archive:
+        archive.writestr(_reduce("os", "system", COMMAND), "archive/data.pkl")
+    return path
+
+
 CASES = {
     "plain os.system pickle": (plain_pickle, "baseline"),
     "protocol 0 INST": (protocol0_inst, "protocol trick"),
@@ -134,4 +164,8 @@ CASES = {
     "numpy runstring gadget": (numpy_runstring, "deny-list gap"),
     "pydoc pipepager gadget": (pydoc_pipepager, "deny-list gap"),
     "cProfile.run gadget": (cprofile_run, "deny-list gap"),
+    "gzip-compressed joblib": (gzip_joblib, "compression trick"),
+    "xz-compressed joblib": (xz_joblib, "compression trick"),
+    "zlib-compressed joblib": (zlib_joblib, "compression trick"),
+    "pickle in a 7z archive": (seven_zip, "archive trick"),
 }

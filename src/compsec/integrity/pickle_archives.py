@@ -1,5 +1,6 @@
-"""Find every pickle a file may carry, through zip and tar archives (nested ones too) and ``.npy`` headers,
-without decompressing anything unbounded and without unpickling.
+"""Find every pickle a file may carry, through zip, tar and 7z archives (nested ones too), compressed streams
+(gzip, xz, bz2, zlib: what ``joblib.dump(compress=...)`` writes) and ``.npy`` headers, without decompressing
+anything unbounded and without unpickling.
 
 Yields ``(label, bytes, strict)``: ``label`` names the member path (``model.zip:inner/model.zip:archive/data.pkl``);
 ``strict`` is True where the bytes must be a pickle (a ``.pkl`` member, a raw pickle file, an object-dtype
@@ -18,6 +19,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from compsec.errors import InputError
+from compsec.integrity.compressed_members import (
+    SEVEN_ZIP_MAGIC,
+    compression_of,
+    decompress,
+    seven_zip_members,
+)
 
 MAX_PICKLE_BYTES = 64 * 1024 * 1024
 MAX_MEMBERS = 100_000
@@ -25,6 +32,7 @@ MAX_RATIO = 200  # declared uncompressed / compressed size
 MAX_DEPTH = 3
 PICKLE_MEMBER_SUFFIXES = (".pkl", ".pickle", ".joblib", ".dill")
 NPY_MAGIC = b"\x93NUMPY"
+COMPRESSED_SUFFIXES = PICKLE_MEMBER_SUFFIXES + (".gz", ".xz", ".bz2", ".z", ".zlib", ".lzma")
 
 
 def npy_pickle(data: bytes, label: str) -> bytes | None:
@@ -94,13 +102,42 @@ def _read(data: bytes | Path) -> bytes:
         return handle.read(MAX_PICKLE_BYTES)
 
 
+def _stream_members(data: bytes | Path, label: str, name: str, depth: int,
+                    kind: str) -> list[tuple[str, bytes]] | None:
+    """The decompressed stream as one member, or None when ``data`` only starts like one: zlib's two-byte
+    header also starts protocol-0 pickles (``(S``), and raw tensor storage can start like any stream. A gzip,
+    xz or bz2 file given directly, or a member named as compressed, must decompress (else InputError)."""
+    expected = kind != "zlib" and (depth == 0 or name.lower().endswith(COMPRESSED_SUFFIXES))
+    if expected and isinstance(data, Path) and data.stat().st_size > MAX_PICKLE_BYTES:
+        raise InputError(f"{label}: {kind} stream of {data.stat().st_size} bytes, over the pickle limit; refusing")
+    try:
+        return [(_stream_name(name, depth, kind), decompress(_read(data), kind, MAX_PICKLE_BYTES, label))]
+    except InputError as err:
+        if expected or "limit" in str(err):
+            raise
+        return None
+
+
+def _stream_name(name: str, depth: int, kind: str) -> str:
+    """The name a decompressed stream is scanned under: the member's name less its compression suffix; the
+    stream of a file given directly must be a pickle (strict), as ``joblib.load`` would unpickle it."""
+    base = name[: name.rfind(".")] if name.lower().endswith(COMPRESSED_SUFFIXES[len(PICKLE_MEMBER_SUFFIXES):]) \
+        else name
+    return f"<{kind}>.pkl" if depth == 0 else base
+
+
 def pickles_in(data: bytes | Path, label: str, name: str = "", depth: int = 0) -> Iterator[tuple[str, bytes, bool]]:
     """Every pickle carried by ``data`` (a file, or the bytes of a member called ``name``), see the module doc."""
     head = _head(data)
+    compressed = compression_of(head)
     if head.startswith((b"PK\x03\x04", b"PK\x05\x06")):
         members = _zip_members(data, label)
     elif len(head) > 262 and head[257:262] == b"ustar":
         members = _tar_members(data, label)
+    elif head.startswith(SEVEN_ZIP_MAGIC):
+        members = seven_zip_members(_read(data), label, MAX_PICKLE_BYTES, MAX_MEMBERS)
+    elif compressed is not None and (stream := _stream_members(data, label, name, depth, compressed)) is not None:
+        members = iter(stream)
     elif head.startswith(NPY_MAGIC):
         found = npy_pickle(_read(data), label)
         yield from [(label, found, True)] if found is not None else []
