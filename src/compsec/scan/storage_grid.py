@@ -14,7 +14,8 @@ from __future__ import annotations
 import math
 
 import torch
-from numba import njit
+from numba import njit, types
+from numba.extending import intrinsic
 
 GRID_PARAMS = {torch.float32: (23, 127, 0x7FFFFFFF), torch.float16: (10, 15, 0x7FFF),
                torch.bfloat16: (7, 127, 0x7FFF)}
@@ -37,13 +38,35 @@ def exponent_field(key, mantissa):
     return max(magnitude >> mantissa, 1)
 
 
+@intrinsic
+def _bits_of(typingctx, x):
+    """The int64 bit pattern of float64 ``x`` (a register move, not libm's ``frexp``)."""
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], context.get_value_type(types.int64))
+
+    return types.int64(types.float64), codegen
+
+
+@intrinsic
+def _float_of(typingctx, bits):
+    """The float64 with int64 bit pattern ``bits``."""
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], context.get_value_type(types.float64))
+
+    return types.float64(types.int64), codegen
+
+
+@njit(cache=True, inline="always")
+def _binade(a):
+    """``floor(log2(a))`` of a positive normal float64."""
+    return ((_bits_of(a) >> 52) & 0x7FF) - 1023
+
+
 @njit(cache=True, inline="always")
 def spacing_at(a, mantissa, bias):
     """Grid step of the binade holding ``a >= 0`` (the smallest subnormal at 0)."""
-    if a == 0.0:
-        return math.ldexp(1.0, 1 - bias - mantissa)
-    e = max(math.frexp(a)[1] - 1, 1 - bias)
-    return math.ldexp(1.0, e - mantissa)
+    e = 1 - bias if a == 0.0 else max(_binade(a), 1 - bias)
+    return _float_of((e - mantissa + 1023) << 52)
 
 
 @njit(cache=True, inline="always")
@@ -52,10 +75,11 @@ def next_up(v, mantissa, bias, largest):
     if v >= 0.0:
         up = v + spacing_at(v, mantissa, bias)
         return math.inf if up > largest else up
-    m, e = math.frexp(-v)
-    if m == 0.5 and e - 1 > 1 - bias:  # a power of two: the step below it is the lower binade's
-        return v + math.ldexp(1.0, e - 2 - mantissa)
-    return v + spacing_at(-v, mantissa, bias)
+    a = -v
+    e = _binade(a)
+    if _bits_of(a) & ((1 << 52) - 1) == 0 and e > 1 - bias:  # a power of two: the step below is the lower binade's
+        return v + _float_of((e - 1 - mantissa + 1023) << 52)
+    return v + spacing_at(a, mantissa, bias)
 
 
 @njit(cache=True, inline="always")
@@ -70,7 +94,7 @@ def grid_floor(x, mantissa, bias):
     if x == 0.0:
         return x
     s = spacing_at(abs(x), mantissa, bias)
-    return math.floor(x / s) * s
+    return math.floor(x / s) * s  # division by a power of two: exact
 
 
 @njit(cache=True, inline="always")

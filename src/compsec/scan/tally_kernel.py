@@ -35,7 +35,7 @@ def _trial(p, hit, counts, sums, row_counts, row_expected, r):
         row_counts[r, 0] += 1
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _band(lo, hi, eps, mantissa, bias, largest):
     """``band_masses`` of one interval: thresholds ``a, b, c, d`` and masses ``edge, adjacent, interval``."""
     width = hi - lo
@@ -48,7 +48,7 @@ def _band(lo, hi, eps, mantissa, bias, largest):
     return a, b, c, d, (up_a - lo_cell) + (hi_cell - low_b), (up_c - up_a) + (low_b - low_d), hi_cell - lo_cell
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _exact_weight(w, lo, hi, eps, band, mantissa, bias, largest, counts, sums, spike, row_counts, row_expected, r):
     """One weight by exact float64 cell masses (``exact_tally`` and ``folded_counts``)."""
     a, b, c, d, edge, adjacent, interval = _band(lo, hi, eps, mantissa, bias, largest)
