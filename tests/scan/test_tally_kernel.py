@@ -75,3 +75,28 @@ def test_empty_and_fully_pinned_tensors():
     assert single_pass_tally(w, w, w, 0.01).rows.shape == (3, 3)
     w = torch.ones(2, 4)
     assert single_pass_tally(w, w, w, 0.01).weights == 0
+
+
+@pytest.mark.parametrize("moved", [0.0, 0.3])
+def test_scan_evidence_is_the_same_with_either_tally(moved):
+    """A tensor scanned for every default format gives the same evidence (tests, effects, p-values) with the
+    kernel as with the torch reference tally."""
+    from compsec.scan.tensor_plan import start_tensor
+
+    cfg, gen = ScanConfig(), torch.Generator().manual_seed(5)
+    w = synthetic.benign((16, 512), "gaussian", torch.float16, gen)
+    if moved:
+        w = synthetic.pgd_repaired(w, formats.get("nf4"), moved, gen)
+    found = []
+    for tally in (single_pass_tally, edge_tally):
+        scan, _ = start_tensor("w", w, tuple(w.shape), [formats.get(n) for n in DEFAULT], [], cfg)
+        scan.tally = tally
+        scan.add(w)
+        found.append(scan.evidence())
+    fast, ref = found
+    assert [(e.format, e.detector, e.effect_ok) for e in fast] == [(e.format, e.detector, e.effect_ok) for e in ref]
+    for a, b in zip(fast, ref):
+        assert a.score == pytest.approx(b.score, rel=1e-6)
+        assert (a.p_value is None) == (b.p_value is None)
+        if a.p_value is not None:
+            assert a.p_value == pytest.approx(b.p_value, rel=1e-4, abs=1e-300)
