@@ -11,6 +11,7 @@ statistics, hqq) get the tensor as one chunk.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
@@ -25,7 +26,8 @@ from compsec.scan.edge_rows import explain_row_edge, row_edge_result
 from compsec.scan.findings import Evidence
 from compsec.scan.position_spike import explain_position_spike, spike_result
 from compsec.scan.scan_boxes import depletion_testable, scan_box
-from compsec.scan.tally import EdgeTally, edge_tally
+from compsec.scan.tally import EdgeTally
+from compsec.scan.tally_kernel import single_pass_tally
 
 CHUNK_WEIGHTS = 1 << 21  # weights boxed at a time (bounds memory: ~100 bytes per weight in flight)
 _STORAGE_NAMES = {torch.float32: "float32", torch.float16: "float16", torch.bfloat16: "bfloat16"}
@@ -60,6 +62,7 @@ class TensorScan:
     examined: int = 0
     storage: torch.dtype = torch.float32
     refused: dict[str, str] = field(default_factory=dict)  # format name -> why it cannot quantize these weights
+    tally: Callable[..., EdgeTally] = single_pass_tally  # (w, lo, hi, eps) -> tally; the torch reference: edge_tally
 
     def add(self, rows: torch.Tensor, row_wise_rows: torch.Tensor | None = None) -> None:
         """Count one chunk: ``rows`` (2-D, storage dtype) for block formats; ``row_wise_rows`` (sampled runs: the
@@ -76,7 +79,7 @@ class TensorScan:
                 self.tallies.pop(fmt.name, None)
                 self.refused[fmt.name] = " ".join(str(err).split())
                 continue
-            self.tallies.setdefault(fmt.name, EdgeTally()).add(edge_tally(data, box.lo, box.hi, self.cfg.eps))
+            self.tallies.setdefault(fmt.name, EdgeTally()).add(self.tally(data, box.lo, box.hi, self.cfg.eps))
         for size in self.outlier_sizes:
             self.ratios.setdefault(size, []).append(top2_ratios(rows, size))
 
