@@ -34,7 +34,10 @@ class Fetched:
 
 
 def transient(err: BaseException) -> bool:
-    """Whether a read error is worth retrying: connection trouble, timeouts, HTTP 429 / 5xx."""
+    """Whether a read error is worth retrying: connection trouble, timeouts, HTTP 429 / 5xx (also as the cause of
+    the FileNotFoundError fsspec's HTTP filesystem raises when a HEAD and a GET both fail)."""
+    if err.__cause__ is not None and transient(err.__cause__):
+        return True
     status = getattr(err, "status", None) or getattr(err, "code", None)
     if isinstance(status, int):
         return status == 429 or status >= 500

@@ -35,6 +35,9 @@ def scan_one(source: str, run: ScanManyConfig, known: frozenset[str] = frozenset
             _scan_into(row, source, run, known, Path(work))
     except MemoryError:
         row["error"] = f"scan needed more than --memory-mb {run.memory_mb} MiB; raise it or use --sample"
+    except FileNotFoundError as err:
+        cause = f" ({_one_line(err.__cause__)})" if err.__cause__ is not None else ""
+        row["error"] = f"{source}: not found{cause}; check the path or URL"
     except (CompsecError, OSError, ValueError, RuntimeError) as err:
         row["error"] = _one_line(err)
         if "allocate" in row["error"] and isinstance(err, RuntimeError):
