@@ -1,7 +1,8 @@
 """Run :func:`compsec.cluster.task.scan_one` over many sources on Ray, ``workers`` at a time, each with a deadline.
 
-At most ``workers`` tasks are in flight (so a task's deadline starts when it does, and a million-line list is not
-submitted at once).  A task past ``timeout_s`` is cancelled with ``force=True`` (Ray kills its worker process)
+At most ``workers`` tasks are in flight (a million-line list is not submitted at once).  A task stops itself at
+``timeout_s`` after it starts (:func:`compsec.cluster.limits.deadline`); one still running ``HARD_GRACE_S`` later
+(stuck in a C call, or its worker never started) is cancelled with ``force=True`` (Ray kills its worker process)
 and becomes an error row; a worker that dies (segfault, the node's OOM killer) also gives an error row.  Ray never
 retries a task (``max_retries=0``): only transient read errors are retried, inside the task
 (:func:`compsec.cluster.ranged.with_retries`).
@@ -22,6 +23,7 @@ from compsec.errors import CompsecError, MissingDependencyError
 
 OBJECT_STORE_BYTES = 128 << 20  # rows are small; a local instance needs little shared memory
 POLL_S = 0.5
+HARD_GRACE_S = 60.0  # worker start-up (importing torch) plus the time a C call may overrun the soft deadline
 
 
 @dataclass
@@ -74,11 +76,11 @@ def scan_many(sources: list[str], table: ResultsTable, run: ScanManyConfig,
                 source, started = pending.pop(ref)
                 _record(_answer(ray, ref, source, started), table, result, on_row)
             for ref, (source, started) in list(pending.items()):
-                if time.monotonic() - started > run.timeout_s:
+                if time.monotonic() - started > run.timeout_s + HARD_GRACE_S:
                     ray.cancel(ref, force=True)
                     del pending[ref]
-                    _record(_error_row(source, started, f"timed out after {run.timeout_s:g} s (--timeout); "
-                                                        "the task was killed"), table, result, on_row)
+                    _record(_error_row(source, started, f"timed out: still running {run.timeout_s + HARD_GRACE_S:g} s "
+                                                        "after submission; its worker was killed"), table, result, on_row)
     table.flush()
     return result
 

@@ -1,4 +1,8 @@
-"""A memory ceiling for one model's scan inside a long-lived worker process.
+"""A memory ceiling and a deadline for one model's scan inside a long-lived worker process.
+
+The deadline (:func:`deadline`) counts from when the task starts (not from its submission: a worker restarted
+after a kill spends seconds importing torch) and raises :class:`ScanTimeout` through SIGALRM, which Python
+delivers between bytecodes, so a scan stuck inside one long C call is stopped only by the driver's hard kill.
 
 Linux's ``RLIMIT_DATA`` counts private writable mappings (the heap, torch's buffers) but not the mmap'd checkpoint,
 so the ceiling is "what the worker uses now + ``memory_mb``": a scan that needs more fails with MemoryError (or
@@ -8,6 +12,8 @@ Where ``resource`` is missing (Windows) the ceiling is left to Ray's own memory 
 
 from __future__ import annotations
 
+import signal
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -45,3 +51,27 @@ def memory_limit(memory_mb: int) -> Iterator[None]:
         yield
     finally:
         resource.setrlimit(resource.RLIMIT_DATA, (soft, hard))
+
+
+class ScanTimeout(Exception):
+    """A scan ran past its deadline."""
+
+
+@contextmanager
+def deadline(seconds: float) -> Iterator[None]:
+    """Within the block, raise :class:`ScanTimeout` after ``seconds`` (main thread of a POSIX process only; else
+    nothing is set and the caller's hard deadline applies)."""
+    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "setitimer"):
+        yield
+        return
+
+    def expire(signum, frame):
+        raise ScanTimeout(f"timed out after {seconds:g} s (--timeout)")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)

@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 from compsec.cluster.config import ScanManyConfig
-from compsec.cluster.limits import memory_limit
+from compsec.cluster.limits import ScanTimeout, deadline, memory_limit
 from compsec.cluster.sources import is_remote
 from compsec.errors import CompsecError
 
@@ -27,12 +27,15 @@ TOP_FINDINGS = 5
 def scan_one(source: str, run: ScanManyConfig, known: frozenset[str] = frozenset()) -> dict:
     """The results row of ``source`` (see :data:`compsec.cluster.table.SCHEMA`), never an exception."""
     started = time.perf_counter()
+    warm_imports()
     row = {"source": source, "digest": "", "verdict": "error", "score": 0.0, "error": "", "bytes_read": 0,
            "file_bytes": 0, "params": 0, "sample_seed": None, "findings": 0, "top_findings": "[]", "skipped": False,
            "worker": f"{socket.gethostname()}:{os.getpid()}"}
     try:
-        with tempfile.TemporaryDirectory(prefix="compsec-scan-many-") as work:
+        with deadline(run.timeout_s), tempfile.TemporaryDirectory(prefix="compsec-scan-many-") as work:
             _scan_into(row, source, run, known, Path(work))
+    except ScanTimeout as err:
+        row["error"] = str(err)
     except MemoryError:
         row["error"] = f"scan needed more than --memory-mb {run.memory_mb} MiB; raise it or use --sample"
     except FileNotFoundError as err:
@@ -46,6 +49,18 @@ def scan_one(source: str, run: ScanManyConfig, known: frozenset[str] = frozenset
         row["error"] = f"internal error: {_one_line(err)}"
     row["seconds"] = time.perf_counter() - started
     return row
+
+
+def warm_imports() -> None:
+    """Import what a scan imports lazily, outside the deadline: SIGALRM inside ``import torch`` would leave a
+    half-initialised module behind for every later task of the worker."""
+    import fsspec  # noqa: F401
+    import safetensors.torch  # noqa: F401
+
+    from compsec import formats  # noqa: F401
+    from compsec.integrity import collect  # noqa: F401
+    from compsec.models import linear  # noqa: F401
+    from compsec.scan import runner, tensor_stream  # noqa: F401
 
 
 def _scan_into(row: dict, source: str, run: ScanManyConfig, known: frozenset[str], work: Path) -> None:
