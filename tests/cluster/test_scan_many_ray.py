@@ -77,3 +77,18 @@ def test_a_model_past_its_deadline_is_an_error_row_not_a_dead_run(ray_cluster, t
     rows = {row["source"].rsplit("/", 1)[-1]: row for row in ResultsTable(out).rows()}
     assert rows["big.safetensors"]["verdict"] == "error" and "timed out" in rows["big.safetensors"]["error"]
     assert rows["small.safetensors"]["verdict"] == "clean"
+
+
+@pytest.mark.slow
+def test_without_ray_option_a_local_instance_is_started_and_stopped(tmp_path):
+    ray = pytest.importorskip("ray")
+    (tmp_path / "tree").mkdir()
+    write_model(tmp_path / "tree" / "benign.safetensors", "benign", 0, (64, 256))
+    write_model(tmp_path / "tree" / "planted.safetensors", "nf4-planted", 1, (128, 256))
+    try:
+        assert run(["scan-many", str(tmp_path / "tree"), "--out", str(tmp_path / "out")]) == 1
+        assert not ray.is_initialized()
+    finally:
+        ray.shutdown()
+    rows = {row["source"].rsplit("/", 1)[-1]: row["verdict"] for row in ResultsTable(tmp_path / "out").rows()}
+    assert rows == {"benign.safetensors": "clean", "planted.safetensors": "suspicious"}
