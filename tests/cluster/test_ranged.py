@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import shutil
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -72,8 +73,9 @@ def test_hostile_remote_header_is_refused_before_any_data(range_server, tmp_path
     assert row["verdict"] == "error" and row["digest"] == ""
 
 
+@pytest.mark.slow
 def test_memory_ceiling_gives_an_error_row(tmp_path):
-    write_model(tmp_path / "m.safetensors", "benign", 1, (512, 1024))
+    write_model(tmp_path / "m.safetensors", "benign", 1, (256, 512))
     row = scan_one(str(tmp_path / "m.safetensors"), ScanManyConfig(memory_mb=1))
     assert row["verdict"] == "error" and "--memory-mb 1" in row["error"]
     assert scan_one(str(tmp_path / "m.safetensors"), ScanManyConfig())["verdict"] == "clean"  # limit restored

@@ -20,6 +20,7 @@ from pathlib import Path
 from compsec.errors import InputError
 
 STREAM_BLOCK = 8 << 20
+RANGES_PER_CALL = 256  # ranges per fs.cat_ranges call (fsspec's async filesystems fetch them concurrently)
 PROVIDER_HASHES = ("sha256", "ETag", "etag", "Content-MD5", "Digest")
 
 
@@ -102,14 +103,17 @@ def _sparse(fs, path: str, local: Path, size: int, info: dict, plan_ranges, retr
     with local.open("wb") as out:
         out.truncate(size)
         out.write(prefix + raw)
-        for begin, end in ranges:
-            block = with_retries(lambda b=begin, e=end: fs.cat_file(path, start=base + b, end=base + e), retries)
-            if len(block) != end - begin:
-                raise InputError(f"{path}: asked for {end - begin} bytes at {base + begin}, got {len(block)}; "
-                                 "the server must honour Range requests")
-            out.seek(base + begin)
-            out.write(block)
-            read += len(block)
+        for first in range(0, len(ranges), RANGES_PER_CALL):
+            batch = ranges[first:first + RANGES_PER_CALL]
+            blocks = with_retries(lambda b=batch: fs.cat_ranges([path] * len(b), [base + x for x, _ in b],
+                                                                [base + y for _, y in b], on_error="raise"), retries)
+            for (begin, end), block in zip(batch, blocks):
+                if len(block) != end - begin:
+                    raise InputError(f"{path}: asked for {end - begin} bytes at {base + begin}, got {len(block)}; "
+                                     "the server must honour Range requests")
+                out.seek(base + begin)
+                out.write(block)
+                read += len(block)
     return Fetched(local, read, size, provider_digest(info) or header_digest(size, raw))
 
 
