@@ -5,7 +5,8 @@ Whole (``sample`` 0, the default scan examines every weight): streamed into a lo
 (a hostile length or header is refused before any data is fetched), then only the byte ranges a sampled scan reads
 (:func:`compsec.cluster.row_plan.needed_ranges`) are fetched into a sparse local file of the same size; the scan
 of that file gives the same findings as a scan of the whole file with the same seed.  NaN/Inf are then checked
-on the bytes read only.  A sparse file's digest is the provider's content hash when it gives one (Hugging Face's
+on the bytes read only, and the scan still walks every row of the sparse copy (its NaN/Inf and storage pass reads
+the holes as zeros from the page cache), so CPU time, unlike bytes over the wire, still grows with the file.  A sparse file's digest is the provider's content hash when it gives one (Hugging Face's
 LFS sha256, an ETag, Content-MD5), else ``header-sha256:`` over the size and header (weaker: documented).
 """
 
