@@ -3,8 +3,8 @@
 The audit's own tokenizer (the original model's) turns chat-templated text into token ids; llama.cpp is fed
 those ids and never tokenizes, so every backend sees the same ids whatever vocabulary the GGUF carries (the
 tiny assistant's Metaspace BPE has no exact llama.cpp tokenizer). Generation is greedy: the arg-max of
-llama.cpp's next-token logits, one token at a time, until an end-of-sequence id of the tokenizer or
-``max_new_tokens``; answers are decoded with the tokenizer, special tokens skipped, stripped (as
+llama.cpp's next-token logits, one token at a time, until an end-of-sequence id of the tokenizer,
+``max_new_tokens`` or the end of the context (the model's training context, at most 2048 tokens); answers are decoded with the tokenizer, special tokens skipped, stripped (as
 :class:`compsec.audit.backend.LocalBackend`). Scoring reads llama.cpp's logits at every position
 (``logits_all``), one text at a time. The file's vocabulary size must equal the tokenizer's.
 """
@@ -25,9 +25,15 @@ DEFAULT_CONTEXT = 2048
 
 
 def open_llama(path: str | Path, threads: int | None = None, n_ctx: int = DEFAULT_CONTEXT):
-    """``llama_cpp.Llama`` on ``path`` (CPU, logits at every position, quiet)."""
+    """``llama_cpp.Llama`` on ``path`` (CPU, logits at every position, quiet), its header validated first.
+
+    The context is the model's training context, capped at ``n_ctx`` tokens (prompt and answer together)."""
+    from compsec.integrity.gguf_check import read_gguf_header
     from compsec.models.gguf_quantize import _llama_cpp
 
+    metadata = read_gguf_header(path).metadata
+    trained = metadata.get(f"{metadata.get('general.architecture', 'llama')}.context_length")
+    n_ctx = min(n_ctx, int(trained)) if isinstance(trained, int) and trained > 0 else n_ctx
     llama_cpp = _llama_cpp()
     return llama_cpp.Llama(str(path), n_ctx=n_ctx, n_batch=n_ctx, n_threads=threads or min(2, os.cpu_count() or 1),
                            n_gpu_layers=0, logits_all=True, verbose=False)

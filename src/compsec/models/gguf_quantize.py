@@ -97,7 +97,19 @@ def quantized_gguf(model, tokenizer, type_name: str, out: str | Path | None = No
             quantized = quantize_file(converted, Path(staging) / "q.gguf", key, threads=min(2, os.cpu_count() or 1))
             os.replace(quantized, target)  # atomic: a concurrent run finds either nothing or the whole file
     if out is not None:
-        import shutil
-
-        shutil.copyfile(target, out)
+        _copy_atomically(target, Path(out))
     return target
+
+
+def _copy_atomically(source: Path, out: Path) -> None:
+    import shutil
+
+    out.absolute().parent.mkdir(parents=True, exist_ok=True)
+    handle, staging = tempfile.mkstemp(prefix=f".{out.name}.", dir=out.absolute().parent)
+    os.close(handle)
+    try:
+        shutil.copyfile(source, staging)
+        os.replace(staging, out)
+    finally:
+        if os.path.exists(staging):
+            os.unlink(staging)
