@@ -146,3 +146,19 @@ def test_a_bad_gguf_variant_is_one_line_exit_2_and_writes_nothing(tiny_model_dir
     assert run(["audit", str(tiny_model_dir), "--variants", spec, "--out", str(tmp_path / "a")]) == 2
     assert not (tmp_path / "a").exists()
     assert capsys.readouterr().err.count("\n") == 1
+
+
+def test_lm_eval_lm_over_llama_cpp_scores_and_answers_as_the_audit_backend(f32_backend, tiny_assistant):
+    """``compsec lm-eval --variants gguf:...`` goes through this LM; it must agree with the audit's scoring."""
+    from types import SimpleNamespace
+
+    pytest.importorskip("lm_eval", reason="lm-eval is the bridge's optional extra")
+    tokenizer = tiny_assistant[1]
+    lm = f32_backend.lm_eval_model()
+    probe = load_probe_set("utility")[0]
+    requests = [SimpleNamespace(args=(chat_text(tokenizer, probe.prompt), c)) for c in probe.choices]
+    expected = f32_backend.continuation_logprobs([probe.prompt] * len(probe.choices), list(probe.choices))
+    assert [score for score, _ in lm.loglikelihood(requests)] == pytest.approx(expected, abs=1e-5)
+    prompt = load_probe_set("over-refusal")[0].prompt
+    answer = lm.generate_until([SimpleNamespace(args=(chat_text(tokenizer, prompt), {"until": ["\n\n"]}))])[0]
+    assert answer.strip() == f32_backend.generate([prompt])[0].text

@@ -57,6 +57,12 @@ class LlamaCppBackend:
         """Free llama.cpp's model and context now (not at interpreter exit)."""
         self.llama.close()
 
+    def lm_eval_model(self):
+        """This backend as an lm-eval ``LM`` (``compsec lm-eval --variants gguf:...``)."""
+        from compsec.bridges.lm_eval_llamacpp import LlamaCppLM
+
+        return LlamaCppLM(self)
+
     def logits(self, ids: list[int]) -> torch.Tensor:
         """llama.cpp's logits ``[len(ids), vocab]`` (float32) for ``ids`` evaluated from an empty context."""
         if len(ids) > self.llama.n_ctx():
