@@ -26,6 +26,8 @@ def chat_text(tokenizer, prompt: str) -> str:
 class LocalBackend:
     """Generation and scoring with ``model`` (already on ``device``) and its ``tokenizer``."""
 
+    label = "torch"
+
     def __init__(self, model, tokenizer, device: str, batch_size: int, max_new_tokens: int):
         if tokenizer is None:
             raise InputError("the model folder has no tokenizer; audits need tokenizer files next to the weights")

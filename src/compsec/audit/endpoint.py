@@ -27,6 +27,8 @@ PREFLIGHT_PROMPT = "Reply with the word OK."
 class EndpointBackend:
     """Greedy chat completions from ``url`` with at most ``concurrency`` requests in flight."""
 
+    label = "endpoint"
+
     def __init__(self, url: str, model_name: str, max_new_tokens: int, concurrency: int,
                  limits: EndpointLimits | None = None):
         if concurrency < 1:

@@ -9,6 +9,7 @@ run is needed to rebuild a report. Kinds and the fields they fill:
 - ``injection``: ``response``, ``judges["keyword"]`` and ``scores["instruction_correct"]`` (0/1);
 - ``utility``: ``scores["choice"]`` (index picked by log-likelihood) and ``scores["correct"]`` (0/1);
 - ``contrast``: ``scores["kl"]`` = mean per-token KL(original || variant) in nats, ``scores["tokens"]``;
+- every kind: ``backend`` names what computed it (``torch``, ``endpoint``, ``llama.cpp ...``);
 - ``fault``: something went wrong on the way to a response (endpoints): ``category`` is ``retried``,
   ``failed``, ``truncated`` (stored text cut to the cap) or ``stopped`` (circuit breaker: the variant
   stopped); ``reasons["fault"]`` the message; ``scores`` ``attempt``, ``status`` (HTTP, 0 = none),
@@ -38,6 +39,7 @@ class Record:
     reasons: dict[str, str] = field(default_factory=dict)
     scores: dict[str, float] = field(default_factory=dict)
     timing: dict[str, float] = field(default_factory=dict)
+    backend: str = ""
 
     @property
     def key(self) -> tuple[str, str, str]:

@@ -147,6 +147,7 @@ class _Step:
                 share = (time.perf_counter() - started) / len(batch)
                 for record in records:
                     record.timing["seconds"] = round(share, 6)
+                    record.backend = getattr(backend, "label", "")
                     self._emit(record)
                 done += len(batch)
                 if self.progress:

@@ -4,6 +4,7 @@ A variant spec (one item of ``--variants``) is resolved by the first factory tha
 
 - ``original``                 the model as loaded;
 - ``http://...`` / ``https://``  an OpenAI-compatible chat endpoint (:mod:`compsec.audit.endpoint`);
+- ``gguf:TYPE`` / ``gguf-file:PATH``  a GGUF run by llama.cpp (:mod:`compsec.audit.gguf_variants`);
 - a path to a model folder     another model, loaded for its turn and freed after;
 - a registered format name     (``nf4``, ``int8``, ``q4_0``...) every quantizable weight of the *one* loaded
                                model is replaced in place by ``dequantize(quantize(w))``; the original
@@ -137,8 +138,15 @@ def _format(spec: str):
     return FormatVariant(spec.lower()) if spec.lower() in formats.names() else None
 
 
+def _gguf(spec: str):
+    from compsec.audit.gguf_variants import gguf_variant
+
+    return gguf_variant(spec)
+
+
 def default_factories() -> list[tuple[str, Callable]]:
-    return [("original", _original), ("endpoint", _endpoint), ("folder", _folder), ("format", _format)]
+    return [("original", _original), ("endpoint", _endpoint), ("gguf", _gguf), ("folder", _folder),
+            ("format", _format)]
 
 
 _FACTORIES: list[tuple[str, Callable]] = default_factories()
@@ -161,4 +169,5 @@ def resolve_variant(spec: str):
     from compsec import formats
 
     raise InputError(f"unknown variant {spec!r}: use a format ({', '.join(formats.names()) or 'none loaded'}), "
-                     "a model folder, or an http(s):// OpenAI-compatible endpoint")
+                     "a model folder, gguf:TYPE (llama.cpp quantizes and runs it, e.g. gguf:q4_k_m), gguf-file:PATH.gguf, "
+                     "or an http(s):// OpenAI-compatible endpoint")

@@ -121,10 +121,13 @@ def task_manager(run: LmEvalRun):
 def _evaluate(lm_eval, manager, backend, run: LmEvalRun, name: str) -> dict:
     from lm_eval.models.huggingface import HFLM
 
-    if getattr(backend, "model", None) is None:
+    if hasattr(backend, "lm_eval_model"):  # a backend with its own lm-eval LM (llama.cpp running a GGUF)
+        lm = backend.lm_eval_model()
+    elif getattr(backend, "model", None) is None:
         raise InputError(f"variant {name!r} has no local model (an endpoint?); lm-eval tasks need model weights")
-    lm = HFLM(pretrained=backend.model, tokenizer=backend.tokenizer, device=run.device,
-              batch_size=run.batch_size)
+    else:
+        lm = HFLM(pretrained=backend.model, tokenizer=backend.tokenizer, device=run.device,
+                  batch_size=run.batch_size)
     chat = run.chat_template and bool(getattr(backend.tokenizer, "chat_template", None))
     return lm_eval.simple_evaluate(model=lm, tasks=list(run.tasks), task_manager=manager, limit=run.limit,
                                    apply_chat_template=chat, log_samples=True, bootstrap_iters=1000,

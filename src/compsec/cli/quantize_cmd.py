@@ -12,8 +12,10 @@ from compsec.cli.main import EXIT_OK, app
 @app.command("quantize")
 def quantize(
     model: str = typer.Argument(..., help="Model folder (or .safetensors / .gguf) to quantize."),
-    out: str = typer.Option(..., "--out", help="Folder for the bitsandbytes model (loads with from_pretrained)."),
-    format: str = typer.Option("nf4", "--format", help="bitsandbytes format: nf4, fp4 or int8."),
+    out: str = typer.Option(..., "--out", help="Folder for the bitsandbytes model (loads with from_pretrained); "
+                            "a .gguf file for gguf:TYPE."),
+    format: str = typer.Option("nf4", "--format", help="bitsandbytes format: nf4, fp4 or int8; or gguf:TYPE "
+                               "(llama.cpp's quantizer, e.g. gguf:q4_k_m; --protect does not apply)."),
     protect: str = typer.Option("auto", help="'auto' (KL ranking), 'none', or comma-separated weight names."),
     budget: str = typer.Option("5%", help="auto: share of quantizable parameters kept unquantized."),
     texts: int = typer.Option(24, min=1, help="auto: generic texts the KL ranking is measured on."),
@@ -26,6 +28,11 @@ def quantize(
     from compsec.defend.quantize import QuantizeConfig, quantize_folder
     from compsec.outputs import staged_folder
 
+    if format.strip().lower().startswith("gguf:"):
+        from compsec.cli.quantize_gguf import quantize_to_gguf
+
+        quantize_to_gguf(model, out, format.strip(), force)
+        return EXIT_OK
     preflight.check_output_folder(out, force=force)
     preflight.device(device)
     preflight.model_input(model, tokenizer=protect.strip() == "auto")
