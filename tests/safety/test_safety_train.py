@@ -14,7 +14,7 @@ from compsec.safety.train import SafetyRecipe, encode, safety_tune, trainable_pa
 from compsec.tiny.chat import generate
 from compsec.tiny.train import IGNORE_INDEX
 
-REDUCED = dict(harmful_per_activity=1, lookalike_per_activity=1, answer_tokens=8, batch_size=8)
+REDUCED = {"harmful_per_activity": 1, "lookalike_per_activity": 1, "answer_tokens": 8, "batch_size": 8}
 
 
 def test_labels_cover_the_reply_and_nothing_of_the_prompt(tiny_assistant):
