@@ -4,7 +4,7 @@ Recipe (:class:`SafetyRecipe`): the untuned model first answers every benign pro
 sentence); then the top ``train_layers`` decoder layers and the final norm are fine-tuned (everything below,
 including the tied embeddings, stays frozen, so backward stops there) with AdamW on the mixed set, the loss
 covering only the assistant's reply and its end-of-turn token. Losses on the refusal targets and on the benign
-answers are measured before and after, on the whole set.
+answers are measured before and after, on a fixed sample of ``loss_examples`` of each.
 """
 
 from __future__ import annotations
@@ -30,16 +30,17 @@ class SafetyRecipe:
     seed: int = 0
     harmful_per_activity: int = 3
     lookalike_per_activity: int = 2
-    answer_tokens: int = 40
-    train_layers: int = 8
-    steps: int = 120
+    answer_tokens: int = 32
+    train_layers: int = 4
+    steps: int = 40
     batch_size: int = 8
-    learning_rate: float = 5e-5
+    learning_rate: float = 2e-4
     weight_decay: float = 0.0
+    loss_examples: int = 24
 
     def __post_init__(self) -> None:
         for name in ("harmful_per_activity", "lookalike_per_activity", "answer_tokens", "train_layers", "steps",
-                     "batch_size"):
+                     "batch_size", "loss_examples"):
             if getattr(self, name) < 1:
                 raise ValueError(f"SafetyRecipe.{name} must be at least 1, got {getattr(self, name)}")
 
@@ -47,8 +48,10 @@ class SafetyRecipe:
 def training_set(model, tokenizer, recipe: SafetyRecipe) -> list[Example]:
     """Harmful examples with refusals, and benign ones answered by ``model`` itself (greedy, cut at a sentence)."""
     benign = benign_examples(recipe.seed, recipe.lookalike_per_activity)
-    answers = generate(model, tokenizer, [ex.prompt for ex in benign], recipe.answer_tokens, batch_size=32)
-    answered = [Example(ex.prompt, ex.kind, ex.category, _whole_sentences(text)) for ex, text in zip(benign, answers)]
+    first = {ex.category: ex.prompt for ex in reversed(benign)}  # one answer per activity, reused across framings
+    texts = generate(model, tokenizer, list(first.values()), recipe.answer_tokens, batch_size=32)
+    answer = {category: _whole_sentences(text) for category, text in zip(first, texts)}
+    answered = [Example(ex.prompt, ex.kind, ex.category, answer[ex.category]) for ex in benign]
     return harmful_examples(recipe.seed, recipe.harmful_per_activity) + [ex for ex in answered if ex.response]
 
 
@@ -78,18 +81,29 @@ def _batch(encoded: list[tuple[list[int], list[int]]], pad_id: int) -> dict[str,
     return {"input_ids": torch.tensor(ids), "labels": torch.tensor(labels), "attention_mask": torch.tensor(mask)}
 
 
+def reply_token_losses(model, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Cross-entropy (nats) of every reply token of ``batch``, and the row each belongs to.
+
+    The vocabulary projection runs only at the positions that predict a reply token (a third of a short chat),
+    which is most of the saving over ``model(**batch).loss`` for a 49k-token vocabulary.
+    """
+    hidden = model.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state
+    labels = batch["labels"][:, 1:]
+    rows, cols = (labels != IGNORE_INDEX).nonzero(as_tuple=True)
+    logits = model.lm_head(hidden[rows, cols])
+    return torch.nn.functional.cross_entropy(logits, labels[rows, cols], reduction="none"), rows
+
+
 @torch.no_grad()
-def mean_reply_loss(model, encoded: list, pad_id: int, batch_size: int = 16) -> float:
-    """Mean per-example cross-entropy (nats per reply token) of ``model`` on the encoded examples."""
+def mean_reply_loss(model, encoded: list, pad_id: int, batch_size: int = 8) -> float:
+    """Mean over examples of the mean cross-entropy (nats per reply token) of ``model`` on their replies."""
     losses: list[float] = []
     for start in range(0, len(encoded), batch_size):
-        batch = _batch(encoded[start:start + batch_size], pad_id)
-        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits[:, :-1]
-        labels = batch["labels"][:, 1:]
-        token_loss = torch.nn.functional.cross_entropy(logits.transpose(1, 2), labels, ignore_index=IGNORE_INDEX,
-                                                       reduction="none")
-        counts = (labels != IGNORE_INDEX).sum(dim=1).clamp(min=1)
-        losses += (token_loss.sum(dim=1) / counts).tolist()
+        chunk = encoded[start:start + batch_size]
+        token_loss, rows = reply_token_losses(model, _batch(chunk, pad_id))
+        sums = torch.zeros(len(chunk)).index_add_(0, rows, token_loss)
+        counts = torch.zeros(len(chunk)).index_add_(0, rows, torch.ones_like(token_loss)).clamp(min=1)
+        losses += (sums / counts).tolist()
     return sum(losses) / max(1, len(losses))
 
 
@@ -116,9 +130,11 @@ def safety_tune(model, tokenizer, recipe: SafetyRecipe, threads: int | None = No
         pad_id = tokenizer.pad_token_id
         encoded = {kind: [encode(tokenizer, ex) for ex in examples if (ex.kind == "harmful") == (kind == "harmful")]
                    for kind in ("harmful", "benign")}
-        before = {kind: mean_reply_loss(model, items, pad_id) for kind, items in encoded.items()}
+        measured = {kind: random.Random(recipe.seed).sample(items, min(recipe.loss_examples, len(items)))
+                    for kind, items in encoded.items()}
+        before = {kind: mean_reply_loss(model, items, pad_id) for kind, items in measured.items()}
         train_seconds = _train(model, encoded["harmful"] + encoded["benign"], pad_id, recipe, progress)
-        after = {kind: mean_reply_loss(model.eval(), items, pad_id) for kind, items in encoded.items()}
+        after = {kind: mean_reply_loss(model.eval(), items, pad_id) for kind, items in measured.items()}
         threads_used = torch.get_num_threads()
     return {"examples": {k: len(v) for k, v in encoded.items()}, "answer_seconds": round(answers_seconds, 1),
             "train_seconds": round(train_seconds, 1), "total_seconds": round(time.perf_counter() - started, 1),
@@ -136,7 +152,7 @@ def _train(model, encoded: list, pad_id: int, recipe: SafetyRecipe, progress) ->
             order += rng.sample(range(len(encoded)), len(encoded))
         batch = _batch([encoded[i] for i in order[:recipe.batch_size]], pad_id)
         del order[:recipe.batch_size]
-        loss = model(**batch).loss
+        loss = reply_token_losses(model, batch)[0].mean()
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
