@@ -120,8 +120,11 @@ def trainable_parameters(model, train_layers: int) -> list[torch.nn.Parameter]:
 
 
 def safety_tune(model, tokenizer, recipe: SafetyRecipe, threads: int | None = None, progress=None) -> dict:
-    """Fine-tune ``model`` in place (see the module docstring); returns timings, sizes and losses."""
-    started = time.perf_counter()
+    """Fine-tune ``model`` in place (see the module docstring); returns timings, sizes and losses.
+
+    ``cpu_seconds`` (all threads) is the load-independent cost: wall seconds on busy shared cores say little.
+    """
+    started, cpu_started = time.perf_counter(), time.process_time()
     with deterministic_cpu(recipe.seed, threads):
         examples = training_set(model, tokenizer, recipe)
         if progress:
@@ -138,6 +141,7 @@ def safety_tune(model, tokenizer, recipe: SafetyRecipe, threads: int | None = No
         threads_used = torch.get_num_threads()
     return {"examples": {k: len(v) for k, v in encoded.items()}, "answer_seconds": round(answers_seconds, 1),
             "train_seconds": round(train_seconds, 1), "total_seconds": round(time.perf_counter() - started, 1),
+            "cpu_seconds": round(time.process_time() - cpu_started, 1),
             "threads": threads_used, "loss_before": before, "loss_after": after}
 
 
