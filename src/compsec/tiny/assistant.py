@@ -12,14 +12,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shutil
 from dataclasses import asdict
 from pathlib import Path
 
 import torch
 
 from compsec.paths import cache_dir
-from compsec.tiny.cache import cached_build, verify_folder
+from compsec.tiny.cache import cached_build, copy_cached_folder, verify_folder
 from compsec.tiny.corpus import CORPUS_VERSION, build_corpus
 from compsec.tiny.train import TinyRecipe, train_tiny_assistant
 
@@ -65,11 +64,4 @@ def load_tiny_assistant(folder: Path | None = None, device: str | torch.device =
 
 def export_tiny_assistant(out_dir: Path) -> Path:
     """Copy the cached assistant (building it if needed) into ``out_dir``; returns ``out_dir``."""
-    source = tiny_assistant_dir()
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    for path in source.iterdir():
-        if path.is_file():
-            shutil.copy2(path, out_dir / path.name)
-    verify_folder(out_dir)
-    return out_dir
+    return copy_cached_folder(tiny_assistant_dir(), out_dir)

@@ -57,6 +57,17 @@ def verify_folder(folder: Path) -> dict:
     return meta
 
 
+def copy_cached_folder(source: Path, out_dir: Path) -> Path:
+    """Copy the files of the cached folder ``source`` into ``out_dir`` and check their recorded hashes there."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for path in Path(source).iterdir():
+        if path.is_file():
+            shutil.copy2(path, out_dir / path.name)
+    verify_folder(out_dir)
+    return out_dir
+
+
 def cached_build(target: Path, fingerprint: str, build: Callable[[Path], dict]) -> Path:
     """Return ``target``, building it first when absent or built from another recipe ``fingerprint``.
 
