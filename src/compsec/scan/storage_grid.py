@@ -24,14 +24,14 @@ LARGEST = {torch.float32: float(torch.finfo(torch.float32).max), torch.float16: 
            torch.bfloat16: float(torch.finfo(torch.bfloat16).max)}
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def key_of_bits(bits, magnitude_mask):
     """Ordered key of a value from its raw bits (``storage_key``)."""
     b = int(bits)
     return b if b >= 0 else -(b & magnitude_mask) - 1
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def exponent_field(key, mantissa):
     """Biased exponent of the value with ``key``, subnormals as 1 (``tally._exponent``)."""
     magnitude = key if key >= 0 else -key - 1
@@ -56,20 +56,20 @@ def _float_of(typingctx, bits):
     return types.float64(types.int64), codegen
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _binade(a):
     """``floor(log2(a))`` of a positive normal float64."""
     return ((_bits_of(a) >> 52) & 0x7FF) - 1023
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def spacing_at(a, mantissa, bias):
     """Grid step of the binade holding ``a >= 0`` (the smallest subnormal at 0)."""
     e = 1 - bias if a == 0.0 else max(_binade(a), 1 - bias)
     return _float_of((e - mantissa + 1023) << 52)
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def next_up(v, mantissa, bias, largest):
     """``nextafter(v, +inf)`` on the grid (``inf`` above ``largest``; ``-0.0`` steps to the smallest subnormal)."""
     if v >= 0.0:
@@ -82,13 +82,13 @@ def next_up(v, mantissa, bias, largest):
     return v + spacing_at(a, mantissa, bias)
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def next_down(v, mantissa, bias, largest):
     """``nextafter(v, -inf)`` on the grid."""
     return -next_up(-v, mantissa, bias, largest)
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def grid_floor(x, mantissa, bias):
     """Largest grid value ``<= x`` (``null.grid_floor``; ``x`` inside the finite range)."""
     if x == 0.0:
@@ -97,7 +97,7 @@ def grid_floor(x, mantissa, bias):
     return math.floor(x / s) * s  # division by a power of two: exact
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def grid_ceil(x, mantissa, bias):
     """Smallest grid value ``>= x`` (``null.grid_ceil``)."""
     return -grid_floor(-x, mantissa, bias)

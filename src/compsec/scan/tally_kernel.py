@@ -23,19 +23,6 @@ N_COUNTS, N_SUMS = 7, 6
 
 
 @njit(cache=True, inline="always")
-def _trial(p, hit, counts, sums, row_counts, row_expected, r):
-    """Count one edge-mass trial of row ``r`` with edge probability ``p`` (a hit: in the edge band)."""
-    counts[1] += 1
-    sums[0] += p
-    sums[1] += p * (1 - p)
-    row_counts[r, 1] += 1
-    row_expected[r] += p
-    if hit:
-        counts[2] += 1
-        row_counts[r, 0] += 1
-
-
-@njit(cache=True, inline="always")
 def _band(lo, hi, eps, mantissa, bias, largest):
     """``band_masses`` of one interval: thresholds ``a, b, c, d`` and masses ``edge, adjacent, interval``."""
     width = hi - lo
@@ -48,28 +35,37 @@ def _band(lo, hi, eps, mantissa, bias, largest):
     return a, b, c, d, (up_a - lo_cell) + (hi_cell - low_b), (up_c - up_a) + (low_b - low_d), hi_cell - lo_cell
 
 
-@njit(cache=True, inline="always")
-def _exact_weight(w, lo, hi, eps, band, mantissa, bias, largest, counts, sums, spike, row_counts, row_expected, r):
-    """One weight by exact float64 cell masses (``exact_tally`` and ``folded_counts``)."""
+@njit(cache=True)
+def _exact_weight(w, lo, hi, eps, band, mantissa, bias, largest):
+    """One weight by exact float64 cell masses (``exact_tally``, ``folded_counts``): ``(trial, p, in_edge,
+    p_abs, outer, p_out, spike_bin)`` (``spike_bin`` -1: too few grid values for the position histogram)."""
     a, b, c, d, edge, adjacent, interval = _band(lo, hi, eps, mantissa, bias, largest)
     in_edge = w <= a or w >= b
     local = adjacent > 0
     absolute = edge / interval
-    if not local or in_edge or w <= c or w >= d:
-        _trial(edge / (edge + adjacent) if local else absolute, in_edge, counts, sums, row_counts, row_expected, r)
-    counts[0] += 1
-    counts[3] += in_edge
-    sums[2] += absolute
-    sums[3] += absolute * (1 - absolute)
+    trial = not local or in_edge or w <= c or w >= d
+    p = edge / (edge + adjacent) if local else absolute
     _, _, wc, wd, wedge, wadjacent, winterval = _band(lo, hi, band / 3, mantissa, bias, largest)
     p_out = min(max((wedge + wadjacent) / winterval, 0.0), 1.0)
-    counts[4] += w <= wc or w >= wd
-    sums[4] += p_out
-    sums[5] += p_out * (1 - p_out)
-    width = hi - lo
+    width, spike_bin = hi - lo, -1
     if width >= 800 * (next_up(w, mantissa, bias, largest) - w):  # 2 * BINS * MIN_GRID_PER_BIN grid values
         pos = (w - lo) / width
-        spike[int(min(max(min(pos, 1 - pos), 0.0), 0.5 - 1e-12) * 200)] += 1
+        spike_bin = int(min(max(min(pos, 1 - pos), 0.0), 0.5 - 1e-12) * 200)
+    return trial, p, in_edge, absolute, w <= wc or w >= wd, p_out, spike_bin
+
+
+@njit(cache=True)
+def _uniform_weight(j, steps, fe, fa, fo):
+    """One weight on a uniform grid, ``j`` of ``steps`` grid steps above ``lo``, with ``fe, fa, fo`` grid steps
+    in its edge band, edge + adjacent bands and outer band: the same tuple as :func:`_exact_weight`."""
+    near = min(j, steps - j)
+    edge, adjacent = near <= fe, near <= fa
+    size = steps + 1.0
+    p_abs = min(2 * (fe + 1) / size, 1.0)
+    local = fa > fe
+    p = (fe + 1) / (fa + 1.0) if local else p_abs
+    spike_bin = int(min(max(near / steps, 0.0), 0.5 - 1e-12) * 200) if steps >= 800 else -1
+    return not local or adjacent, p, edge, p_abs, near <= fo, min(2 * (fo + 1) / size, 1.0), spike_bin
 
 
 @njit(cache=True)
@@ -92,48 +88,49 @@ def tally_pass(w_bits, lo_bits, hi_bits, w_vals, lo_vals, hi_vals, mantissa, bia
         e_lo, e_hi = exponent_field(k_lo - 1, mantissa), exponent_field(k_hi + 1, mantissa)
         if e_lo == e_hi and (k_lo - 1 >= 0) == (k_hi + 1 >= 0) and steps <= max_steps:
             j = key_of_bits(w_bits[i], magnitude_mask) - k_lo
-            near = min(j, steps - j)
-            edge, adjacent, outer = near <= fe[steps], near <= fa[steps], near <= fo[steps]
-            size = steps + 1.0
-            p_abs = min(2 * (fe[steps] + 1) / size, 1.0)
-            p_out = min(2 * (fo[steps] + 1) / size, 1.0)
-            local = fa[steps] > fe[steps]
-            if not local or adjacent:
-                p = (fe[steps] + 1) / (fa[steps] + 1.0) if local else p_abs
-                _trial(p, edge, counts, sums, row_counts, row_expected, r)
-            counts[0] += 1
-            counts[3] += edge
-            counts[4] += outer
-            sums[2] += p_abs
-            sums[3] += p_abs * (1 - p_abs)
-            sums[4] += p_out
-            sums[5] += p_out * (1 - p_out)
-            if steps >= 800:
-                spike[int(min(max(near / steps, 0.0), 0.5 - 1e-12) * 200)] += 1
-            continue
-        coarsest = math.ldexp(1.0, max(e_lo, e_hi) - bias - mantissa)
-        w = np.float64(w_vals[i])
-        if hi - lo >= fine_steps * coarsest:
-            lo32 = lo_vals[i]
-            pos = (w_vals[i] - lo32) / (hi_vals[i] - lo32)
-            near32 = min(max(min(pos, f_one - pos), np.float32(0.0)), f_clamp)
-            edge, adjacent = near32 <= f_eps, near32 <= f_adj
-            counts[0] += 1
-            counts[3] += edge
-            counts[4] += near32 <= f_band
-            counts[5] += 1
-            if adjacent:
-                counts[1] += 1
-                counts[6] += 1
-                row_counts[r, 1] += 1
-                row_expected[r] += 1 / 3
-                if edge:
-                    counts[2] += 1
-                    row_counts[r, 0] += 1
-            spike[int(near32 * f_bins)] += 1
-            continue
-        _exact_weight(w, lo, hi, eps, band, mantissa, bias, largest, counts, sums, spike, row_counts,
-                      row_expected, r)
+            trial, p, edge, p_abs, outer, p_out, spike_bin = _uniform_weight(j, steps, fe[steps], fa[steps], fo[steps])
+        else:
+            coarsest = math.ldexp(1.0, max(e_lo, e_hi) - bias - mantissa)
+            w = np.float64(w_vals[i])
+            if hi - lo >= fine_steps * coarsest:
+                lo32 = lo_vals[i]
+                pos = (w_vals[i] - lo32) / (hi_vals[i] - lo32)
+                near32 = min(max(min(pos, f_one - pos), np.float32(0.0)), f_clamp)
+                edge, adjacent = near32 <= f_eps, near32 <= f_adj
+                counts[0] += 1
+                counts[3] += edge
+                counts[4] += near32 <= f_band
+                counts[5] += 1
+                if adjacent:
+                    counts[1] += 1
+                    counts[6] += 1
+                    row_counts[r, 1] += 1
+                    row_expected[r] += 1 / 3
+                    if edge:
+                        counts[2] += 1
+                        row_counts[r, 0] += 1
+                spike[int(near32 * f_bins)] += 1
+                continue
+            trial, p, edge, p_abs, outer, p_out, spike_bin = _exact_weight(w, lo, hi, eps, band, mantissa, bias,
+                                                                           largest)
+        counts[0] += 1
+        counts[3] += edge
+        counts[4] += outer
+        sums[2] += p_abs
+        sums[3] += p_abs * (1 - p_abs)
+        sums[4] += p_out
+        sums[5] += p_out * (1 - p_out)
+        if trial:
+            counts[1] += 1
+            sums[0] += p
+            sums[1] += p * (1 - p)
+            row_counts[r, 1] += 1
+            row_expected[r] += p
+            if edge:
+                counts[2] += 1
+                row_counts[r, 0] += 1
+        if spike_bin >= 0:
+            spike[spike_bin] += 1
     return counts, sums, spike, row_counts, row_expected
 
 
