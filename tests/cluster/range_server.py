@@ -12,13 +12,18 @@ from pathlib import Path
 RANGE = re.compile(r"bytes=(\d+)-(\d*)$")
 
 
+class _Server(ThreadingHTTPServer):
+    request_queue_size = 1024  # fsspec sends hundreds of concurrent Range requests; the default backlog is 5
+    daemon_threads = True
+
+
 class RangeServer:
     """Serves ``root`` on 127.0.0.1; ``url(name)``; ``sent`` bytes of bodies so far; ``fail_next`` requests
     answered 503 first (a transient error); ``etag`` adds an ETag header (the file's size and mtime)."""
 
     def __init__(self, root: Path, etag: bool = False):
         self.root, self.etag, self.sent, self.fail_next, self.lock = Path(root), etag, 0, 0, threading.Lock()
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self.httpd = _Server(("127.0.0.1", 0), self._handler())
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
 
     def url(self, name: str) -> str:
