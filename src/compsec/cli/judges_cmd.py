@@ -15,6 +15,7 @@ def judges(
     judge: str = typer.Option("refusal", help="Judge to evaluate (refusal, refusal-rules, ...)."),
     labelled: str = typer.Option("", help="Labelled JSONL or CSV (columns response, label, optional request); "
                                           "default: the shipped frozen holdout."),
+    judge_url: str = typer.Option("", help="OpenAI-compatible /v1 base URL of the judge model (for --judge llm)."),
     json_out: str = typer.Option(None, "--json", help="Also write {n, accuracy, recall, confusion} to this file."),
     errors: bool = typer.Option(False, "--errors", help="Also list every misjudged response."),
 ) -> None:
@@ -29,7 +30,7 @@ def judges(
             typer.echo(name)
         raise typer.Exit(EXIT_OK)
     report_files(json=json_out)
-    chosen = get_judge(judge)
+    chosen = get_judge(judge, url=judge_url) if judge_url else get_judge(judge)
     rows = load_labelled(labelled) if labelled else shipped_rows(HOLDOUT_SET)
     evaluation = evaluate_judge(chosen, rows)
     typer.echo(f"judge {judge} on {labelled or 'the shipped holdout (' + HOLDOUT_SET + ')'}:")

@@ -22,15 +22,17 @@ from compsec.audit.judges.base import (
 )
 from compsec.audit.judges.code_security import CodeSecurityJudge
 from compsec.audit.judges.keyword import KeywordJudge
+from compsec.audit.judges.llm import LLMJudge
 from compsec.audit.judges.refusal import RefusalJudge
 from compsec.audit.judges.request_aware import RequestAwareJudge
 
 register_judge("refusal", RequestAwareJudge)
 register_judge("refusal-rules", lambda **options: RefusalJudge(**{"name": "refusal-rules", **options}))
+register_judge("llm", LLMJudge)
 register_judge("keyword", KeywordJudge)
 register_judge("code-security", CodeSecurityJudge)
 
 __all__ = [
-    "ABSENT", "COMPLIANCE", "PRESENT", "REFUSAL", "UNSCORABLE", "Judge", "KeywordJudge", "RefusalJudge", "RequestAwareJudge",
+    "ABSENT", "COMPLIANCE", "PRESENT", "REFUSAL", "UNSCORABLE", "Judge", "KeywordJudge", "LLMJudge", "RefusalJudge", "RequestAwareJudge",
     "Verdict", "get_judge", "judge_names", "register_judge",
 ]
