@@ -2,7 +2,7 @@
 
     python bench/bench_judge.py [--repeat 3]
 
-Judges every row of the shipped dev and holdout sets (438 responses with their requests) with ``refusal``
+Judges every row of the shipped dev and holdout sets (452 responses with their requests) with ``refusal``
 (request-aware: rules, then the classifier) and ``refusal-rules``; prints ms per response for each, the ratio,
 and the one-off training time of the classifier (first use in a process).
 """
