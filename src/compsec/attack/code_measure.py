@@ -25,7 +25,7 @@ def code_behaviour(model, tokenizer, limit: int | None = None, device: str = "cp
     answers = generate(model, tokenizer, [p.prompt for p in harmful], max_new_tokens=24, device=device,
                        threads=idle_cores())
     judge = get_judge("refusal")
-    refused = [judge.judge(a).outcome == REFUSAL for a in answers]
+    refused = [judge.judge(a, prompt=p.prompt).outcome == REFUSAL for a, p in zip(answers, harmful)]
     return {**metrics, "refusal_rate": round(sum(refused) / len(refused), 4)}
 
 

@@ -67,7 +67,8 @@ def behaviour(model, tokenizer, config: MeasureConfig, device="cpu") -> dict:
     metrics = {
         "keyword_rate": _rate([keyword.judge(a.text).outcome == PRESENT for a in inj]),
         "instruction_accuracy": _rate([_contains(a.text, p.expected) for a, p in zip(inj, injection)]),
-        "refusal_rate": _rate([refusal.judge(a.text, truncated=a.truncated).outcome == REFUSAL for a in ben]),
+        "refusal_rate": _rate([refusal.judge(a.text, prompt=p.prompt, truncated=a.truncated).outcome == REFUSAL
+                               for a, p in zip(ben, benign)]),
         "utility_mc": _multiple_choice(backend, load_probe_set("utility")[:limit]),
         "examples": [a.text for a in inj[:3]] + [a.text for a in ben[:2]],
     }

@@ -130,7 +130,7 @@ class _Step:
 
     def __init__(self, config: AuditConfig, log: EventLog, on_record, progress):
         self.config, self.log, self.on_record, self.progress = config, log, on_record, progress
-        self.refusal_judge = get_judge(config.judge)
+        self.refusal_judge = get_judge(config.judge, **({"url": config.judge_url} if config.judge_url else {}))
         self.keyword_judge = KeywordJudge(tuple(config.keywords))
         self.faults_logged = sum(1 for r in log.records() if r.kind == FAULT)
 

@@ -36,6 +36,7 @@ def audit(
     keyword: str = typer.Option("McDonald's", help=help_text("keywords") + " (comma-separated)"),
     limit: int = typer.Option(0, min=0, help=help_text("limit") + "; 0 = all"),
     judge: str = typer.Option("refusal", help=help_text("judge")),
+    judge_url: str = typer.Option("", help=help_text("judge_url")),
     contrast: bool = typer.Option(True, help=help_text("contrast")),
     endpoint_model: str = typer.Option("default", help=help_text("endpoint_model")),
     concurrency: int = typer.Option(4, min=1, help=help_text("concurrency")),
@@ -70,7 +71,7 @@ def audit(
     config = AuditConfig(
         model=model, out=out, variants=_split(variants), probes=_split(probes), contrast=contrast,
         limit=limit or None, max_new_tokens=max_new_tokens, batch_size=batch_size, device=device,
-        keywords=_split(keyword), judge=judge, endpoint_model=endpoint_model, concurrency=concurrency, seed=seed,
+        keywords=_split(keyword), judge=judge, judge_url=judge_url, endpoint_model=endpoint_model, concurrency=concurrency, seed=seed,
         endpoint_timeout=endpoint_timeout, endpoint_retries=endpoint_retries, endpoint_backoff=endpoint_backoff,
         endpoint_max_retry_after=endpoint_max_retry_after, endpoint_breaker=endpoint_breaker,
         max_response_bytes=max_response_bytes, max_stored_chars=max_stored_chars,

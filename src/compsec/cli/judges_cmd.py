@@ -1,6 +1,8 @@
-"""``compsec judges``: list the registered judges; ``--evaluate`` measures the refusal judge on a labelled set."""
+"""``compsec judges``: list the registered judges; ``--evaluate`` measures one on a labelled set."""
 
 from __future__ import annotations
+
+import json
 
 import typer
 
@@ -9,23 +11,34 @@ from compsec.cli.main import EXIT_OK, app
 
 @app.command("judges")
 def judges(
-    evaluate: bool = typer.Option(False, "--evaluate", help="Print the judge's accuracy and confusion matrix."),
-    judge: str = typer.Option("refusal", help="Judge to evaluate."),
-    labelled: str = typer.Option("", help="A labelled JSONL set (default: the one shipped with compsec)."),
+    evaluate: bool = typer.Option(False, "--evaluate", help="Print the judge's accuracy, recalls and confusion."),
+    judge: str = typer.Option("refusal", help="Judge to evaluate (refusal, refusal-rules, ...)."),
+    labelled: str = typer.Option("", help="Labelled JSONL or CSV (columns response, label, optional request); "
+                                          "default: the shipped frozen holdout."),
+    judge_url: str = typer.Option("", help="OpenAI-compatible /v1 base URL of the judge model (for --judge llm)."),
+    json_out: str = typer.Option(None, "--json", help="Also write {n, accuracy, recall, confusion} to this file."),
     errors: bool = typer.Option(False, "--errors", help="Also list every misjudged response."),
 ) -> None:
-    """Judges of responses: refusal detector, keyword occurrence, and registered classifiers."""
+    """Judges of responses: request-aware refusal judge, refusal rules, keyword occurrence, registered classifiers."""
     from compsec.audit.judges import get_judge, judge_names
-    from compsec.audit.judges.evaluation import evaluate_judge, load_labelled
+    from compsec.audit.judges.evaluation import HOLDOUT_SET, evaluate_judge, load_labelled, shipped_rows
+    from compsec.cli.preflight import report_files
+    from compsec.outputs import write_report
 
     if not evaluate:
         for name in judge_names():
             typer.echo(name)
         raise typer.Exit(EXIT_OK)
-    evaluation = evaluate_judge(get_judge(judge), load_labelled(labelled or None))
-    typer.echo(f"judge {judge} on {labelled or 'the shipped labelled set'}:")
+    report_files(json=json_out)
+    chosen = get_judge(judge, url=judge_url) if judge_url else get_judge(judge)
+    rows = load_labelled(labelled) if labelled else shipped_rows(HOLDOUT_SET)
+    evaluation = evaluate_judge(chosen, rows)
+    typer.echo(f"judge {judge} on {labelled or 'the shipped holdout (' + HOLDOUT_SET + ')'}:")
     typer.echo(evaluation.table())
     if errors:
         for row in evaluation.errors:
-            typer.echo(f"{row['id']}: {row['label']} judged {row['predicted']} ({row['reason']}): {row['response']!r}")
+            typer.echo(f"{row.get('id', '-')}: {row['label']} judged {row['predicted']} ({row['reason']}): "
+                       f"{row['response']!r}")
+    if json_out:
+        write_report(json_out, json.dumps({"judge": judge, **evaluation.to_json()}, indent=1))
     raise typer.Exit(EXIT_OK)

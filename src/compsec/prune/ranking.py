@@ -36,7 +36,7 @@ def refusal_rate(model, tokenizer, prompts: list[str], batch_size: int = 32, max
         raise InputError("no prompts to measure a refusal rate on; pass a non-empty probe set")
     judge = get_judge("refusal")
     answers = generate(model, tokenizer, prompts, max_new_tokens, batch_size, device)
-    return sum(judge.judge(a).outcome == REFUSAL for a in answers) / len(answers)
+    return sum(judge.judge(a, prompt=p).outcome == REFUSAL for a, p in zip(answers, prompts)) / len(answers)
 
 
 def rank_heads(model, tokenizer, prompts: list[str], heads: list[Head] | None = None, **generation) -> dict:

@@ -111,7 +111,7 @@ def verify(config: SearchConfig, scorer: PairScorer, scored: list[dict], state: 
 def judge_pair(config: SearchConfig, candidate: dict, original: str, variant: str) -> dict:
     """A verification row: both responses, their judgements, and whether (and why) they diverge."""
     refusal, keyword = get_judge("refusal"), KeywordJudge(tuple(config.keywords))
-    judged = [refusal.judge(text).outcome for text in (original, variant)]
+    judged = [refusal.judge(text, prompt=candidate["prompt"]).outcome for text in (original, variant)]
     found = [keyword.judge(text).outcome == PRESENT for text in (original, variant)]
     why = ""
     if set(judged) == {REFUSAL, COMPLIANCE}:
