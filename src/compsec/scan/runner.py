@@ -63,6 +63,7 @@ def scan_path(path: str | Path, cfg: ScanConfig | None = None,
     """Scan the safetensors file or model folder at ``path``; ``on_tensor(name, params)`` reports progress."""
     from compsec import formats
     from compsec.scan.coverage import fresh_seed, worst_miss
+    from compsec.scan.near_dequantized import error_interval_evidence
     from compsec.scan.reader import stored_tensors
     from compsec.scan.tensor_stream import scan_stored
 
@@ -77,8 +78,11 @@ def scan_path(path: str | Path, cfg: ScanConfig | None = None,
         raise InputError(f"--behaviour needs a model folder with config.json and tokenizer files; {path} is not one")
     seed = None if not cfg.sample_weights else (cfg.seed if cfg.seed is not None else fresh_seed())
     state = ScanState()
+    k_formats = [fmt for fmt in candidates if getattr(fmt, "family", "") == "gguf-k"]
     for tensor in stored_tensors(path, notes):
         scan_stored(tensor, checked, candidates, cfg, seed, state)
+        if k_formats and tensor.skip_reason() is None:  # the error-interval test reads the whole tensor
+            state.evidence += error_interval_evidence(tensor.name, tensor.slice[:], k_formats)
         if on_tensor is not None and tensor.not_quantizable is None:
             on_tensor(tensor.name, math.prod(tensor.shape))
     suspicious, score = decide(state.evidence, cfg.alpha)
