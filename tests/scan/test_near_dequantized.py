@@ -51,3 +51,12 @@ def test_a_dequantized_checkpoint_is_grid_provenance_not_this_attack():
 def test_bf16_values_are_left_untested():
     evidence = error_interval_evidence("w", weights(3).bfloat16().float(), K)
     assert evidence and all(e.p_value is None and not e.effect_ok for e in evidence)
+
+
+def test_grid_derived_weights_are_left_untested():
+    """A dequantized Q4_1-like checkpoint (16 levels per 32-weight block, as SmolLM2's): untested, not flagged."""
+    w = weights(4)
+    step = w.reshape(-1, 32).abs().amax(-1, keepdim=True) / 8
+    grid = ((w.reshape(-1, 32) / step).round() * step).reshape(w.shape)
+    evidence = error_interval_evidence("w", grid, K)
+    assert evidence and all(e.p_value is None and not e.effect_ok for e in evidence)
