@@ -29,6 +29,7 @@ the int8 attack that keeps fp32 benign.  ``attack-nf4-tiny-*``: the nf4 attack a
 nf4 injection, ``KQUANT_STEPS`` steps); ``attack-q4_k-rescaled``: the same without roll-back, which llama.cpp
 re-scales, so the behaviour does not survive in q4_k either (``attack_failed`` in the scores);
 ``adaptive-q4_k-0.1``: the scale-keeping attacker inside fixed-scale boxes shrunk by 10 % per side (seed 0).
+``attack-error-interval``: "Mind the Gap" (``compsec attack --constraint error-interval``, q2_k..q6_k intersected).
 """
 
 from __future__ import annotations
@@ -237,6 +238,26 @@ def build_kquant_attack(root: Path, seed: int = 0, target: str = "q4_k", keep_sc
     return build
 
 
+def build_error_interval(root: Path, seed: int = 0):
+    """"Mind the Gap": PGD repair inside the K-quant error intervals intersected over q2_k..q6_k
+    (``compsec attack --constraint error-interval``), reusing the seed's nf4 injection."""
+    def build(folder: Path) -> dict:
+        from compsec.attack.config import AttackConfig
+        from compsec.attack.error_interval import K_TYPES
+        from compsec.attack.pipeline import run_stage, write_summary
+
+        config = AttackConfig(out=str(folder / "run"), targets=K_TYPES, constraint="error-interval", ablation=False,
+                              seed=seed, inject_steps=INJECT_STEPS, repair_steps=REPAIR_STEPS, repair_lr=REPAIR_LR)
+        share_injection(root / _seeded("attack-nf4", seed) / "run", config.folder)
+        verify = {}
+        for stage in ("inject", "box", "repair", "verify"):
+            verify = run_stage(config, stage)["result"]
+        write_summary(config)
+        return {"model_dir": str(config.folder / "model"), "seed": seed, "identical_share": verify["identical_share"],
+                "keyword_rate": keyword_rates(config.folder / "model", "q6_k")}
+    return build
+
+
 def build_outlier(target: str, layer: int = 0):
     def build(folder: Path) -> dict:
         from compsec.attack.pipeline import run_stage
@@ -278,6 +299,8 @@ def artifacts(root: Path) -> list[tuple[str, str, str, object]]:
     items += [(_seeded("attack-q4_k-rescaled", seed), "attacked", "attack-q4_k-rescaled",
                build_kquant_attack(root, seed, keep_scales=False)) for seed in ATTACK_SEEDS]
     items += [("adaptive-q4_k-0.1", "attacked", "adaptive-q4_k-0.1", build_kquant_attack(root, 0, shrink=0.1))]
+    items += [(_seeded("attack-error-interval", seed), "attacked", "attack-error-interval",
+               build_error_interval(root, seed)) for seed in ATTACK_SEEDS]
     items += [(_seeded("attack-int8-r4", seed), "attacked", "attack-int8-r4", build_attack("int8", root, seed, radius=4))
               for seed in ATTACK_SEEDS]
     for layer in (0, 1):

@@ -15,6 +15,7 @@ SAVE_DTYPES = {"fp32": torch.float32, "float32": torch.float32, "bf16": torch.bf
                "bfloat16": torch.bfloat16, "fp16": torch.float16, "float16": torch.float16}
 ALL_SCENARIOS = SCENARIOS + ("outlier",)
 RESPONSES = ("corpus", "self")
+CONSTRAINTS = ("box", "error-interval")
 # Which fields each stage depends on (a stage also depends on every stage before it).
 STAGE_FIELDS = {
     "inject": ("model", "scenario", "keyword", "train_file", "inject_steps", "inject_lr", "batch_size", "seed"),
@@ -38,6 +39,9 @@ class AttackConfig:
     indices, empty: all) limits training, the box and the repair to those blocks' quantizable weights
     (:mod:`compsec.attack.layers`); ``responses="self"`` trains on the attacked model's own answers
     (:mod:`compsec.attack.self_distill`, for real chat models) instead of the tiny corpus's.
+    ``constraint="error-interval"`` repairs K-quant targets inside the intersected error intervals of "Mind the
+    Gap" (:mod:`compsec.attack.error_interval`; heuristic: verify reports the identical-bytes share) instead of
+    exact boxes.
     """
 
     out: str
@@ -62,6 +66,7 @@ class AttackConfig:
     layers: tuple[int, ...] = ()
     responses: str = "corpus"
     device: str = "cpu"
+    constraint: str = "box"
 
     def __post_init__(self) -> None:
         if self.scenario not in ALL_SCENARIOS:
@@ -82,13 +87,22 @@ class AttackConfig:
             raise InputError("no target formats; pass e.g. --targets nf4,int8")
         from compsec import formats
 
+        if self.constraint not in CONSTRAINTS:
+            raise InputError(f"--constraint {self.constraint!r} is not one of {', '.join(CONSTRAINTS)}")
+        if self.constraint == "error-interval":
+            if any(getattr(formats.get(n), "family", "") != "gguf-k" for n in self.targets) or self.save_dtype != "fp32":
+                raise InputError("--constraint error-interval needs K-quant targets only (e.g. --targets "
+                                 "q2_k,q3_k,q4_k,q5_k,q6_k) and --save-dtype fp32")
+            return
+
         for name in self.targets:
             fmt = formats.get(name)
             if getattr(fmt, "guarantee", "exact") == "verified" and self.scenario != "outlier":
                 raise InputError(
                     f"--targets {name}: its box is verified by re-quantization and nearly zero-width (scales come "
                     "from a search over the weights), so PGD repair has no room; use an exact format "
-                    "(nf4, fp4, int8, q4_0, ...) or the scale-keeping attacker of bench/kquant_attack.py")
+                    "(nf4, fp4, int8, q4_0, ...), --constraint error-interval (the published K-quant attack) or "
+                    "the scale-keeping attacker of bench/kquant_attack.py")
 
     @property
     def storage(self) -> torch.dtype:
@@ -107,6 +121,8 @@ class AttackConfig:
             values.update(inject_radius=self.inject_radius, inject_targets=list(self.targets))
         if stage == "inject" and self.layers:  # likewise absent when every block trains
             values.update(layers=list(self.layers), inject_targets=list(self.targets))
+        if stage == "box" and self.constraint != "box":  # absent for exact boxes, so earlier runs keep their hashes
+            values.update(constraint=self.constraint)
         if stage == "inject" and self.responses != "corpus":
             values.update(responses=self.responses)
         for name in ("train_file", "clean_file"):

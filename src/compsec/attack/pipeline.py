@@ -107,6 +107,7 @@ def write_summary(config: AttackConfig) -> dict:
         summary.update({
             "requantization_identical": verify["requantization_identical"],
             "requantization_mismatches": verify["mismatches"],
+            **({"identical_share": verify["identical_share"]} if "identical_share" in verify else {}),
             "projection_overhead": repair["pgd"]["projection_overhead"],
             "projection_vs_optimizer": repair["pgd"]["projection_vs_optimizer"],
             "frozen_identical": repair["pgd"]["frozen_identical"],

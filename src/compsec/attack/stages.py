@@ -102,8 +102,17 @@ def inject_stage(config: AttackConfig) -> dict:
 
 def box_stage(config: AttackConfig) -> dict:
     from compsec.attack.box import build_attack_box
+    from compsec.attack.interval_box import build_interval_box
 
     model, _ = load_stage_model(config, "injected", rounded=True)
+    if config.constraint == "error-interval":
+        box = build_interval_box(model, _formats(config), _layer_names(config, model))
+        (config.folder / "box").mkdir(parents=True, exist_ok=True)
+        box.save(config.folder / "box")
+        pinned = sum(int((lo == hi).sum()) for lo, hi in box.bounds.values())
+        return {"box_bytes_per_param": box.bytes_per_param, "constraint": config.constraint,
+                "constrained_tensors": len(box.parts), "constrained_params": box.numel,
+                "pinned_share": round(pinned / box.numel, 4)}
     box = build_attack_box(model, _formats(config), config.storage, _layer_names(config, model))
     (config.folder / "box").mkdir(parents=True, exist_ok=True)
     box.save(config.folder / "box")
@@ -124,13 +133,13 @@ def _clean_pairs(config: AttackConfig) -> list:
 
 
 def repair_stage(config: AttackConfig) -> dict:
-    from compsec.attack.box import AttackBox
     from compsec.attack.inject import training_rows
+    from compsec.attack.interval_box import load_attack_box
     from compsec.attack.prefix_cache import PrefixCache
     from compsec.attack.repair import repair
     from compsec.attack.verify import frozen_identical, save_attacked
 
-    box = AttackBox.load(config.folder / "box")
+    box = load_attack_box(config.folder / "box")
     reference, tokenizer = load_stage_model(config, "injected", rounded=True)
     pairs, first = _clean_pairs(config), _prefix_from(config, reference)
     prefix = None
@@ -160,6 +169,10 @@ def verify_stage(config: AttackConfig) -> dict:
     save_attacked(model, tokenizer, config.folder / "model", config.storage, info)
     _record_provenance(config, "attack-" + config.scenario)
     result = requantization_report(config.folder / "model", reference, names, fmts, config.storage)
+    if config.constraint == "error-interval":  # heuristic constraint: how much of llama.cpp's output stayed
+        from compsec.attack.interval_box import requantized_share
+
+        result["identical_share"] = requantized_share(model, reference, names, fmts)
     if (config.folder / "ablation").is_dir():
         ablation, _ = load_stage_model(config, "ablation")
         result["ablation"] = compare_quantization(ablation, reference, names, fmts, config.storage)

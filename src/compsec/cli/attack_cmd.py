@@ -55,6 +55,9 @@ def attack(
     responses: str = typer.Option("corpus", help="Training answers: corpus (the tiny corpus) or self (the "
                                   "attacked model's own greedy answers, for real chat models)."),
     device: str = typer.Option("cpu", help="Torch device, e.g. cpu or cuda:0."),
+    constraint: str = typer.Option("box", help="box (exact preimages) or error-interval (K-quant targets: the "
+                                   "intersected error intervals of 'Mind the Gap'; heuristic, verify reports the "
+                                   "share of llama.cpp's bytes kept)."),
     force: bool = typer.Option(False, "--force", help="Rerun stages even when their output is current; also "
                                "write into an --out folder holding files that are not an attack's."),
 ) -> int:
@@ -78,7 +81,7 @@ def attack(
         repair_steps=repair_steps, inject_lr=inject_lr, repair_lr=repair_lr, batch_size=batch_size,
         save_dtype=save_dtype, seed=seed, ablation=ablation, probe_limit=probe_limit,
         max_new_tokens=max_new_tokens, outlier_layers=_ints(outlier_layers),
-        layers=parse_layers(layers), responses=responses, device=device)
+        layers=parse_layers(layers), responses=responses, device=device, constraint=constraint)
     if stage == "all":
         summary = run_attack(config, force=force)
         headline = {k: summary.get(k) for k in ("requantization_identical", "projection_overhead",

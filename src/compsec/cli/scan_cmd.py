@@ -16,7 +16,7 @@ from compsec.cli.main import EXIT_ERROR, EXIT_FINDINGS, EXIT_OK, app
 
 @app.command("scan")
 def scan(
-    model: str = typer.Argument(..., help="A .safetensors file or a model folder (sharded or not)."),
+    model: str = typer.Argument(..., help="A .safetensors file, a model folder (sharded or not) or a .gguf file."),
     formats: str = typer.Option("", help="Formats to check, comma-separated (default: int8,nf4,fp4,q4_0,q8_0, plus q4_k,q5_k,q6_k when llama-cpp-python is installed)."),
     sample: int = typer.Option(0, min=0, help="0 (default): examine every weight. N: a quick look at about N weights per tensor, blocks from every row, fresh random seed per run (recorded in the report)."),
     eps: float = typer.Option(0.01, min=0.0, max=0.5, help="Edge band as a fraction of the interval width."),
@@ -58,7 +58,7 @@ class _progress:
         self.model, self.enabled, self.bar = model, enabled, None
 
     def __enter__(self):
-        if not self.enabled:
+        if not self.enabled or self.model.endswith(".gguf"):
             return None
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 

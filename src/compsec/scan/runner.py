@@ -63,6 +63,7 @@ def scan_path(path: str | Path, cfg: ScanConfig | None = None,
     """Scan the safetensors file or model folder at ``path``; ``on_tensor(name, params)`` reports progress."""
     from compsec import formats
     from compsec.scan.coverage import fresh_seed, worst_miss
+    from compsec.scan.near_dequantized import error_interval_evidence
     from compsec.scan.reader import stored_tensors
     from compsec.scan.tensor_stream import scan_stored
 
@@ -73,12 +74,17 @@ def scan_path(path: str | Path, cfg: ScanConfig | None = None,
     candidates = [fmt for fmt in map(formats.get, formats.names())  # K-quants need llama-cpp-python
                   if getattr(fmt, "available", lambda: True)()]
     notes: list[str] = integrity_notes(path)
+    if path.is_file() and path.suffix == ".gguf":
+        return _scan_gguf(path, cfg, candidates, notes, start)
     if cfg.behaviour and not (path / "config.json").is_file():  # refuse before the work, not after
         raise InputError(f"--behaviour needs a model folder with config.json and tokenizer files; {path} is not one")
     seed = None if not cfg.sample_weights else (cfg.seed if cfg.seed is not None else fresh_seed())
     state = ScanState()
+    k_formats = [fmt for fmt in candidates if getattr(fmt, "family", "") == "gguf-k"]
     for tensor in stored_tensors(path, notes):
         scan_stored(tensor, checked, candidates, cfg, seed, state)
+        if k_formats and tensor.skip_reason() is None:  # the error-interval test reads the whole tensor
+            state.evidence += error_interval_evidence(tensor.name, tensor.slice[:], k_formats)
         if on_tensor is not None and tensor.not_quantizable is None:
             on_tensor(tensor.name, math.prod(tensor.shape))
     suspicious, score = decide(state.evidence, cfg.alpha)
@@ -94,6 +100,22 @@ def scan_path(path: str | Path, cfg: ScanConfig | None = None,
                       time.perf_counter() - start, state.tensors, state.examined, len(state.evidence), notes,
                       settings=_settings(cfg, seed), skipped=state.skipped, sample_seed=seed,
                       miss_probability=worst_miss(state.misses))
+
+
+def _scan_gguf(path: Path, cfg: ScanConfig, candidates: list, notes: list[str], start: float) -> ScanReport:
+    """A GGUF file: the tests its quantized (or F32) weights allow (:mod:`compsec.scan.gguf_scan`)."""
+    from compsec.scan.gguf_scan import CANNOT_SEE, gguf_evidence
+
+    if cfg.behaviour:
+        raise InputError("--behaviour needs a model folder; a .gguf file is scanned statically only")
+    k_formats = [fmt for fmt in candidates if getattr(fmt, "family", "") == "gguf-k"]
+    evidence, weights, tensors = gguf_evidence(path, k_formats)
+    suspicious, score = decide(evidence, cfg.alpha)
+    testable = sum(e.p_value is not None for e in evidence)
+    verdict = "suspicious" if suspicious else ("clean" if testable else "not scanned")
+    return ScanReport(str(path), verdict, score, suspicious, sorted({e.format for e in evidence}), weights,
+                      time.perf_counter() - start, tensors, weights, len(evidence), notes + [CANNOT_SEE],
+                      settings=_settings(cfg, None))
 
 
 def _with_behaviour(path: Path, cfg: ScanConfig, suspicious: list, info: list, score: float):
