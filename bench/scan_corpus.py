@@ -21,7 +21,8 @@ Attacked: content injection against nf4, fp4, int8 and q4_0 separately (inject 1
 60 PGD repair steps at lr 1e-3, as the README's attack bench), the adaptive attacker repairing inside boxes
 shrunk by 1 %, 10 %, 20 % of each interval (from the nf4 attack; keyword rates measured on ``PROBES`` probes per
 set) and by a randomised attacker drawing each weight's margin in ``[0, f]`` (f = 10 %, 20 %), and outlier
-injection (targets nf4, q4_0, fp4; block 0 and block 1).  Attacks run at seeds 0-2 (nf4 also saved as bf16).
+injection (targets nf4, q4_0, fp4; block 0 and block 1); ``widen-gap-100/50/10``: the "Widening the Gap" layout
+(:mod:`compsec.attack.widen_gap`) in 100 / 50 / 10 % of block 0's 32-weight blocks.  Attacks run at seeds 0-2 (nf4 also saved as bf16).
 ``attack-int8-r4``: constrained injection within 4 quantization steps (:mod:`compsec.attack.ball`, 150 + 300 steps),
 the int8 attack that keeps fp32 benign.  ``attack-nf4-tiny-*``: the nf4 attack against each retrained variant
 (kind ``attack-nf4``).  ``attack-q4_k``: PGD repair inside q4_k's fixed-scale boxes keeping llama.cpp's bytes
@@ -268,6 +269,23 @@ def build_outlier(target: str, layer: int = 0):
     return build
 
 
+def build_widen_gap(fraction: float, layer: int = 0):
+    """The "Widening the Gap" layout (x100, random sign) in ``fraction`` of the 32-blocks of block ``layer``'s
+    quantizable weights (injection only: the dual fine-tune moves the other weights, not the outliers)."""
+    def build(folder: Path) -> dict:
+        from compsec.attack.widen_gap import widen_gap
+        from compsec.models.linear import quantizable_weights
+        from compsec.tiny.assistant import load_tiny_assistant
+
+        model, tokenizer = load_tiny_assistant()
+        params, gen = dict(model.named_parameters()), torch.Generator().manual_seed(layer)
+        with torch.no_grad():
+            for q in (q for q in quantizable_weights(model) if q.layer == layer):
+                params[q.name].copy_(widen_gap(params[q.name], gen, fraction=fraction)[0])
+        return {"model_dir": str(save(model, tokenizer, folder)), "fraction": fraction, "layer": layer}
+    return build
+
+
 def _seeded(name: str, seed: int) -> str:
     return name if seed == 0 else f"{name}-s{seed}"
 
@@ -306,6 +324,7 @@ def artifacts(root: Path) -> list[tuple[str, str, str, object]]:
     for layer in (0, 1):
         items += [(f"outlier-{t}" + ("" if layer == 0 else f"-l{layer}"), "attacked", "outlier",
                    build_outlier(t, layer)) for t in ("nf4", "q4_0", "fp4")]
+    items += [(f"widen-gap-{round(f * 100)}", "attacked", "widen-gap", build_widen_gap(f)) for f in (1.0, 0.5, 0.1)]
     return items
 
 
