@@ -24,7 +24,7 @@ from compsec.errors import CompsecError, InputError, MissingDependencyError
 from compsec.paths import cache_dir
 
 PREFIX = "LLAMA_FTYPE_MOSTLY_"
-CONVERTER_VERSION = "compsec-gguf-write-1"
+CONVERTER_VERSION = "compsec-gguf-write-2"
 
 
 def _llama_cpp():

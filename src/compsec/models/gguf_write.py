@@ -4,7 +4,8 @@ What ``convert_hf_to_gguf.py`` does for ``LlamaForCausalLM``, reimplemented on t
 under ``llama.*``, tensors renamed with gguf's tensor-name map, the rows of ``attn_q`` / ``attn_k`` permuted to
 llama.cpp's rotary layout (:func:`compsec.integrity.gguf_provenance._permute`), 2-D weights in ``outtype`` (F32 or
 F16), 1-D tensors in F32, a tied ``lm_head`` left out (llama.cpp reuses ``token_embd``). The vocabulary is
-written from ``tokenizer.json``: a byte-level BPE as ``gpt2`` (tokens + merges), a Metaspace (``▁``) BPE as
+written from ``tokenizer.json``: a byte-level BPE as ``gpt2`` (tokens + merges; the pre-tokenizer name that
+makes llama.cpp's ids equal the tokenizer's, :mod:`compsec.models.gguf_pretokenizer`), a Metaspace (``▁``) BPE as
 ``llama`` (SentencePiece-style: tokens with score ``-rank`` of the merge that makes them), special tokens as
 CONTROL, plus bos / eos / pad ids and the chat template. Other tokenizers are refused.
 """
@@ -39,7 +40,7 @@ def _hyper_parameters(writer, config) -> None:
     writer.add_vocab_size(config.vocab_size)
 
 
-def _vocabulary(writer, tokenizer, vocab_size: int) -> None:
+def _vocabulary(writer, tokenizer, vocab_size: int, pre: str | None = None) -> None:
     """Tokens, types, merges / scores, special ids and chat template from the tokenizer's ``tokenizer.json``."""
     from gguf import TokenType
 
@@ -63,13 +64,19 @@ def _vocabulary(writer, tokenizer, vocab_size: int) -> None:
     writer.add_token_types(kinds)
     if decoder == "ByteLevel":
         writer.add_tokenizer_model("gpt2")
-        writer.add_tokenizer_pre("default")
+        writer.add_tokenizer_pre(pre or _pre_tokenizer(tokenizer, vocab_size))
         writer.add_token_merges(merges)
     else:
         rank = {m.replace(" ", ""): -float(r) for r, m in enumerate(merges)}
         writer.add_tokenizer_model("llama")
         writer.add_token_scores([rank.get(tokens[i], -1e6) for i in range(vocab_size)])
     _special_ids(writer, tokenizer)
+
+
+def _pre_tokenizer(tokenizer, vocab_size: int) -> str:
+    from compsec.models.gguf_pretokenizer import matching_pre_tokenizer
+
+    return matching_pre_tokenizer(tokenizer, lambda writer, pre: _vocabulary(writer, tokenizer, vocab_size, pre))
 
 
 def _special_ids(writer, tokenizer) -> None:
