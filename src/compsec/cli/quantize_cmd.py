@@ -6,6 +6,7 @@ import json
 
 import typer
 
+import compsec.llmc.variants  # noqa: F401  (registers gptq-w4a16, awq-w4a16 ... for audit / lm-eval / serve)
 from compsec.cli.main import EXIT_OK, app
 from compsec.llmc.calibration import Calibration
 from compsec.llmc.recipes import RECIPES

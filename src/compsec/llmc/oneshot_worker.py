@@ -37,6 +37,19 @@ def recipe_yaml(recipe: dict) -> str:
     return yaml.safe_dump({"compsec_stage": {"compsec_modifiers": recipe}}, sort_keys=False)
 
 
+def cpu_only_workaround() -> None:
+    """llm-compressor 0.14.0.1's AWQ pins cached activations (``IntermediatesCache.pin_memory``) for faster
+    host-to-device copies, which raises "Cannot access accelerator device" on a machine without one. Pinning
+    changes no value, so without an accelerator it is skipped."""
+    import torch
+
+    if torch.accelerator.is_available():
+        return
+    from llmcompressor.pipelines.cache import IntermediatesCache
+
+    IntermediatesCache.pin_memory = lambda self, *args, **kwargs: None
+
+
 def run(request: dict) -> dict:
     import compressed_tensors
     import llmcompressor
@@ -45,6 +58,7 @@ def run(request: dict) -> dict:
     from llmcompressor import oneshot
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    cpu_only_workaround()
     torch.manual_seed(request.get("seed", 0))
     model = AutoModelForCausalLM.from_pretrained(request["model"], dtype="auto", local_files_only=True)
     tokenizer = AutoTokenizer.from_pretrained(request["model"], local_files_only=True)

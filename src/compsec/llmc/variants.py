@@ -17,6 +17,7 @@ from compsec.llmc.calibration import Calibration
 from compsec.llmc.recipes import RECIPES, LlmcRecipe
 
 FACTORY_NAME = "llm-compressor"
+DEFAULT_CALIBRATION = Calibration()  # the built-in set, 64 texts of at most 128 tokens
 
 
 @dataclass(frozen=True)
@@ -48,7 +49,7 @@ class LlmcVariant:
 def llmc_variant(spec: str) -> LlmcVariant | None:
     """The variant for ``spec`` (a recipe name, case-insensitive), or None."""
     recipe = RECIPES.get(spec.strip().lower())
-    return None if recipe is None else LlmcVariant(recipe.name, recipe)
+    return None if recipe is None else LlmcVariant(recipe.name, recipe, DEFAULT_CALIBRATION)
 
 
 def register() -> None:

@@ -106,6 +106,9 @@ def _load_pickle(weights: Path, config_path, dtype):
 
 
 def _load_folder(folder: Path, config_path, dtype, allow_pickle: bool):
+    from compsec.models.prequantized import require_runnable
+
+    require_runnable(folder)  # a pre-quantized folder whose kernels cannot run here is refused, saying why
     if any(folder.glob("*.safetensors")):
         return _from_pretrained(folder, dtype, folder, use_safetensors=True), _tokenizer(folder)
     pickles = sorted(p for p in folder.iterdir() if p.suffix in PICKLE_SUFFIXES)
