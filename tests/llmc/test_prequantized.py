@@ -49,3 +49,15 @@ def test_methods_without_a_cpu_path_or_package_are_refused_before_transformers(t
         with pytest.raises(MissingDependencyError, match="pip install gptqmodel"):
             load_model(gptq)
     assert quant_method(tiny_model_dir) is None and require_runnable(tiny_model_dir) is None
+
+
+def test_float8_weights_are_checked_for_nan_and_inf():
+    """fp8-dynamic folders store float8_e4m3fn weights; the loader's finiteness check must read them."""
+    import torch
+
+    from compsec.integrity.safetensors_check import nonfinite_count
+
+    values = torch.tensor([1.0, -448.0, float("nan"), 0.5])
+    assert nonfinite_count(values.to(torch.float8_e4m3fn)) == 1
+    assert nonfinite_count(torch.tensor([57344.0, float("inf")]).to(torch.float8_e5m2)) == 1
+    assert nonfinite_count(torch.ones(8).to(torch.float8_e4m3fn)) == 0
