@@ -64,3 +64,19 @@ def require_runnable(folder: str | Path) -> str | None:
     if find_spec(known.module) is None:
         raise MissingDependencyError(known.pip, purpose=f"loading a {method}-quantized folder")
     return method
+
+
+def load_options(folder: str | Path, method: str | None) -> dict:
+    """Extra ``from_pretrained`` options for ``method``: transformers 5.24 with compressed-tensors 0.19 cannot
+    load packed zero points (asymmetric schemes such as AWQ's W4A16_ASYM) into its compressed layers (a size
+    mismatch), so those folders are decompressed to dense weights on load (``dequantize=True``), exactly the
+    values the file encodes. Weight-only schemes lose nothing by this."""
+    if method != "compressed-tensors":
+        return {}
+    quant = json.loads((Path(folder) / "config.json").read_text(encoding="utf-8"))["quantization_config"]
+    groups = (quant.get("config_groups") or {}).values()
+    if not any((group.get("weights") or {}).get("symmetric") is False for group in groups):
+        return {}
+    from transformers import CompressedTensorsConfig
+
+    return {"quantization_config": CompressedTensorsConfig(dequantize=True)}
