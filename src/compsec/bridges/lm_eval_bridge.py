@@ -86,6 +86,7 @@ def run_lm_eval(run: LmEvalRun, *, model=None, tokenizer=None) -> dict:
 
     ``model``/``tokenizer`` may be passed preloaded (they are modified in place per variant and restored).
     """
+    import compsec.llmc.variants
     import compsec.prune.variants  # noqa: F401  (prune-50, prune-2:4 ... variants)
     from compsec.audit.config import AuditConfig
     from compsec.audit.context import AuditContext

@@ -29,14 +29,19 @@ def verify(
     """Check the artifact's tensors and the source's digest against the record; re-derive when possible.
 
     A .gguf (legacy or K-quant types; no record needed) is checked by re-quantizing every source tensor with
-    llama.cpp's arithmetic, a quantized Hugging Face folder (bitsandbytes 4-bit / 8-bit serialized) with the
-    library that wrote it: faithful (exit 0), not derived or cannot tell (exit 1)."""
+    llama.cpp's arithmetic, a bitsandbytes-serialized folder (4-bit / 8-bit) with the library that wrote it:
+    faithful (exit 0), not derived or cannot tell (exit 1). A compressed-tensors folder (llm-compressor: GPTQ,
+    AWQ, FP8...) gets its group scales recomputed from the source and, when it carries its recipe and calibration
+    texts, the build re-run and compared tensor by tensor."""
+    from compsec.integrity.ct_provenance import is_compressed_tensors
     from compsec.integrity.path_policy import checked_input
     from compsec.integrity.provenance_verify import verify_provenance
     from compsec.integrity.serialized_provenance import quant_method
 
     if artifact.endswith(".gguf"):
         verify_gguf(artifact, source, via)
+    if via is None and is_compressed_tensors(artifact):
+        verify_compressed_tensors(artifact, source)
     method = quant_method(checked_input(artifact, "model file or folder"))
     if method is not None and via is None:
         verify_serialized(artifact, source, method)
@@ -80,6 +85,20 @@ def _print_verdict(result, artifact: str, source: str) -> None:
         raise typer.Exit(EXIT_FINDINGS)
     typer.echo("note: a source change inside its quantization box yields the same bytes, so it is faithful too")
     raise typer.Exit(EXIT_OK)
+
+
+def verify_compressed_tensors(artifact: str, source: str) -> None:
+    """Print each differing tensor, the notes and the verdict of :func:`ct_provenance`; exit 0 if faithful."""
+    from compsec.integrity.ct_provenance import ct_provenance
+
+    result = ct_provenance(artifact, source)
+    for line in result.differs:
+        typer.echo(line)
+    for line in result.notes:
+        typer.echo(f"note: {line}")
+    typer.echo(f"{result.verdict}: {artifact} vs {source} ({result.scale_checked} tensors scale-checked, "
+               f"{result.rerun_checked} re-run and compared)")
+    raise typer.Exit(EXIT_OK if result.verdict == "faithful" else EXIT_FINDINGS)
 
 
 @provenance_app.command("show")

@@ -144,6 +144,8 @@ def nonfinite_count(tensor) -> int:
     """
     if not tensor.is_floating_point():
         return 0
+    if tensor.element_size() == 1:  # float8 (llm-compressor's FP8 weights) has no CPU sum; float32 holds it all
+        tensor = tensor.float()
     flat = tensor.reshape(-1)
     if bool(flat.sum().isfinite()):
         return 0

@@ -106,8 +106,12 @@ def _load_pickle(weights: Path, config_path, dtype):
 
 
 def _load_folder(folder: Path, config_path, dtype, allow_pickle: bool):
+    from compsec.models.prequantized import load_options, require_runnable
+
+    method = require_runnable(folder)  # a pre-quantized folder whose kernels cannot run here is refused, saying why
     if any(folder.glob("*.safetensors")):
-        return _from_pretrained(folder, dtype, folder, use_safetensors=True), _tokenizer(folder)
+        extra = load_options(folder, method)
+        return _from_pretrained(folder, dtype, folder, use_safetensors=True, **extra), _tokenizer(folder)
     pickles = sorted(p for p in folder.iterdir() if p.suffix in PICKLE_SUFFIXES)
     if not pickles:
         raise InputError(f"{folder}: no model weights found; expected *.safetensors (or a .gguf file path)")
