@@ -3,6 +3,8 @@ models, hostile files and an HTTP Range source, rows equal to single-process sca
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from compsec.cli.main import run
@@ -30,6 +32,7 @@ def ray_cluster():
     finally:
         ray.shutdown()
         cluster.shutdown()
+        os.environ.pop("RAY_ADDRESS", None)  # the Cluster exports its address; later tests start their own
 
 
 @pytest.mark.slow

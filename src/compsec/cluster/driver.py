@@ -47,7 +47,8 @@ def ray_session(run: ScanManyConfig) -> Iterator[None]:
     if run.ray:
         ray.init(address=run.ray, logging_level=logging.ERROR, log_to_driver=False)
     else:
-        ray.init(num_cpus=run.workers, object_store_memory=OBJECT_STORE_BYTES, include_dashboard=False,
+        ray.init(address="local", num_cpus=run.workers, object_store_memory=OBJECT_STORE_BYTES,
+                 include_dashboard=False,  # "local": a new instance even where RAY_ADDRESS names a cluster
                  logging_level=logging.ERROR, log_to_driver=False)
     try:
         yield

@@ -30,6 +30,14 @@ def data_bytes_in_use() -> int | None:
     return None
 
 
+def _start_thread_pools() -> None:
+    """Make torch start its OpenMP / intra-op threads now: libgomp aborts the whole process when it cannot map a
+    thread's stack, so threads first created under the ceiling would kill the worker instead of failing the scan."""
+    import torch
+
+    torch.ones(1 << 16).mul_(2).sum()
+
+
 @contextmanager
 def memory_limit(memory_mb: int) -> Iterator[None]:
     """Within the block, this process may allocate at most ``memory_mb`` MiB more than it holds now."""
@@ -38,6 +46,7 @@ def memory_limit(memory_mb: int) -> Iterator[None]:
     except ImportError:  # not POSIX: nothing to set
         yield
         return
+    _start_thread_pools()
     in_use = data_bytes_in_use()
     soft, hard = resource.getrlimit(resource.RLIMIT_DATA)
     if in_use is None:
