@@ -14,7 +14,7 @@ from safetensors.torch import load_file
 from tiny_checkpoints import one_ulp_inside_box, rewrite_tensor
 
 from compsec.cli.main import run
-from compsec.integrity.gguf_provenance import IMATRIX, _permute, gguf_provenance
+from compsec.integrity.gguf_provenance import CONSISTENT, _permute, gguf_provenance
 
 CONFIG = {"hidden_size": 256, "intermediate_size": 512, "num_hidden_layers": 1, "num_attention_heads": 4,
           "num_key_value_heads": 2, "vocab_size": 64}
@@ -124,12 +124,17 @@ def test_change_inside_the_q4_k_box_gives_the_same_bytes_and_is_faithful(source,
     assert "inside its quantization box" in capsys.readouterr().out
 
 
-def test_importance_matrix_cannot_tell(source, tmp_path, capsys):
+def test_importance_matrix_gets_the_bounds_check(source, tmp_path, capsys):
+    """With an importance matrix the scales are not re-derived, but every code must be the source's under them."""
     gguf = llama_quantize(source, tmp_path, imatrix=True)
     result = gguf_provenance(gguf, source)
-    assert result.verdict == IMATRIX and result.differs == [] and len(result.unchecked) == 9
-    assert run(["provenance", "verify", str(gguf), "--source", str(source)]) == 1
-    assert IMATRIX in capsys.readouterr().out
+    assert result.verdict == CONSISTENT and result.differs == [] and result.unchecked == [] and result.checked == 12
+    assert run(["provenance", "verify", str(gguf), "--source", str(source)]) == 0
+    assert "importance matrix" in capsys.readouterr().out
+    rewrite_tensor(source, tmp_path / "src", TARGET, lambda w: w + 0.5 * w.abs().max())
+    result = gguf_provenance(gguf, tmp_path / "src")
+    assert result.verdict == "not derived" and [line.split(":")[0] for line in result.differs] == ["blk.0.ffn_up.weight"]
+    assert run(["provenance", "verify", str(gguf), "--source", str(tmp_path / "src")]) == 1
 
 
 def test_quantized_from_the_converters_f16_output_is_faithful_via_f16_only(source, tmp_path, capsys):

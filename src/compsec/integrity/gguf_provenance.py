@@ -10,8 +10,10 @@ compared; K-quants (Q2_K ... Q6_K) through llama.cpp's own ``ggml_quantize_chunk
 compared with the source's values. llama.cpp's converter first writes an F16 / BF16 GGUF (``--outtype``) that
 ``llama-quantize`` then reads: give that type as ``via`` and every quantized tensor is re-derived from the source
 rounded to it (norms and other F32 tensors are kept as they are, as the converter keeps them). A GGUF whose metadata says llama-quantize used an importance matrix
-(``quantize.imatrix.*`` keys) cannot be re-derived without it: its quantized tensors are not compared and the
-verdict is ``cannot tell (importance matrix)`` unless an F32/F16 tensor already differs. Verdicts: see
+(``quantize.imatrix.*`` keys) cannot be re-derived without it: its K-quant tensors get the bounds check of
+:mod:`compsec.integrity.kquant_bounds` (each code must be the source weight's code under the stored scales):
+``not derived`` when one is not, else ``consistent (importance matrix)``; legacy types quantized with a matrix
+stay unchecked (``cannot tell (importance matrix)``). Verdicts: see
 :mod:`compsec.integrity.provenance_result` (a source change inside a tensor's quantization box is rightly faithful).
 """
 
@@ -31,6 +33,7 @@ LEGACY = {"Q8_0", "Q4_0", "Q4_1", "Q5_0", "Q5_1"}
 KQUANTS = {"Q2_K", "Q3_K", "Q4_K", "Q5_K", "Q6_K"}
 IMATRIX_KEYS = "quantize.imatrix."
 IMATRIX = "cannot tell (importance matrix)"
+CONSISTENT = "consistent (importance matrix)"
 VIA = {"f16": torch.float16, "bf16": torch.bfloat16, "f32": torch.float32}
 PERMUTED = {"attn_q": "llama.attention.head_count", "attn_k": "llama.attention.head_count_kv"}
 
@@ -83,15 +86,18 @@ def _block_size(qtype: str, w: torch.Tensor) -> int | None:
     return BLOCK if qtype in LEGACY else None
 
 
-def _compare(raw: np.ndarray, qtype: str, w: torch.Tensor, heads: int | None, via: str | None) -> int | None:
+def _compare(raw: np.ndarray, qtype: str, w: torch.Tensor, heads: int | None, via: str | None,
+             imatrix: bool = False) -> int | None:
     """Blocks (or elements, for F32/F16) that differ; None when this type cannot be re-derived."""
     if qtype in ("F32", "F16"):
         stored = torch.from_numpy(raw.view(np.float32 if qtype == "F32" else np.float16).copy()).reshape(w.shape)
         return int((stored != w.to(stored.dtype)).sum())
-    if _block_size(qtype, w) is None:
+    if _block_size(qtype, w) is None or (imatrix and qtype not in KQUANTS):
         return None
     w = w.to(VIA[via]).float() if via else w
     differing = _differing_super_blocks if qtype in KQUANTS else _differing_blocks
+    if imatrix:  # scales chosen with the matrix: check the codes under the stored scales instead
+        from compsec.integrity.kquant_bounds import inconsistent_super_blocks as differing
     counts = [differing(raw, qtype, w)]
     if heads and counts[0]:
         counts.append(differing(raw, qtype, _permute(w, heads)))
@@ -104,10 +110,10 @@ def _check_tensor(result: QuantizedProvenance, name: str, qtype: str, dims: tupl
     if tuple(w.shape) != tuple(dims[::-1]):
         result.differs.append(f"{name}: shape {list(dims[::-1])} vs source {list(w.shape)}")
         return
-    if imatrix and qtype not in ("F32", "F16"):
+    bad = _compare(raw, qtype, w, heads, via, imatrix)
+    if bad is None and imatrix and qtype not in ("F32", "F16"):
         result.unchecked.append(f"{name}: {qtype} was quantized with an importance matrix; not re-derived")
         return
-    bad = _compare(raw, qtype, w, heads, via)
     if bad is None:
         why = "install llama-cpp-python (compsec[gguf-k])" if qtype in KQUANTS and not gguf_k_lib.available() else \
             "no re-quantizer for this type / row length"
@@ -147,4 +153,7 @@ def gguf_provenance(quantized: str | Path, source: str | Path, via: str | None =
             kind = name.split(".")[-2] if name.count(".") >= 2 else ""
             heads = summary.metadata.get(PERMUTED[kind].replace("llama", arch)) if kind in PERMUTED else None
             _check_tensor(result, name, GGMLQuantizationType(ggml_type).name, dims, raw, w, heads, imatrix, via)
-    return result.decided(IMATRIX if imatrix else "cannot tell")
+    result.decided(IMATRIX if imatrix else "cannot tell")
+    if imatrix and result.verdict == "faithful":
+        result.verdict = CONSISTENT  # every code checked under the stored scales; the scales themselves not
+    return result
