@@ -10,6 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from compsec.cli.main import run
+from compsec.cluster.config import ScanManyConfig
 from compsec.cluster.driver import exit_code
 from compsec.cluster.report import render_report
 from compsec.cluster.sources import read_sources
@@ -106,3 +107,27 @@ def test_bad_input_exit_2_one_line_nothing_written(tmp_path, monkeypatch, capsys
     err = capsys.readouterr().err.strip()
     assert message in err and len(err.splitlines()) == 1
     assert sorted(p.name for p in tmp_path.rglob("*")) == before
+
+
+def test_a_deadline_that_lands_in_compiled_code_still_reads_timed_out(tmp_path):
+    """SIGALRM inside the numba kernel or torch surfaces wrapped (SystemError "... returned a result with an
+    exception set"); the row must still say the model timed out, whatever the scan was doing at that moment."""
+    from compsec.cluster.task import scan_one
+
+    write_model(tmp_path / "big.safetensors", "benign", 0, (2048, 2048))
+    row = scan_one(str(tmp_path / "big.safetensors"), ScanManyConfig(timeout_s=1))
+    assert row["verdict"] == "error" and row["error"] == "timed out after 1 s (--timeout)"
+
+
+def test_timeout_is_found_through_the_exception_chain():
+    from compsec.cluster.limits import ScanTimeout
+    from compsec.cluster.task import _timeout_in
+
+    try:
+        try:
+            raise ScanTimeout("timed out after 3 s (--timeout)")
+        except ScanTimeout as inner:
+            raise SystemError("CPUDispatcher(<function tally_pass>) returned a result with an exception set") from inner
+    except SystemError as err:
+        assert _timeout_in(err) == "timed out after 3 s (--timeout)"
+    assert _timeout_in(ValueError("bad header")) is None

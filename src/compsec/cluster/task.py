@@ -31,6 +31,7 @@ def scan_one(source: str, run: ScanManyConfig, known: frozenset[str] = frozenset
     row = {"source": source, "digest": "", "verdict": "error", "score": 0.0, "error": "", "bytes_read": 0,
            "file_bytes": 0, "params": 0, "sample_seed": None, "findings": 0, "top_findings": "[]", "skipped": False,
            "worker": f"{socket.gethostname()}:{os.getpid()}"}
+    armed = time.perf_counter()
     try:
         with deadline(run.timeout_s), tempfile.TemporaryDirectory(prefix="compsec-scan-many-") as work:
             _scan_into(row, source, run, known, Path(work))
@@ -45,10 +46,25 @@ def scan_one(source: str, run: ScanManyConfig, known: frozenset[str] = frozenset
         row["error"] = _one_line(err)
         if "allocate" in row["error"] and isinstance(err, RuntimeError):
             row["error"] = f"scan needed more than --memory-mb {run.memory_mb} MiB ({row['error'][:120]})"
+        row["error"] = _timeout_in(err) or row["error"]
     except Exception as err:  # noqa: BLE001  (a hostile file must yield an error row, never a dead run)
-        row["error"] = f"internal error: {_one_line(err)}"
+        row["error"] = _timeout_in(err) or f"internal error: {_one_line(err)}"
+    if row["error"] and time.perf_counter() - armed >= run.timeout_s:  # the alarm fired, whatever it surfaced as
+        row["error"] = f"timed out after {run.timeout_s:g} s (--timeout)"
     row["seconds"] = time.perf_counter() - started
     return row
+
+
+def _timeout_in(err: BaseException) -> str | None:
+    """The deadline's message when ``err`` was caused by it: SIGALRM that lands inside compiled code (the numba
+    tally kernel, torch) comes back wrapped, e.g. as "SystemError: ... returned a result with an exception set"."""
+    seen = set()
+    while err is not None and id(err) not in seen:
+        if isinstance(err, ScanTimeout):
+            return str(err)
+        seen.add(id(err))
+        err = err.__cause__ or err.__context__
+    return None
 
 
 def warm_imports() -> None:
