@@ -38,22 +38,21 @@ def exponent_field(key, mantissa):
     return max(magnitude >> mantissa, 1)
 
 
-@intrinsic
-def _bits_of(typingctx, x):
-    """The int64 bit pattern of float64 ``x`` (a register move, not libm's ``frexp``)."""
-    def codegen(context, builder, signature, args):
-        return builder.bitcast(args[0], context.get_value_type(types.int64))
+def bitcast(source, target):
+    """A numba intrinsic reinterpreting a ``source`` scalar's bits as ``target`` (a register move, not libm's
+    ``frexp``), e.g. ``bitcast(types.float64, types.int64)``."""
 
-    return types.int64(types.float64), codegen
+    @intrinsic
+    def cast(typingctx, x):
+        def codegen(context, builder, signature, args):
+            return builder.bitcast(args[0], context.get_value_type(target))
+
+        return target(source), codegen
+
+    return cast
 
 
-@intrinsic
-def _float_of(typingctx, bits):
-    """The float64 with int64 bit pattern ``bits``."""
-    def codegen(context, builder, signature, args):
-        return builder.bitcast(args[0], context.get_value_type(types.float64))
-
-    return types.float64(types.int64), codegen
+_bits_of, _float_of = bitcast(types.float64, types.int64), bitcast(types.int64, types.float64)
 
 
 @njit(cache=True)

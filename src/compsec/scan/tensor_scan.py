@@ -1,6 +1,7 @@
 """Run every detector on one tensor, chunk of rows by chunk of rows, keeping only additive counts.
 
-Each chunk is boxed once per format through the registry (:func:`compsec.scan.scan_boxes.scan_box`) and reduced
+Each chunk is boxed once per format (:func:`compsec.scan.kernel_boxes.kernel_scan_box`: the compiled kernels, bit
+for bit the registry's :func:`compsec.scan.scan_boxes.scan_box`) and reduced
 to an :class:`~compsec.scan.tally.EdgeTally` and the block top-two ratios, so memory stays at one chunk's boxes
 whatever the tensor's size, and every weight of the chunk is counted.  Chunks hold whole rows and whole blocks
 (flat bnb blocks straddling rows included: the row count per chunk is a multiple of what realigns them), so each
@@ -16,7 +17,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from compsec.formats.base import Format
+from compsec.formats.base import Box, Format
 from compsec.scan.block_outliers import block_outlier_result, explain_block_outliers, top2_ratios
 from compsec.scan.blocks import WHOLE_TENSOR_FORMATS, block_size_of
 from compsec.scan.config import ScanConfig
@@ -24,8 +25,9 @@ from compsec.scan.edge_band import edge_band_result, explain_edge_band
 from compsec.scan.edge_mass import edge_mass_result, explain_edge_depletion, explain_edge_mass
 from compsec.scan.edge_rows import explain_row_edge, row_edge_result
 from compsec.scan.findings import Evidence
+from compsec.scan.kernel_boxes import kernel_scan_box
 from compsec.scan.position_spike import explain_position_spike, spike_result
-from compsec.scan.scan_boxes import depletion_testable, scan_box
+from compsec.scan.scan_boxes import depletion_testable
 from compsec.scan.tally import EdgeTally
 from compsec.scan.tally_kernel import single_pass_tally
 
@@ -63,6 +65,7 @@ class TensorScan:
     storage: torch.dtype = torch.float32
     refused: dict[str, str] = field(default_factory=dict)  # format name -> why it cannot quantize these weights
     tally: Callable[..., EdgeTally] = single_pass_tally  # (w, lo, hi, eps) -> tally; the torch reference: edge_tally
+    box: Callable[..., Box] = kernel_scan_box  # (fmt, rows) -> scanning box; the registry reference: scan_box
 
     def add(self, rows: torch.Tensor, row_wise_rows: torch.Tensor | None = None) -> None:
         """Count one chunk: ``rows`` (2-D, storage dtype) for block formats; ``row_wise_rows`` (sampled runs: the
@@ -73,7 +76,7 @@ class TensorScan:
         for fmt in list(self.edge_formats):
             data = whole if row_wise(fmt, rows.shape[-1]) and row_wise_rows is not None else rows
             try:
-                box = scan_box(fmt, data)
+                box = self.box(fmt, data)
             except ValueError as err:  # the format refuses these weights (int8: |w| >= 65520 overflows fp16)
                 self.edge_formats.remove(fmt)
                 self.tallies.pop(fmt.name, None)
