@@ -1,18 +1,23 @@
-"""Full-coverage scan speed, before and after the single-pass tally kernel, against ``quantize_4bit`` in one run.
+"""Full-coverage scan speed, reference path against the compiled kernels, against ``quantize_4bit`` in one run.
 
 1. ``tensor``: a 4096x4096 fp16 tensor (``--rows`` of its rows scanned; the scan is linear in the weights).
    ``bitsandbytes.functional.quantize_4bit`` (NF4) on the whole tensor is the baseline, timed in the same run.
-   The full-coverage scan of every default format (``TensorScan``: registry box, edge tallies, block outliers,
-   evidence) is timed with the torch reference tally (``before``: ``compsec.scan.tally.edge_tally``) and with
-   the numba kernel (``after``: ``compsec.scan.tally_kernel.single_pass_tally``).  Rates are weights examined
-   per second; ratios are rate / quantize_4bit's rate, by wall clock and by process CPU time (the CPU ratio
-   is robust to other processes on the machine; the load average is reported).
-   ``stages``: where the time goes (CPU seconds per million weights) per format: box, tally before/after.
+   The full-coverage scan of every default format (``TensorScan``: box, edge tallies, block outliers, evidence)
+   is timed three ways: ``reference`` (registry boxes ``scan_box`` + torch tally ``edge_tally``),
+   ``tally_kernel`` (registry boxes + numba tally: the state before the box kernels), ``kernels`` (numba
+   boxes ``kernel_scan_box`` + numba tally) and ``kernels_2_threads`` (the same, formats on 2 threads: only
+   the wall rate can gain).  Rates are weights examined per second; ratios are rate /
+   quantize_4bit's rate, by wall clock and by process CPU time (robust to other processes; the load average
+   is reported).  ``projected_1e9_fp16_s``: seconds for 1 B weights at each rate (the scan is linear).
+   ``stages``: CPU seconds per million weights per format: box (registry / kernel), tally (torch / kernel).
+   ``compile``: seconds to first use of the kernels in a fresh interpreter with an empty numba cache (compiling)
+   and with the filled cache (``cache=True``: loading), on an 8-row tensor.
 2. ``model``: a synthetic llama-shaped fp16 checkpoint of ``--params`` parameters written to a temp dir, scanned
    by ``compsec scan`` in a child process (wall, peak RSS), deleted (``bench_scan.whole_model``); the seconds
    for 1 B parameters are extrapolated linearly (``seconds_per_1e9``) when ``--params`` is smaller.
 
-Usage: ``python bench/bench_scan_speed.py [--rows 64] [--params 2.5e7] [--skip-model] [--threads 1]``; JSON out.
+Usage: ``python bench/bench_scan_speed.py [--rows 64] [--params 2.5e7] [--skip-model] [--skip-compile]
+[--threads 1]``; JSON out.
 
 Measured 2026-12-03, ``--rows 64 --skip-model`` (1 thread; 2 cores shared by 8 engineers, load average 30):
 ``quantize_4bit`` 25.5 M weights/s CPU (6.1 M/s wall).  Full coverage, 8 default formats: before 0.22 M/s CPU
@@ -29,6 +34,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import subprocess
+import sys
+import tempfile
 import time
 
 import torch
@@ -36,6 +44,7 @@ from bench_scan import bnb_quantize_4bit_seconds, whole_model
 
 from compsec import formats
 from compsec.scan import ScanConfig, synthetic
+from compsec.scan.kernel_boxes import kernel_scan_box
 from compsec.scan.scan_boxes import scan_box
 from compsec.scan.tally import edge_tally
 from compsec.scan.tally_kernel import single_pass_tally
@@ -49,12 +58,17 @@ def _clocks(fn) -> tuple[float, float]:
     return time.perf_counter() - wall, time.process_time() - cpu
 
 
-def full_scan(part: torch.Tensor, cfg: ScanConfig, tally) -> tuple[float, float]:
-    """(wall, CPU) seconds of the full-coverage scan of ``part`` for every default format with ``tally``."""
+PATHS = {"reference": (scan_box, edge_tally, 1), "tally_kernel": (scan_box, single_pass_tally, 1),
+         "kernels": (kernel_scan_box, single_pass_tally, 1), "kernels_2_threads": (kernel_scan_box, single_pass_tally, 2)}
+
+
+def full_scan(part: torch.Tensor, cfg: ScanConfig, box, tally, workers: int = 1) -> tuple[float, float]:
+    """(wall, CPU) seconds of the full-coverage scan of ``part`` for every default format with ``box``/``tally``,
+    formats counted on ``workers`` threads."""
 
     def run():
         scan, _ = start_tensor("w", part, tuple(part.shape), [formats.get(n) for n in cfg.format_names()], [], cfg)
-        scan.tally = tally
+        scan.box, scan.tally, scan.workers = box, tally, workers
         scan.add(part)
         scan.evidence()
 
@@ -62,16 +76,42 @@ def full_scan(part: torch.Tensor, cfg: ScanConfig, tally) -> tuple[float, float]
 
 
 def stages(part: torch.Tensor, cfg: ScanConfig) -> dict:
-    """CPU seconds per million weights, per format: registry box, reference tally, kernel tally."""
+    """CPU seconds per million weights, per format: registry and kernel box, reference and kernel tally."""
     out, million = {}, part.numel() / 1e6
     for name in cfg.format_names():
         fmt = formats.get(name)
-        box_s = _clocks(lambda fmt=fmt: scan_box(fmt, part))[1]
-        box = scan_box(fmt, part)
+        box_ref = _clocks(lambda fmt=fmt: scan_box(fmt, part))[1]
+        box_kernel = _clocks(lambda fmt=fmt: kernel_scan_box(fmt, part))[1]
+        box = kernel_scan_box(fmt, part)
         before = _clocks(lambda box=box: edge_tally(part, box.lo, box.hi, cfg.eps))[1]
         after = _clocks(lambda box=box: single_pass_tally(part, box.lo, box.hi, cfg.eps))[1]
-        out[name] = {"box": box_s / million, "tally_before": before / million, "tally_after": after / million}
+        out[name] = {"box_registry": box_ref / million, "box_kernel": box_kernel / million,
+                     "tally_torch": before / million, "tally_kernel": after / million}
     return out
+
+
+_FIRST_USE = """
+import time, torch
+t = time.perf_counter()
+from compsec.scan import ScanConfig, synthetic
+from compsec.scan.tensor_plan import start_tensor
+from compsec import formats
+cfg = ScanConfig()
+w = synthetic.benign((8, 4096), "gaussian", torch.float16, torch.Generator().manual_seed(0))
+scan, _ = start_tensor("w", w, tuple(w.shape), [formats.get(n) for n in cfg.format_names()], [], cfg)
+scan.add(w)
+print(time.perf_counter() - t)
+"""
+
+
+def compile_seconds() -> dict:
+    """Seconds to the first scanned chunk in a fresh interpreter: numba cache empty (compiles every kernel), then
+    filled by that run (loads them)."""
+    with tempfile.TemporaryDirectory() as cache:
+        env = {**os.environ, "NUMBA_CACHE_DIR": cache}
+        runs = [float(subprocess.run([sys.executable, "-c", _FIRST_USE], env=env, check=True, capture_output=True,
+                                     text=True).stdout.split()[-1]) for _ in range(2)]
+    return {"cold_cache_s": runs[0], "warm_cache_s": runs[1]}
 
 
 def tensor_speed(rows: int, cfg: ScanConfig) -> dict:
@@ -79,17 +119,21 @@ def tensor_speed(rows: int, cfg: ScanConfig) -> dict:
 
     w = synthetic.benign((4096, 4096), "gaussian", torch.float16, torch.Generator().manual_seed(0))
     part = w[:rows].contiguous()
-    full_scan(part[:8], cfg, single_pass_tally)  # warm-up: numba cache load, llama.cpp, lazy imports
-    full_scan(part[:8], cfg, edge_tally)
+    for path in PATHS.values():  # warm-up: numba cache load, llama.cpp, lazy imports
+        full_scan(part[:8], cfg, *path)
     bnb_wall = bnb_quantize_4bit_seconds(w)  # best of 3 after a warm-up
     bnb_cpu = min(_clocks(lambda: quantize_4bit(w, blocksize=64, quant_type="nf4"))[1] for _ in range(3))
+    base = {"wall": w.numel() / bnb_wall, "cpu": w.numel() / bnb_cpu}
     out = {"load_average_before": os.getloadavg()[0], "rows": rows, "weights": part.numel(),
-           "quantize_4bit_weights_per_s": {"wall": w.numel() / bnb_wall, "cpu": w.numel() / bnb_cpu}}
-    for label, tally in (("before", edge_tally), ("after", single_pass_tally)):
-        wall, cpu = full_scan(part, cfg, tally)
+           "quantize_4bit_weights_per_s": base}
+    for label, path in PATHS.items():
+        wall, cpu = full_scan(part, cfg, *path)
         rate = {"wall": part.numel() / wall, "cpu": part.numel() / cpu}
-        out[label] = {"weights_per_s": rate, **{f"vs_quantize_4bit_{k}": rate[k] / out["quantize_4bit_weights_per_s"][k]
-                                                for k in rate}}
+        out[label] = {"weights_per_s": rate, **{f"vs_quantize_4bit_{k}": rate[k] / base[k] for k in rate},
+                      **{f"projected_1e9_fp16_s_{k}": 1e9 / rate[k] for k in rate}}
+    out["kernels_vs_reference_cpu"] = out["kernels"]["weights_per_s"]["cpu"] / out["reference"]["weights_per_s"]["cpu"]
+    out["kernels_vs_tally_kernel_cpu"] = (out["kernels"]["weights_per_s"]["cpu"]
+                                          / out["tally_kernel"]["weights_per_s"]["cpu"])
     out["stages_cpu_s_per_million"] = stages(part, cfg)
     out["load_average_after"] = os.getloadavg()[0]
     return out
@@ -100,11 +144,14 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=64, help="rows of the 4096x4096 tensor scanned")
     parser.add_argument("--params", type=float, default=2.5e7, help="size of the synthetic checkpoint")
     parser.add_argument("--skip-model", action="store_true", help="only the single-tensor benchmark")
+    parser.add_argument("--skip-compile", action="store_true", help="skip the first-use (numba compile) timing")
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     cfg = ScanConfig()
     result = {"threads": args.threads, "formats": cfg.format_names(), "tensor": tensor_speed(args.rows, cfg)}
+    if not args.skip_compile:
+        result["compile"] = compile_seconds()
     if not args.skip_model:
         model = whole_model(args.params, args.threads)
         model["seconds_per_1e9"] = model["scan_seconds"] * 1e9 / model["params"]

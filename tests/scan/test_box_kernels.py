@@ -82,20 +82,22 @@ def test_int8_float16_overflow_is_refused_as_the_registry_does():
 
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_scan_findings_unchanged_with_the_kernel_boxes(dtype):
-    """The whole tensor scan (tallies of every default format, findings) with kernel and registry boxes."""
+    """The whole tensor scan (tallies of every default format, findings; two chunks) with registry boxes, kernel
+    boxes, and kernel boxes with the formats counted on 2 threads."""
     gen = torch.Generator().manual_seed(3)
     w = synthetic.benign((16, 512), "gaussian", dtype, gen)
     w = synthetic.pgd_repaired(w, formats.get("nf4"), 0.3, gen)
     cfg = ScanConfig()
     out = []
-    for box in (scan_box, kernel_scan_box):
+    for box, workers in ((scan_box, 1), (kernel_scan_box, 1), (kernel_scan_box, 2)):
         scan, _ = start_tensor("w", w, tuple(w.shape), [formats.get(n) for n in cfg.format_names()], [], cfg)
-        scan.box = box
-        scan.add(w)
+        scan.box, scan.workers = box, workers
+        scan.add(w[:8])
+        scan.add(w[8:])
         out.append(([(e.format, e.detector, e.score, e.p_value, e.effect_ok) for e in scan.evidence()],
                     {k: (t.weights, t.edge_hits, t.edge_trials, t.outer, t.spike_counts.tolist())
                      for k, t in scan.tallies.items()}))
-    assert out[0] == out[1]
+    assert out[0] == out[1] == out[2]
     assert any(flag for *_, flag in out[1][0])  # the moved weights are found, so the comparison has teeth
 
 

@@ -68,7 +68,7 @@ def _uniform_weight(j, steps, fe, fa, fo):
     return not local or adjacent, p, edge, p_abs, near <= fo, min(2 * (fo + 1) / size, 1.0), spike_bin
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def tally_pass(w_bits, lo_bits, hi_bits, w_vals, lo_vals, hi_vals, mantissa, bias, magnitude_mask, largest, eps, band, fe, fa, fo,
                row_length, n_rows, max_steps, fine_steps):
     """Sums over every non-pinned finite weight: ``(counts[7], sums[6], spike[100], row_counts[n_rows, 2],

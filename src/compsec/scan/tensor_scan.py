@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import torch
@@ -66,6 +67,7 @@ class TensorScan:
     refused: dict[str, str] = field(default_factory=dict)  # format name -> why it cannot quantize these weights
     tally: Callable[..., EdgeTally] = single_pass_tally  # (w, lo, hi, eps) -> tally; the torch reference: edge_tally
     box: Callable[..., Box] = kernel_scan_box  # (fmt, rows) -> scanning box; the registry reference: scan_box
+    workers: int = 1  # threads counting formats side by side (bench/bench_scan_speed.py measures 2)
 
     def add(self, rows: torch.Tensor, row_wise_rows: torch.Tensor | None = None) -> None:
         """Count one chunk: ``rows`` (2-D, storage dtype) for block formats; ``row_wise_rows`` (sampled runs: the
@@ -73,18 +75,33 @@ class TensorScan:
         self.examined += rows.numel()
         self.storage = rows.dtype
         whole = rows if row_wise_rows is None else row_wise_rows
-        for fmt in list(self.edge_formats):
-            data = whole if row_wise(fmt, rows.shape[-1]) and row_wise_rows is not None else rows
-            try:
-                box = self.box(fmt, data)
-            except ValueError as err:  # the format refuses these weights (int8: |w| >= 65520 overflows fp16)
+        jobs = [(fmt, whole if row_wise(fmt, rows.shape[-1]) and row_wise_rows is not None else rows)
+                for fmt in self.edge_formats]
+        for (fmt, _), counted in zip(jobs, self._count_all(jobs)):
+            if isinstance(counted, ValueError):  # the format refuses these weights (int8: |w| >= 65520 overflows fp16)
                 self.edge_formats.remove(fmt)
                 self.tallies.pop(fmt.name, None)
-                self.refused[fmt.name] = " ".join(str(err).split())
+                self.refused[fmt.name] = " ".join(str(counted).split())
                 continue
-            self.tallies.setdefault(fmt.name, EdgeTally()).add(self.tally(data, box.lo, box.hi, self.cfg.eps))
+            self.tallies.setdefault(fmt.name, EdgeTally()).add(counted)
         for size in self.outlier_sizes:
             self.ratios.setdefault(size, []).append(top2_ratios(rows, size))
+
+    def _count(self, fmt: Format, data: torch.Tensor) -> EdgeTally | ValueError:
+        """One format's tally of one chunk, or the ValueError with which the format refuses the weights."""
+        try:
+            box = self.box(fmt, data)
+        except ValueError as err:
+            return err
+        return self.tally(data, box.lo, box.hi, self.cfg.eps)
+
+    def _count_all(self, jobs: list[tuple[Format, torch.Tensor]]) -> list[EdgeTally | ValueError]:
+        """:meth:`_count` of every (format, chunk), on ``workers`` threads (the kernels and llama.cpp release the
+        GIL, so formats run side by side on as many cores)."""
+        if self.workers <= 1 or len(jobs) < 2:
+            return [self._count(*job) for job in jobs]
+        with ThreadPoolExecutor(min(self.workers, len(jobs))) as pool:
+            return list(pool.map(lambda job: self._count(*job), jobs))
 
     def evidence(self) -> list[Evidence]:
         """Every test's evidence for this tensor (edge tests per format, block outliers per block size)."""
