@@ -33,6 +33,15 @@ _HALF = (10, 15, 65504.0)  # float16 grid: mantissa bits, bias, largest value
 _NO_MIDS = np.zeros(0, np.float32)
 
 
+@njit(cache=True, nogil=True)
+def all_finite(x):
+    """Whether every value of float32 ``x`` is finite."""
+    for v in x:
+        if not np.isfinite(v):
+            return False
+    return True
+
+
 @njit(cache=True, error_model="numpy", nogil=True)
 def bnb4_box(x, blocksize, mids, mantissa, bias, lo, hi):
     """Fill float32 ``lo``/``hi`` (flat, like ``x``: the float32 values of the weights) with the 4-bit box, blocks

@@ -97,8 +97,8 @@ def legacy_box(x, kind, level, mantissa, bias, lo, hi):
             key = 2 * (int(c) + 255) + (j < at)
             if seen[key] != b:
                 seen[key] = b
-                e1 = _F32((c - shift) / inv)
-                e2 = _F32((c + _F32(0.5)) / inv) if kind == Q8_0 else _F32((c + _F32(1.0) - shift) / inv)
+                e1 = _F32((np.float64(c) - shift) / inv)
+                e2 = _F32((np.float64(c) + (0.5 if kind == Q8_0 else 1.0 - shift)) / inv)
                 low = furthest_keeping(kind, _NO_MIDS, inv, lev, 0, np.float64(c), start, low, min(e1, e2))
                 high = furthest_keeping(kind, _NO_MIDS, inv, lev, 0, np.float64(c), start, high, max(e1, e2))
                 lo_of[key], hi_of[key] = storage_up(low, mantissa, bias), storage_down(high, mantissa, bias)
@@ -153,9 +153,8 @@ def kquant_box(x, codes, step, shift, sub, has_min, limit, mantissa, bias, lo, h
             if seen[codes[i]] != g:
                 seen[codes[i]] = g
                 start = min(max(st * (_F32(c) - offset) - sh, low), high)
-                half = _F32(0.5)
-                e1 = _F32(-np.inf * np.sign(st)) if c == 0 else (_F32(c) - offset - half) * st - sh
-                e2 = _F32(np.inf * np.sign(st)) if c == top else (_F32(c) - offset + half) * st - sh
+                e1 = _F32(-np.inf * np.sign(st) if c == 0 else (c - offset - 0.5) * np.float64(st) - sh)
+                e2 = _F32(np.inf * np.sign(st) if c == top else (c - offset + 0.5) * np.float64(st) - sh)
                 lo_of[codes[i]] = storage_up(furthest_keeping(kind, _NO_MIDS, st, sh, limit, c, start, low,
                                                               min(e1, e2)), mantissa, bias)
                 hi_of[codes[i]] = storage_down(furthest_keeping(kind, _NO_MIDS, st, sh, limit, c, start, high,

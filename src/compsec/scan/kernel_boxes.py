@@ -4,7 +4,8 @@
 ValueError for weights a format refuses), computed by the numba kernels of :mod:`compsec.scan.box_kernels_bnb`
 (``nf4``/``fp4`` and their block sizes, ``int8``) and :mod:`compsec.scan.box_kernels_gguf` (``q8_0``, ``q4_0``,
 ``q5_0``, and the K-quants' fixed-scale boxes after llama.cpp's own scale search).  The input checks stay the
-registry's own (they raise the errors the scan reports as refusals); formats without a kernel (hqq, rtn, the
+registry's own, run only where they fail (finiteness is read by the kernels' pass over the weights) so that
+the same errors are raised, which the scan reports as refusals; formats without a kernel (hqq, rtn, the
 ``_1`` GGUF types, double-quantised bnb) go through the registry unchanged.
 """
 
@@ -20,6 +21,7 @@ from compsec.formats.bnb_int8 import Int8Rowwise
 from compsec.formats.gguf import GgufLegacy
 from compsec.formats.gguf_k import GgufK
 from compsec.formats.gguf_k_layout import sub_scales
+from compsec.formats.half_cast import check_half_range
 from compsec.scan import box_kernels_bnb as kb
 from compsec.scan import box_kernels_gguf as kg
 from compsec.scan.scan_boxes import scan_box
@@ -39,22 +41,24 @@ def kernel_scan_box(fmt: Format, rows: torch.Tensor) -> Box:
     """``scan_box(fmt, rows)`` (``rows``: storage dtype, a whole number of ``fmt``'s blocks), by the kernels."""
     if not has_kernel(fmt) or rows.dtype not in GRID_PARAMS:
         return scan_box(fmt, rows)
-    check_storage(rows, rows.dtype)
     x = rows.detach().reshape(-1).float().contiguous().numpy()
+    if not kb.all_finite(x):
+        check_storage(rows, rows.dtype)  # raises the registry's error for NaN/Inf weights
     lo, hi = np.empty_like(x), np.empty_like(x)
     mantissa, bias, _ = GRID_PARAMS[rows.dtype]
+    if not fmt.supports(tuple(rows.shape)):
+        fmt.preimage(rows)  # raises the registry's error for this shape
     if isinstance(fmt, Blockwise4bit):
-        bm.check_weights(rows)
         mids = bm.bucket_bounds(fmt.quant_type)[0].numpy()
         kb.bnb4_box(x, fmt.blocksize, mids, mantissa, bias, lo, hi)
     elif isinstance(fmt, Int8Rowwise):
-        fmt._check(rows)  # the registry's own refusals (dtype, 2-D, float16 overflow)
         half = rows.detach().half()
         absmax = half.abs().amax(dim=1).float()
+        if bool(torch.isinf(absmax).any()):
+            check_half_range(fmt.name, rows)  # |w| >= 65520 overflows float16: the registry's refusal
         scale = bm.int8_scale(absmax).reshape(-1).contiguous()
         kb.int8_box(x, half.float().reshape(-1).numpy(), absmax.numpy(), scale.numpy(), mantissa, bias, lo, hi)
     elif isinstance(fmt, GgufLegacy):
-        fmt._blocks(rows)  # shape and finiteness checks
         if not kg.legacy_box(x, _LEGACY_KINDS[fmt.scheme], fmt.level, mantissa, bias, lo, hi):
             raise ValueError("the quantized codes do not come from these weights; pass the tensor that was quantized")
     else:
