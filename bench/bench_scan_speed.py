@@ -19,14 +19,15 @@
 Usage: ``python bench/bench_scan_speed.py [--rows 64] [--params 2.5e7] [--skip-model] [--skip-compile]
 [--threads 1]``; JSON out.
 
-Measured 2026-12-03, ``--rows 64 --skip-model`` (1 thread; 2 cores shared by 8 engineers, load average 30):
-``quantize_4bit`` 25.5 M weights/s CPU (6.1 M/s wall).  Full coverage, 8 default formats: before 0.22 M/s CPU
-(0.0088x ``quantize_4bit``; wall 0.0081x), after 0.51 M/s CPU (0.020x; wall 0.018x).  CPU seconds per million
-weights, summed over the 8 formats: tally 2.44 -> 0.36 (6.8x), registry box 1.29 (now 2/3 of the scan; the
-K-quants' fixed-scale boxes 0.70 of it): the 3x goal needs boxes ~100x faster, not done.  Model, ``--rows 64
---params 1e7`` (one llama layer at hidden 2048: 51.4 M fp16 parameters, an earlier commit of the same kernel,
-load ~20-30): ``compsec scan`` 1011 s, clean, every weight examined, peak RSS 979 MB; ~5.5 h per 1 B at that
-load (about 33 CPU-minutes by the CPU rate above).
+Measured 2026-12-03, ``--rows 64 --skip-model`` (1 torch thread; 2 cores shared by 6 engineers, load average
+13-14): ``quantize_4bit`` 24.3 M weights/s CPU (8.0 M/s wall).  Full coverage, 8 default formats, by CPU rate:
+reference 0.24 M/s (0.0097x ``quantize_4bit``), tally kernel 0.58 M/s (0.024x), kernels 0.68 M/s (0.028x; 2.9x
+the reference, 1.18x the tally kernel), kernels on 2 threads 0.033x by wall (0.030x on 1; the machine had no free
+core).  CPU seconds per million weights summed over the 8 formats: box 1.63 (registry) -> 0.94 (kernels), tally
+3.26 (torch) -> 0.47 (kernel); of the 0.94, the three K-quants take 0.55 (llama.cpp's own scale search about a
+third of it).  1e9 fp16 weights at these rates: ~1,460 CPU-s, ~4,200 s wall.  First use with an empty numba cache
+47 s (compiles every kernel), 4 s with the filled cache.  Goal (>= 3x ``quantize_4bit``, 1 B in <= 60 s) not met:
+~100x short.
 """
 
 from __future__ import annotations
