@@ -108,3 +108,16 @@ def test_kernel_box_on_a_larger_tensor(name, dtype):
     torch's ``127.0 / absmax``, which multiplies by the reciprocal, differing from IEEE division)."""
     w = synthetic.benign((32, 1024), "gaussian", dtype, torch.Generator().manual_seed(7))
     _same_box(formats.get(name), w)
+
+
+def test_every_kernel_is_cached_on_disk():
+    """``cache=True`` on every compiled function of the box kernels, so a process loads them instead of compiling
+    (~45 s on a loaded 2-core machine; ``bench/bench_scan_speed.py`` reports the first-use cost)."""
+    from numba.core.registry import CPUDispatcher
+
+    from compsec.scan import box_kernels_bnb, box_kernels_gguf, float32_search
+
+    kernels = [obj for module in (box_kernels_bnb, box_kernels_gguf, float32_search) for obj in vars(module).values()
+               if isinstance(obj, CPUDispatcher) and obj.__module__ == module.__name__]
+    assert len(kernels) >= 12
+    assert [k.__name__ for k in kernels if type(k._cache).__name__ == "NullCache"] == []
