@@ -18,6 +18,10 @@ codes (which keep nothing) compare unequal, as in torch.  ``kind`` selects the a
 - ``Q4_0``: ``clamp(trunc(x * inv + (level + 0.5)), 0, 2 level - 1)`` (``p1 = level``);
 - ``K_MIN`` / ``K_SYM``: ggml's ``nearest_int((x + shift) / step)`` clamped to ``[0, nmax]`` (``p1 = shift``,
   ``p2 = nmax``), or ``nearest_int(x / step)`` clamped to ``[-offset, offset - 1]`` plus ``offset`` (``p2``).
+
+Every function is compiled once and cached on disk (``cache=True``).  numba invalidates a cached function only
+when *its own* file changes: after editing this file or :mod:`compsec.scan.storage_grid`, delete
+``src/compsec/scan/__pycache__/*.nbi`` and ``*.nbc`` so the kernels that call them are recompiled.
 """
 
 from __future__ import annotations
