@@ -58,6 +58,8 @@ def test_audit_on_ray_equals_the_in_process_audit_and_resumes_only_what_is_missi
     run_audit(config, on_record=logged.append)
     assert {r.key for r in logged} == dropped and len(dropped) == 2
     assert _results(resumed) == _results(tmp_path / "local")
+    run_audit(config, on_record=logged.append)  # complete: no actor starts, nothing is logged
+    assert len(logged) == 2
 
     capsys.readouterr()
     assert run(["audit", str(tiny_model_dir), "--variants", "int8", *FLAGS, "--out", str(tmp_path / "gpu"),

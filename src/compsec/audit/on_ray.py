@@ -103,6 +103,8 @@ class _Dispatcher:
         while queue or self.running:
             while queue and len(self.running) < width:
                 self._start(queue.popleft())
+            if not self.running:  # every variant left was already complete in the log
+                break
             ready, _ = self.ray.wait(list(self.running), num_returns=1, timeout=POLL_S)
             for ref in ready:
                 self._advance(ref, queue)
