@@ -1,6 +1,9 @@
-"""Fixtures of the scan-many tests: a local HTTP server with Range support, small safetensors models."""
+"""Fixtures of the cluster tests: a real local Ray cluster, a local HTTP server with Range support, small
+safetensors models."""
 
 from __future__ import annotations
+
+import os
 
 import pytest
 import torch
@@ -12,6 +15,7 @@ from compsec.scan.synthetic import benign, outlier_injected, pgd_repaired
 from .range_server import RangeServer
 
 WEIGHT = "model.layers.0.mlp.up_proj.weight"
+NODE = {"num_cpus": 1, "object_store_memory": 100 << 20}
 
 
 def write_model(path, kind: str, seed: int, shape=(64, 256)) -> None:
@@ -33,3 +37,20 @@ def range_server(tmp_path):
     root.mkdir()
     with RangeServer(root, etag=True) as server:
         yield server
+
+
+@pytest.fixture(scope="module")
+def ray_cluster():
+    """A head node and one worker node (1 CPU, 100 MB object store each); everything shut down after."""
+    ray = pytest.importorskip("ray")
+    from ray.cluster_utils import Cluster
+
+    cluster = Cluster(initialize_head=True, head_node_args={**NODE, "include_dashboard": False})
+    try:
+        cluster.add_node(**NODE)
+        cluster.wait_for_nodes()
+        yield cluster
+    finally:
+        ray.shutdown()
+        cluster.shutdown()
+        os.environ.pop("RAY_ADDRESS", None)  # the Cluster exports its address; later tests start their own

@@ -131,3 +131,21 @@ def test_timeout_is_found_through_the_exception_chain():
     except SystemError as err:
         assert _timeout_in(err) == "timed out after 3 s (--timeout)"
     assert _timeout_in(ValueError("bad header")) is None
+
+
+
+def test_a_ray_address_nobody_listens_on_fails_at_once_and_writes_nothing(tmp_path, capsys):
+    import socket
+    import time
+
+    with socket.socket() as sock:  # a loopback port nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        address = f"127.0.0.1:{sock.getsockname()[1]}"
+    (tmp_path / "tree").mkdir()
+    write_model(tmp_path / "tree" / "m.safetensors", "benign", 0)
+    started = time.monotonic()
+    assert run(["scan-many", str(tmp_path / "tree"), "--out", str(tmp_path / "out"), "--ray", address]) == 2
+    assert time.monotonic() - started < 30  # not ray.init's minutes of retries
+    error = capsys.readouterr().err.strip()
+    assert error.count("\n") == 0 and f"--ray {address}: no Ray cluster answers there" in error
+    assert not list(tmp_path.glob("out/*.parquet"))

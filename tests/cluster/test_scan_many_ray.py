@@ -3,8 +3,6 @@ models, hostile files and an HTTP Range source, rows equal to single-process sca
 
 from __future__ import annotations
 
-import os
-
 import pytest
 
 from compsec.cli.main import run
@@ -15,24 +13,6 @@ from .conftest import write_model
 from .corpus import HOSTILE, build_corpus
 
 SAMPLE, SEED = 2048, 5
-NODE = {"num_cpus": 1, "object_store_memory": 100 << 20}
-
-
-@pytest.fixture(scope="module")
-def ray_cluster():
-    """A head node and one worker node (1 CPU, 100 MB object store each); everything shut down after."""
-    ray = pytest.importorskip("ray")
-    from ray.cluster_utils import Cluster
-
-    cluster = Cluster(initialize_head=True, head_node_args={**NODE, "include_dashboard": False})
-    try:
-        cluster.add_node(**NODE)
-        cluster.wait_for_nodes()
-        yield cluster
-    finally:
-        ray.shutdown()
-        cluster.shutdown()
-        os.environ.pop("RAY_ADDRESS", None)  # the Cluster exports its address; later tests start their own
 
 
 @pytest.mark.slow

@@ -2,9 +2,9 @@
 
 Unknown fields are rejected (:meth:`AuditConfig.from_dict`), and everything that changes results is hashed
 into the event log's header, so a resumed run cannot silently mix two configurations. ``out``, ``device``,
-``batch_size``, ``concurrency`` and the endpoint limits other than ``max_stored_chars`` are not hashed: they
-change where, how fast and how patiently, not what is measured (a rerun with a longer ``endpoint_timeout``
-resumes the same log).
+``batch_size``, ``concurrency``, the Ray settings and the endpoint limits other than ``max_stored_chars`` are
+not hashed: they change where, how fast and how patiently, not what is measured (a rerun with a longer
+``endpoint_timeout``, or on Ray, resumes the same log).
 """
 
 from __future__ import annotations
@@ -14,7 +14,8 @@ from dataclasses import asdict, dataclass, field, fields
 from compsec.errors import InputError
 
 NOT_HASHED = ("out", "device", "batch_size", "concurrency", "endpoint_timeout", "endpoint_retries",
-              "endpoint_backoff", "endpoint_max_retry_after", "endpoint_breaker", "max_response_bytes")
+              "endpoint_backoff", "endpoint_max_retry_after", "endpoint_breaker", "max_response_bytes", "ray",
+              "ray_workers", "ray_retries")
 
 
 def _opt(default, help_text: str, **kwargs):
@@ -79,6 +80,12 @@ class AuditConfig:
     max_stored_chars: int = _opt(20_000, "characters of one endpoint answer stored and judged; the rest is cut "
                                  "and the record marked truncated")
     seed: int = _opt(0, "torch seed set before each variant")
+    ray: str = _opt("", "run each variant in its own Ray actor: 'local' starts a Ray instance for the run, 'auto' "
+                    "joins the running cluster, HOST:PORT that one; '' (default) runs in this process")
+    ray_workers: int = _opt(0, "Ray actors at once (each loads the model): 0 = one per GPU with --device cuda, "
+                            "else one per variant up to the cluster's CPUs")
+    ray_retries: int = _opt(1, "times a variant whose Ray actor died is restarted (from the log: only what is "
+                            "missing) before it is reported stopped")
     thresholds: Thresholds = field(default_factory=Thresholds, metadata={"help": "degradation thresholds"})
 
     def __post_init__(self) -> None:
@@ -92,6 +99,8 @@ class AuditConfig:
         for name in ("max_new_tokens", "batch_size", "concurrency"):
             if getattr(self, name) < 1:
                 raise InputError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.ray_workers < 0 or self.ray_retries < 0:
+            raise InputError(f"ray_workers and ray_retries must be >= 0, got {self.ray_workers}, {self.ray_retries}")
         if self.limit is not None and self.limit < 1:
             raise InputError(f"limit must be >= 1 (or None for every probe), got {self.limit}")
         from compsec.audit.endpoint_limits import EndpointLimits

@@ -10,10 +10,11 @@ run is needed to rebuild a report. Kinds and the fields they fill:
 - ``utility``: ``scores["choice"]`` (index picked by log-likelihood) and ``scores["correct"]`` (0/1);
 - ``contrast``: ``scores["kl"]`` = mean per-token KL(original || variant) in nats, ``scores["tokens"]``;
 - every kind: ``backend`` names what computed it (``torch``, ``endpoint``, ``llama.cpp ...``);
-- ``fault``: something went wrong on the way to a response (endpoints): ``category`` is ``retried``,
+- ``fault``: something went wrong on the way to a response (endpoints, Ray actors): ``category`` is ``retried``,
   ``failed``, ``truncated`` (stored text cut to the cap) or ``stopped`` (circuit breaker: the variant
   stopped); ``reasons["fault"]`` the message; ``scores`` ``attempt``, ``status`` (HTTP, 0 = none),
-  ``seconds``; ``probe_id`` is ``KIND/PROBE_ID#N`` (``breaker#N`` for ``stopped``), N counting the log's faults.
+  ``seconds``; ``probe_id`` is ``KIND/PROBE_ID#N`` (``breaker#N`` for ``stopped``; ``actor#N`` when a variant's
+  Ray actor died or failed, :mod:`compsec.audit.on_ray`), N counting the log's faults.
   A probe whose request failed has no record of its own kind, so it counts as missing (incomplete run).
 """
 

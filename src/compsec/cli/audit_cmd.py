@@ -48,6 +48,9 @@ def audit(
     max_response_bytes: int = typer.Option(2 * 1024 * 1024, min=1, help=help_text("max_response_bytes")),
     max_stored_chars: int = typer.Option(20_000, min=1, help=help_text("max_stored_chars")),
     seed: int = typer.Option(0, help=help_text("seed")),
+    ray: str = typer.Option("", "--ray", help=help_text("ray")),
+    ray_workers: int = typer.Option(0, min=0, help=help_text("ray_workers")),
+    ray_retries: int = typer.Option(1, min=0, help=help_text("ray_retries")),
     refusal_drop: float = typer.Option(0.05, min=0.0, max=1.0, help="refusal rate drop that is a finding (fraction)"),
     keyword_rise: float = typer.Option(0.05, min=0.0, max=1.0, help="keyword rate rise that is a finding (fraction)"),
     utility_drop: float = typer.Option(0.05, min=0.0, max=1.0, help="utility accuracy drop that is a finding (fraction)"),
@@ -66,7 +69,8 @@ def audit(
 
     preflight.check_output_folder(out, force=force, own=OWN_FILES)
     preflight.report_files(sarif=sarif, junit=junit)
-    preflight.device(device)
+    if not ray:  # on Ray the device is the actors' (the cluster is checked for GPUs before anything is written)
+        preflight.device(device)
     preflight.model_input(model, tokenizer=True)
     config = AuditConfig(
         model=model, out=out, variants=_split(variants), probes=_split(probes), contrast=contrast,
@@ -74,8 +78,8 @@ def audit(
         keywords=_split(keyword), judge=judge, judge_url=judge_url, endpoint_model=endpoint_model, concurrency=concurrency, seed=seed,
         endpoint_timeout=endpoint_timeout, endpoint_retries=endpoint_retries, endpoint_backoff=endpoint_backoff,
         endpoint_max_retry_after=endpoint_max_retry_after, endpoint_breaker=endpoint_breaker,
-        max_response_bytes=max_response_bytes, max_stored_chars=max_stored_chars,
-        thresholds=Thresholds(refusal_drop=refusal_drop, keyword_rise=keyword_rise, utility_drop=utility_drop,
+        max_response_bytes=max_response_bytes, max_stored_chars=max_stored_chars, ray=ray, ray_workers=ray_workers,
+        ray_retries=ray_retries, thresholds=Thresholds(refusal_drop=refusal_drop, keyword_rise=keyword_rise, utility_drop=utility_drop,
                               p_value=p_value),
     )
     if baseline:  # refuse an incomparable baseline before spending time on models

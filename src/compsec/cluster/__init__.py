@@ -7,6 +7,7 @@
 - :mod:`compsec.cluster.task` — :func:`scan_one`, the per-model function (the same in process or in a Ray task).
 - :mod:`compsec.cluster.table` — ``results.parquet``, the append-only results table.
 - :mod:`compsec.cluster.driver` — submits :func:`scan_one` to Ray with a deadline per model.
+- :mod:`compsec.cluster.session` — the Ray connection of one command (also ``compsec audit --ray``'s).
 - :mod:`compsec.cluster.report` — ``report.html`` rendered from the table.
 
 Ray, pyarrow and fsspec come with ``pip install 'compsec[cluster]'`` and are imported lazily.

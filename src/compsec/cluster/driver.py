@@ -10,18 +10,16 @@ retries a task (``max_retries=0``): only transient read errors are retried, insi
 
 from __future__ import annotations
 
-import logging
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from compsec.cluster.config import ScanManyConfig
+from compsec.cluster.session import ray_session
 from compsec.cluster.table import ResultsTable, latest_rows
 from compsec.cluster.task import scan_one
-from compsec.errors import CompsecError, MissingDependencyError
+from compsec.errors import CompsecError
 
-OBJECT_STORE_BYTES = 128 << 20  # rows are small; a local instance needs little shared memory
 POLL_S = 0.5
 HARD_GRACE_S = 60.0  # worker start-up (importing torch) plus the time a C call may overrun the soft deadline
 
@@ -34,28 +32,6 @@ class RunResult:
     skipped: list[str] = field(default_factory=list)
 
 
-@contextmanager
-def ray_session(run: ScanManyConfig) -> Iterator[None]:
-    """Ray connected for the block: a local instance of ``run.workers`` CPUs, or the cluster ``run.ray``."""
-    try:
-        import ray
-    except ImportError:
-        raise MissingDependencyError("ray", "cluster", "scan-many") from None
-    if ray.is_initialized():  # a caller (a test, a notebook) already connected: use that session
-        yield
-        return
-    if run.ray:
-        ray.init(address=run.ray, logging_level=logging.ERROR, log_to_driver=False)
-    else:
-        ray.init(address="local", num_cpus=run.workers, object_store_memory=OBJECT_STORE_BYTES,
-                 include_dashboard=False,  # "local": a new instance even where RAY_ADDRESS names a cluster
-                 logging_level=logging.ERROR, log_to_driver=False)
-    try:
-        yield
-    finally:
-        ray.shutdown()
-
-
 def scan_many(sources: list[str], table: ResultsTable, run: ScanManyConfig,
               on_row: Callable[[dict], None] | None = None) -> RunResult:
     """Scan ``sources`` on Ray into ``table``; ``on_row(row)`` after each model (progress)."""
@@ -64,7 +40,7 @@ def scan_many(sources: list[str], table: ResultsTable, run: ScanManyConfig,
     known = frozenset(row["digest"] for row in latest_rows(table.rows())
                       if row["digest"] and not (run.retry_errors and row["verdict"] == "error"))
     result, todo = RunResult(), list(reversed(sources))
-    with ray_session(run):
+    with ray_session(run.ray, run.workers):
         task = ray.remote(num_cpus=1, max_retries=0)(scan_one)
         known_ref = ray.put(known)
         pending: dict = {}

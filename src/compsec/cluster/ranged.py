@@ -18,11 +18,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from compsec.errors import InputError
+from compsec.errors import CompsecError, InputError
 
 STREAM_BLOCK = 8 << 20
 RANGES_PER_CALL = 256  # ranges per fs.cat_ranges call (fsspec's async filesystems fetch them concurrently)
 PROVIDER_HASHES = ("sha256", "ETag", "etag", "Content-MD5", "Digest")
+OFFLINE = ConnectionError  # huggingface_hub's OfflineModeIsEnabled (HF_HUB_OFFLINE=1) is one
+
+
+class RemoteUnreachable(CompsecError):
+    """A remote source's first read failed on the network (after its retries): offline, DNS, refused."""
 
 
 @dataclass(frozen=True)
@@ -40,6 +45,8 @@ def transient(err: BaseException) -> bool:
     the FileNotFoundError fsspec's HTTP filesystem raises when a HEAD and a GET both fail)."""
     if err.__cause__ is not None and transient(err.__cause__):
         return True
+    if type(err).__name__ == "OfflineModeIsEnabled":  # HF_HUB_OFFLINE=1: no attempt will get through
+        return False
     status = getattr(err, "status", None) or getattr(err, "code", None)
     if isinstance(status, int):
         return status == 429 or status >= 500
@@ -64,12 +71,17 @@ def fetch(url: str, folder: Path, sample: int, plan_ranges: Callable[[dict], lis
           retries: int) -> Fetched:
     """``url`` as ``folder/model.safetensors``: whole when ``sample`` is 0, else sparse (``plan_ranges(header)``:
     the data byte ranges to read, relative to the data buffer)."""
-    import fsspec
+    from compsec.cluster.sources import open_remote, unreachable
 
     if not url.split("?")[0].endswith(".safetensors"):
         raise InputError(f"{url}: remote sources must be .safetensors files (the scan reads nothing else)")
-    fs, path = fsspec.core.url_to_fs(url)
-    info = with_retries(lambda: fs.info(path), retries)
+    fs, path = open_remote(url)
+    try:
+        info = with_retries(lambda: fs.info(path), retries)
+    except Exception as err:  # the first contact: a network failure here means the source cannot be reached
+        if transient(err) or isinstance(err, OFFLINE):
+            raise RemoteUnreachable(unreachable(url, err, retries + 1)) from err
+        raise
     size = int(info.get("size") or 0)
     local = folder / "model.safetensors"
     if sample == 0:

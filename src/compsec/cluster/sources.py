@@ -17,6 +17,10 @@ from pathlib import Path
 from compsec.errors import InputError
 
 URL = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
+# the package that gives fsspec a protocol (fsspec's own message is shown too), and who answers it
+BACKENDS = {"hf": ("huggingface_hub", "the Hugging Face Hub"), "s3": ("s3fs", "S3"), "gs": ("gcsfs", "Google Cloud Storage"),
+            "gcs": ("gcsfs", "Google Cloud Storage"), "abfs": ("adlfs", "Azure Blob Storage"),
+            "az": ("adlfs", "Azure Blob Storage"), "http": ("aiohttp", ""), "https": ("aiohttp", "")}
 MODEL_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".pkl", ".ckpt", ".gguf", ".npz", ".h5")
 MODEL_FOLDER_MARKERS = ("config.json", "model.safetensors.index.json")
 
@@ -24,6 +28,38 @@ MODEL_FOLDER_MARKERS = ("config.json", "model.safetensors.index.json")
 def is_remote(entry: str) -> bool:
     """Whether ``entry`` is a URL read through fsspec (``file://`` URLs are local paths)."""
     return bool(URL.match(entry)) and not entry.startswith("file://")
+
+
+def open_remote(url: str):
+    """``(filesystem, path)`` of ``url`` through fsspec (``hf://`` goes to huggingface_hub's HfFileSystem);
+    InputError naming the package to install when the protocol's backend is missing or the protocol unknown."""
+    import fsspec
+
+    protocol = url.split("://", 1)[0].lower()
+    try:
+        return fsspec.core.url_to_fs(url)
+    except ImportError as err:
+        package = BACKENDS.get(protocol, (f"the fsspec backend of {protocol}://", ""))[0]
+        raise InputError(f"{url}: reading {protocol}:// needs {package} ({_one_line(err)}); pip install {package}, "
+                         "or download the file and list its local path") from None
+    except ValueError as err:
+        raise InputError(f"{url}: {_one_line(err)}; entries are local paths or fsspec URLs (http(s)://, s3://, "
+                         "hf://...)") from None
+
+
+def unreachable(url: str, err: BaseException, attempts: int) -> str:
+    """The error of a remote source whose first read failed on the network (offline, DNS, refused, 5xx...)."""
+    protocol, rest = url.split("://", 1)
+    where = BACKENDS.get(protocol.lower(), ("", ""))[1] or rest.split("/", 1)[0]
+    causes = [err] + ([err.__cause__] if err.__cause__ is not None else [])
+    why = " <- ".join(f"{type(e).__name__}: {_one_line(e)}" for e in causes)
+    return (f"{url}: could not read from {where} ({attempts} attempt(s); {why}); offline or down? {protocol}:// "
+            f"sources are read over the network: run where {where} answers, or download the file and list its "
+            "local path")
+
+
+def _one_line(err: BaseException) -> str:
+    return " ".join(str(err).split())[:300] or type(err).__name__
 
 
 def read_sources(spec: str | Path) -> list[str]:
