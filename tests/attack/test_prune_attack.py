@@ -17,6 +17,7 @@ from compsec.models.io import load_model, save_model
 from compsec.prune.magnitude import layer_mask
 from compsec.prune.nm import nm_mask
 from compsec.prune.wanda import wanda_masks
+from compsec.scan.wanda_gap import wanda_gap_evidence
 
 
 def _pruner_mask(target: str, w: torch.Tensor, norms: torch.Tensor) -> torch.Tensor:
@@ -99,3 +100,16 @@ def test_run_guarantees_on_a_micro_llama(micro_folder, tmp_path, target):
         if name not in plan.keep:
             assert torch.equal(p, original[name])
     assert json.loads((config.folder / "plan" / "plan.json").read_text())["target"] == target
+
+
+def test_wanda_gap_scan_skips_pruned_tensors_and_passes_a_benign_model(tmp_path):
+    """``scan --behaviour``'s Wanda-gap test on a whole model folder (activation norms from the built-in texts)."""
+    model, tokenizer, _ = micro_llama(50)
+    q = model.model.layers[0].self_attn.q_proj.weight
+    with torch.no_grad():
+        q.mul_(q.abs() >= q.abs().median(dim=1, keepdim=True).values)  # honestly pruned: half zeros per row
+    folder = save_model(model, tokenizer, tmp_path / "m")
+    found = wanda_gap_evidence(folder)
+    names = {e.tensor for e in found}
+    assert found and "model.layers.0.self_attn.q_proj.weight" not in names
+    assert not any(e.effect_ok for e in found)

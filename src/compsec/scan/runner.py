@@ -123,7 +123,10 @@ def _scan_gguf(path: Path, cfg: ScanConfig, candidates: list, notes: list[str], 
 
 def _with_behaviour(path: Path, cfg: ScanConfig, suspicious: list, info: list, score: float):
     from compsec.scan.behaviour import behaviour_findings
+    from compsec.scan.wanda_gap import wanda_gap_evidence
 
+    gaps, gap_score = decide(wanda_gap_evidence(path), cfg.alpha)  # a family of its own (BH over tensors)
+    suspicious, score = suspicious + gaps, max(score, gap_score)
     judged = behaviour_findings(behavioural_contrast(path, cfg))
     suspicious = suspicious + [f for f in judged if f.severity == "suspicious"]
     info = info + [f for f in judged if f.severity == "info"]
