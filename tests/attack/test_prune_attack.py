@@ -113,3 +113,24 @@ def test_wanda_gap_scan_skips_pruned_tensors_and_passes_a_benign_model(tmp_path)
     names = {e.tensor for e in found}
     assert found and "model.layers.0.self_attn.q_proj.weight" not in names
     assert not any(e.effect_ok for e in found)
+
+
+def test_defence_cells_of_a_pruning_row(micro_folder, tmp_path):
+    """Quantization defences are marked not applicable; noise-1e-3 measures fp32 and compsec's pruner, whose
+    model holds exactly half zeros in every prunable weight (llm-compressor runs only in the ``none`` cell)."""
+    from compsec.defend.matrix import MatrixConfig, Row
+    from compsec.defend.prune_cells import QUANT_ONLY, _pruned_models, measure_prune_cell
+    from compsec.prune.magnitude import prunable_weights
+
+    row = Row("micro:content-injection", "content-injection", ("prune-magnitude-50",), "McDonald's",
+              str(micro_folder))
+    config = MatrixConfig(attack_dirs=(), out=str(tmp_path / "m"), probe_limit=2, max_new_tokens=4)
+    for defence in QUANT_ONLY:
+        assert measure_prune_cell(row, defence, config, None)["applicable"] is False
+    cell = measure_prune_cell(row, "noise-1e-3", config, None)
+    assert cell["applicable"] and set(cell["malicious"]) == {"fp32", "compsec"}
+    model, tokenizer = load_model(micro_folder)
+    (label, pruned, _), = list(_pruned_models(row, model, tokenizer, "noise-1e-3", config))
+    assert label == "compsec"
+    assert all(float((w == 0).float().mean()) == 0.5 for w in prunable_weights(pruned).values())
+    assert not any(float((w == 0).float().mean()) for w in prunable_weights(model).values())
