@@ -134,3 +134,14 @@ def test_defence_cells_of_a_pruning_row(micro_folder, tmp_path):
     assert label == "compsec"
     assert all(float((w == 0).float().mean()) == 0.5 for w in prunable_weights(pruned).values())
     assert not any(float((w == 0).float().mean()) for w in prunable_weights(model).values())
+
+
+@pytest.mark.parametrize(("targets", "message"), [("prune-magnitude-50,nf4", "exactly one target"),
+                                                  ("prune-70", "exactly one target")])
+def test_cli_rejects_bad_pruning_targets_with_exit_2(tmp_path, capsys, targets, message):
+    from compsec.cli.main import run
+
+    assert run(["attack", "--out", str(tmp_path / "x"), "--targets", targets]) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert not (tmp_path / "x").exists()
