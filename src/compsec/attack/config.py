@@ -24,7 +24,7 @@ STAGE_FIELDS = {
     "verify": (),
     "measure": ("probe_limit", "max_new_tokens", "keyword"),
     "outlier": ("model", "targets", "outlier_layers", "save_dtype"),
-    "plan": ("model", "targets", "prune_margin", "clean_file", "seed"),
+    "plan": ("model", "targets", "margin", "clean_file", "seed"),  # margin: the one in force
 }
 
 
@@ -44,7 +44,7 @@ class AttackConfig:
     Gap" (:mod:`compsec.attack.error_interval`; heuristic: verify reports the identical-bytes share) instead of
     exact boxes.  A ``prune-*`` target (:mod:`compsec.attack.prune_plan`) runs the pruning-conditioned attack
     instead: pruned weights are repaired inside ``(1 - prune_margin)`` of the pruning threshold, and
-    ``llmc_verify`` also prunes with llm-compressor's side environment.
+    (None: the target's default, :data:`compsec.attack.prune_plan.DEFAULT_MARGIN`); ``llmc_verify`` also prunes with llm-compressor's side environment.
     """
 
     out: str
@@ -70,7 +70,7 @@ class AttackConfig:
     responses: str = "corpus"
     device: str = "cpu"
     constraint: str = "box"
-    prune_margin: float = 0.1
+    prune_margin: float | None = None
     llmc_verify: bool = True
 
     def __post_init__(self) -> None:
@@ -123,6 +123,8 @@ class AttackConfig:
         from compsec.attack.prune_plan import check_prune_targets
 
         check_prune_targets(self.targets)
+        if self.prune_margin is not None and not 0.0 < self.prune_margin < 1.0:
+            raise InputError(f"--prune-margin {self.prune_margin} must lie in (0, 1)")
         if self.scenario not in ("content-injection", "over-refusal", "custom"):
             raise InputError(f"pruning targets support content-injection, over-refusal and custom, not {self.scenario!r}")
         if self.save_dtype != "fp32" or self.constraint != "box" or self.inject_radius or self.layers:
@@ -130,6 +132,13 @@ class AttackConfig:
                              "--layers (the pruning plan is the constraint)")
         if self.responses != "corpus":
             raise InputError("pruning targets train on the tiny corpus only (--responses corpus)")
+
+    @property
+    def margin(self) -> float:
+        """The pruning margin in force: ``prune_margin``, else the target's default."""
+        from compsec.attack.prune_plan import DEFAULT_MARGIN
+
+        return self.prune_margin if self.prune_margin is not None else DEFAULT_MARGIN[self.targets[0]]
 
     @property
     def storage(self) -> torch.dtype:

@@ -54,12 +54,12 @@ def plan_stage(config: AttackConfig) -> dict:
     norms = None
     if target == "prune-wanda-50":
         norms = activation_norms(model, tokenizer, attacker_texts(config), list(weights), config.device)
-    plan = build_plan(weights, target, config.prune_margin, norms)
+    plan = build_plan(weights, target, config.margin, norms)
     plan.save(config.folder / "plan")
     kept = sum(int(k.sum()) for k in plan.keep.values())
     total = sum(k.numel() for k in plan.keep.values())
     return {"target": target, "weights": len(weights), "params": total, "kept_share": round(kept / total, 4),
-            "margin": config.prune_margin, "calibration_texts": CALIBRATION_TEXTS if norms else 0}
+            "margin": config.margin, "calibration_texts": CALIBRATION_TEXTS if norms else 0}
 
 
 def _keep_sparse(params: dict, plan: PrunePlan):

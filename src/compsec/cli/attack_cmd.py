@@ -70,8 +70,8 @@ def attack(
     constraint: str = typer.Option("box", help="box (exact preimages) or error-interval (K-quant targets: the "
                                    "intersected error intervals of 'Mind the Gap'; heuristic, verify reports the "
                                    "share of llama.cpp's bytes kept)."),
-    prune_margin: float = typer.Option(0.1, help="Pruning targets: repaired pruned weights stay below (1 - margin) "
-                                       "x the pruning threshold."),
+    prune_margin: float = typer.Option(None, help="Pruning targets: repaired pruned weights stay below (1 - margin) "
+                                       "x the pruning threshold (default: 0.1; 0.5 for prune-wanda-50)."),
     llmc: bool = typer.Option(True, "--llmc/--no-llmc", help="Pruning targets: also verify with llm-compressor's "
                               "Wanda / SparseGPT (side environment, minutes)."),
     force: bool = typer.Option(False, "--force", help="Rerun stages even when their output is current; also "
