@@ -20,7 +20,7 @@ Tested only on float32 tensors whose values are not on a coarse grid (bf16 / fp1
 checkpoints tie magnitudes by construction: their spacings are 0 or one grid step, which this null does not
 describe).  Not seen: an attacker whose margin is below a few ranks' spacing (``m`` ~ 1e-4 on a 65k-weight
 tensor) or who jitters the band; Wanda's threshold lives in ``|w|·‖x‖`` and needs activations
-(``scan --behaviour``'s dense-vs-pruned contrast, :mod:`compsec.scan.prune_contrast`).
+(``scan --behaviour`` computes them: :mod:`compsec.scan.wanda_gap`).
 """
 
 from __future__ import annotations
