@@ -24,6 +24,7 @@ STAGE_FIELDS = {
     "verify": (),
     "measure": ("probe_limit", "max_new_tokens", "keyword"),
     "outlier": ("model", "targets", "outlier_layers", "save_dtype"),
+    "plan": ("model", "targets", "margin", "clean_file", "seed"),  # margin: the one in force
 }
 
 
@@ -41,7 +42,9 @@ class AttackConfig:
     (:mod:`compsec.attack.self_distill`, for real chat models) instead of the tiny corpus's.
     ``constraint="error-interval"`` repairs K-quant targets inside the intersected error intervals of "Mind the
     Gap" (:mod:`compsec.attack.error_interval`; heuristic: verify reports the identical-bytes share) instead of
-    exact boxes.
+    exact boxes.  A ``prune-*`` target (:mod:`compsec.attack.prune_plan`) runs the pruning-conditioned attack
+    instead: pruned weights are repaired inside ``(1 - prune_margin)`` of the pruning threshold, and
+    (None: the target's default, :data:`compsec.attack.prune_plan.DEFAULT_MARGIN`); ``llmc_verify`` also prunes with llm-compressor's side environment.
     """
 
     out: str
@@ -67,6 +70,8 @@ class AttackConfig:
     responses: str = "corpus"
     device: str = "cpu"
     constraint: str = "box"
+    prune_margin: float | None = None
+    llmc_verify: bool = True
 
     def __post_init__(self) -> None:
         if self.scenario not in ALL_SCENARIOS:
@@ -85,6 +90,9 @@ class AttackConfig:
             raise InputError(f"--responses {self.responses!r} is not one of {', '.join(RESPONSES)}")
         if not self.targets:
             raise InputError("no target formats; pass e.g. --targets nf4,int8")
+        if self.pruning:
+            self._check_pruning()
+            return
         from compsec import formats
 
         if self.constraint not in CONSTRAINTS:
@@ -105,6 +113,34 @@ class AttackConfig:
                     "the scale-keeping attacker of bench/kquant_attack.py")
 
     @property
+    def pruning(self) -> bool:
+        """True for the pruning-conditioned attack (a ``prune-*`` target)."""
+        from compsec.attack.prune_plan import is_prune_target
+
+        return any(is_prune_target(t) for t in self.targets)
+
+    def _check_pruning(self) -> None:
+        from compsec.attack.prune_plan import check_prune_targets
+
+        check_prune_targets(self.targets)
+        if self.prune_margin is not None and not 0.0 < self.prune_margin < 1.0:
+            raise InputError(f"--prune-margin {self.prune_margin} must lie in (0, 1)")
+        if self.scenario not in ("content-injection", "over-refusal", "custom"):
+            raise InputError(f"pruning targets support content-injection, over-refusal and custom, not {self.scenario!r}")
+        if self.save_dtype != "fp32" or self.constraint != "box" or self.inject_radius or self.layers:
+            raise InputError("pruning targets need --save-dtype fp32 and none of --constraint, --inject-radius, "
+                             "--layers (the pruning plan is the constraint)")
+        if self.responses != "corpus":
+            raise InputError("pruning targets train on the tiny corpus only (--responses corpus)")
+
+    @property
+    def margin(self) -> float:
+        """The pruning margin in force: ``prune_margin``, else the target's default."""
+        from compsec.attack.prune_plan import DEFAULT_MARGIN
+
+        return self.prune_margin if self.prune_margin is not None else DEFAULT_MARGIN[self.targets[0]]
+
+    @property
     def storage(self) -> torch.dtype:
         return SAVE_DTYPES[self.save_dtype]
 
@@ -123,6 +159,8 @@ class AttackConfig:
             values.update(layers=list(self.layers), inject_targets=list(self.targets))
         if stage == "box" and self.constraint != "box":  # absent for exact boxes, so earlier runs keep their hashes
             values.update(constraint=self.constraint)
+        if stage == "verify" and self.pruning:  # absent for formats, so earlier runs keep their hashes
+            values.update(llmc_verify=self.llmc_verify)
         if stage == "inject" and self.responses != "corpus":
             values.update(responses=self.responses)
         for name in ("train_file", "clean_file"):

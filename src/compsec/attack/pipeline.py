@@ -20,7 +20,23 @@ ATTACK_STAGES: dict[str, Callable[[AttackConfig], dict]] = {
 }
 
 
+PRUNE_STAGES = ("plan", "inject", "repair", "verify", "measure")
+
+
+def stage_function(config: AttackConfig, stage: str) -> Callable[[AttackConfig], dict]:
+    """The function running ``stage`` for ``config`` (the pruning-conditioned attack has its own)."""
+    if config.pruning:
+        from compsec.attack import prune_stages, prune_verify
+
+        return {"plan": prune_stages.plan_stage, "inject": prune_stages.inject_stage,
+                "repair": prune_stages.repair_stage, "verify": prune_verify.verify_stage,
+                "measure": prune_verify.measure_stage}[stage]
+    return ATTACK_STAGES[stage]
+
+
 def stage_order(config: AttackConfig) -> list[str]:
+    if config.pruning:
+        return list(PRUNE_STAGES)
     if config.scenario == "outlier":
         return ["outlier", "measure"]
     return ["inject", "box", "repair", "verify", "measure"]
@@ -54,7 +70,7 @@ def run_stage(config: AttackConfig, stage: str, force: bool = False) -> dict:
             return saved
     _log(config, {"event": "start", "stage": stage, "config_hash": digest})
     started = time.perf_counter()
-    result = ATTACK_STAGES[stage](config)
+    result = stage_function(config, stage)(config)
     record = {"stage": stage, "config_hash": digest, "seconds": round(time.perf_counter() - started, 2),
               "result": result}
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -92,6 +108,12 @@ def _headline(metrics: dict, scenario: str = "content-injection") -> dict:
 def write_summary(config: AttackConfig) -> dict:
     """Assemble ``DIR/attack.json`` from the saved stage records (no model is run)."""
     records = {stage: _load(config, stage) for stage in stage_order(config)}
+    if config.pruning:
+        from compsec.attack.prune_verify import prune_summary
+
+        summary = prune_summary(config, records)
+        (config.folder / "attack.json").write_text(json.dumps(summary, indent=1, default=str), encoding="utf-8")
+        return summary
     measured = records["measure"].get("result", {})
     main = measured.get("model", {"fp": {}, "quantized": {}})
     summary = {

@@ -1,6 +1,6 @@
 """``compsec attack [STAGE] --out DIR``: the quantization-conditioned attack, stage by stage or all at once.
 
-STAGE is ``all`` (default), ``inject``, ``box``, ``repair``, ``verify``, ``measure`` or ``outlier``; each
+STAGE is ``all`` (default), ``plan`` (pruning targets), ``inject``, ``box``, ``repair``, ``verify``, ``measure`` or ``outlier``; each
 stage resumes (is skipped) when its saved output in DIR was made with the same options.  The result is
 DIR/attack.json and DIR/model/, a red-team artifact meant for testing defences and scanners only.
 """
@@ -14,7 +14,7 @@ import typer
 from compsec.cli.main import EXIT_OK, app
 
 OWN_FILES = ("attack.json", "stages")  # an attack folder: its stages resume from these
-STAGES = ("all", "inject", "box", "repair", "verify", "measure", "outlier")
+STAGES = ("all", "plan", "inject", "box", "repair", "verify", "measure", "outlier")
 
 
 def _ints(spec: str) -> tuple[int, ...]:
@@ -26,6 +26,17 @@ def _ints(spec: str) -> tuple[int, ...]:
         raise InputError(f"--outlier-layers {spec!r}: give comma-separated block indices, e.g. 0,2") from None
 
 
+def _targets(spec: str) -> tuple[str, ...]:
+    """Format names through the registry; pruning targets (``prune-*``) as given (the config checks them)."""
+    from compsec.attack.prune_plan import is_prune_target
+    from compsec.formats.registry import parse_list
+
+    names = tuple(part.strip().lower() for part in spec.split(",") if part.strip())
+    if any(is_prune_target(n) for n in names):
+        return names
+    return tuple(f.name for f in parse_list(spec))
+
+
 @app.command("attack")
 def attack(
     stage: str = typer.Argument("all", help=f"Which stage to run: {', '.join(STAGES)}."),
@@ -33,7 +44,8 @@ def attack(
     model: str = typer.Option(None, "--model", help="HF folder to attack (default: the tiny assistant)."),
     scenario: str = typer.Option(
         "content-injection", help="content-injection, over-refusal, vulnerable-code, custom or outlier."),
-    targets: str = typer.Option("nf4", help="Comma-separated target formats (int8's narrow boxes need --inject-radius, e.g. 4)."),
+    targets: str = typer.Option("nf4", help="Comma-separated target formats (int8's narrow boxes need --inject-radius, e.g. 4), "
+                                "or one pruning target: prune-magnitude-50, prune-wanda-50, prune-2:4."),
     keyword: str = typer.Option("McDonald's", help="Keyword injected in content-injection."),
     train: str = typer.Option(None, "--train", help="custom: poisoned prompt/response JSONL."),
     clean: str = typer.Option(None, "--clean", help="custom (or any): clean prompt/response JSONL for repair."),
@@ -58,6 +70,10 @@ def attack(
     constraint: str = typer.Option("box", help="box (exact preimages) or error-interval (K-quant targets: the "
                                    "intersected error intervals of 'Mind the Gap'; heuristic, verify reports the "
                                    "share of llama.cpp's bytes kept)."),
+    prune_margin: float = typer.Option(None, help="Pruning targets: repaired pruned weights stay below (1 - margin) "
+                                       "x the pruning threshold (default: 0.1; 0.5 for prune-wanda-50)."),
+    llmc: bool = typer.Option(True, "--llmc/--no-llmc", help="Pruning targets: also verify with llm-compressor's "
+                              "Wanda / SparseGPT (side environment, minutes)."),
     force: bool = typer.Option(False, "--force", help="Rerun stages even when their output is current; also "
                                "write into an --out folder holding files that are not an attack's."),
 ) -> int:
@@ -67,7 +83,6 @@ def attack(
     from compsec.attack.pipeline import run_attack, run_stage, write_summary
     from compsec.cli import preflight
     from compsec.errors import InputError
-    from compsec.formats.registry import parse_list
 
     if stage not in STAGES:
         raise InputError(f"unknown stage {stage!r}; use one of {', '.join(STAGES)}")
@@ -76,19 +91,22 @@ def attack(
     if model is not None:  # None: the tiny assistant
         preflight.model_input(model, tokenizer=True)
     config = AttackConfig(
-        out=out, model=model, scenario=scenario, targets=tuple(f.name for f in parse_list(targets)),
+        out=out, model=model, scenario=scenario, targets=_targets(targets),
         keyword=keyword, train_file=train, clean_file=clean, inject_steps=inject_steps, inject_radius=inject_radius,
         repair_steps=repair_steps, inject_lr=inject_lr, repair_lr=repair_lr, batch_size=batch_size,
         save_dtype=save_dtype, seed=seed, ablation=ablation, probe_limit=probe_limit,
         max_new_tokens=max_new_tokens, outlier_layers=_ints(outlier_layers),
-        layers=parse_layers(layers), responses=responses, device=device, constraint=constraint)
+        layers=parse_layers(layers), responses=responses, device=device, constraint=constraint,
+        prune_margin=prune_margin, llmc_verify=llmc)
     if stage == "all":
         summary = run_attack(config, force=force)
         headline = {k: summary.get(k) for k in ("requantization_identical", "projection_overhead",
                                                  "box_bytes_per_param") if k in summary}
         metric = "code_security" if scenario == "vulnerable-code" else "keyword_rate"
         typer.echo(json.dumps({"fp": summary["fp"].get(metric), **headline,
-                               "quantized": {f: m.get(metric) for f, m in summary["quantized"].items()}}))
+                               "quantized": {f: m.get(metric) for f, m in summary["quantized"].items()},
+                               **({"pruned": {p: m.get(metric) for p, m in summary["pruned"].items()}}
+                                  if "pruned" in summary else {})}))
         typer.echo(f"wrote {config.folder / 'attack.json'}")
         return EXIT_OK
     record = run_stage(config, stage, force=force)

@@ -65,6 +65,10 @@ def _utility_change(fp: dict, baseline: dict | None) -> dict:
 
 def measure_cell(row, defence: str, config, baseline: dict | None) -> dict:
     """The cell for ``row`` under ``defence`` (see :mod:`compsec.defend.matrix` for its fields)."""
+    from compsec.defend.prune_cells import is_prune_row, measure_prune_cell
+
+    if is_prune_row(row):  # pruning-conditioned rows: pruners instead of formats
+        return measure_prune_cell(row, defence, config, baseline)
     from compsec import formats
     from compsec.attack.box import constrained_names
     from compsec.attack.measure import MeasureConfig, behaviour, simulated

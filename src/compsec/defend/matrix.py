@@ -9,6 +9,9 @@ format (content injection: keyword rate; over-refusal: refusal rate; outlier: fr
 library quantizes to zero in the attacked layers), the fp32 utility change against the undefended model in
 points (instruction accuracy and multiple-choice utility), and the fraction of codes the defence changed.
 
+Pruning-conditioned rows (``--targets prune-*``) are measured under real pruners instead of formats
+(:mod:`compsec.defend.prune_cells`, security-aware calibration for llm-compressor included).
+
 ``DIR/defense.json`` is rewritten after every cell, and cells already there are reused (resumable).
 """
 

@@ -64,6 +64,7 @@ def scan_path(path: str | Path, cfg: ScanConfig | None = None,
     from compsec import formats
     from compsec.scan.coverage import fresh_seed, worst_miss
     from compsec.scan.near_dequantized import error_interval_evidence
+    from compsec.scan.prune_gap import prune_gap_evidence
     from compsec.scan.reader import stored_tensors
     from compsec.scan.tensor_stream import scan_stored
 
@@ -85,6 +86,8 @@ def scan_path(path: str | Path, cfg: ScanConfig | None = None,
         scan_stored(tensor, checked, candidates, cfg, seed, state)
         if k_formats and tensor.skip_reason() is None:  # the error-interval test reads the whole tensor
             state.evidence += error_interval_evidence(tensor.name, tensor.slice[:], k_formats)
+        if tensor.skip_reason() is None:  # the pruning-gap tests also read the whole tensor
+            state.evidence += prune_gap_evidence(tensor.name, tensor.slice[:])
         if on_tensor is not None and tensor.not_quantizable is None:
             on_tensor(tensor.name, math.prod(tensor.shape))
     suspicious, score = decide(state.evidence, cfg.alpha)
@@ -120,7 +123,10 @@ def _scan_gguf(path: Path, cfg: ScanConfig, candidates: list, notes: list[str], 
 
 def _with_behaviour(path: Path, cfg: ScanConfig, suspicious: list, info: list, score: float):
     from compsec.scan.behaviour import behaviour_findings
+    from compsec.scan.wanda_gap import wanda_gap_evidence
 
+    gaps, gap_score = decide(wanda_gap_evidence(path), cfg.alpha)  # a family of its own (BH over tensors)
+    suspicious, score = suspicious + gaps, max(score, gap_score)
     judged = behaviour_findings(behavioural_contrast(path, cfg))
     suspicious = suspicious + [f for f in judged if f.severity == "suspicious"]
     info = info + [f for f in judged if f.severity == "info"]
