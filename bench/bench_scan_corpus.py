@@ -108,16 +108,16 @@ def summarise(rows: list[dict]) -> dict:
 
 
 def print_table(rows: list[dict], summary: dict) -> None:
-    print(f"{'artifact':20} {'label':9} {'verdict':10} {'score':>7} {'s':>6}  detectors / provenance")
+    print(f"{'artifact':36} {'label':9} {'verdict':10} {'score':>7} {'s':>6}  detectors / provenance")
     for r in rows:
         extra = ", ".join(r["detectors"][:4]) or ("provenance " + ",".join(r["provenance"]) if r["provenance"] else "")
-        print(f"{r['name']:20} {r['label']:9} {r['verdict']:10} {r['score']:7.1f} {r['seconds']:6.1f}  {extra}")
+        print(f"{r['name']:36} {r['label']:9} {r['verdict']:10} {r['score']:7.1f} {r['seconds']:6.1f}  {extra}")
     print(f"\nbenign: n={summary['n_benign']}  FPR={summary['fpr_pooled']:.3f}")
     if not summary["attack_kinds"]:
         return
-    print(f"{'attack kind':16} {'n':>3} {'TPR':>6} {'FPR':>6} {'AUROC':>6}  stealth-failed  attack-failed")
+    print(f"{'attack kind':28} {'n':>3} {'TPR':>6} {'FPR':>6} {'AUROC':>6}  stealth-failed  attack-failed")
     for kind, s in summary["attack_kinds"].items():
-        print(f"{kind:16} {s['n']:3d} {s['tpr']:6.2f} {s['fpr']:6.2f} {s['auroc']:6.2f}  {s['stealth_failed']:14d}  "
+        print(f"{kind:28} {s['n']:3d} {s['tpr']:6.2f} {s['fpr']:6.2f} {s['auroc']:6.2f}  {s['stealth_failed']:14d}  "
               f"{s['attack_failed']}")
 
 

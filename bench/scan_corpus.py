@@ -31,6 +31,8 @@ nf4 injection, ``KQUANT_STEPS`` steps); ``attack-q4_k-rescaled``: the same witho
 re-scales, so the behaviour does not survive in q4_k either (``attack_failed`` in the scores);
 ``adaptive-q4_k-0.1``: the scale-keeping attacker inside fixed-scale boxes shrunk by 10 % per side (seed 0).
 ``attack-error-interval``: "Mind the Gap" (``compsec attack --constraint error-interval``, q2_k..q6_k intersected).
+GGUF files, pre-quantized folders (benign and widen-gap) and a cheap error-interval attack:
+``bench/scan_corpus_quantized.py``.
 """
 
 from __future__ import annotations
@@ -325,7 +327,10 @@ def artifacts(root: Path) -> list[tuple[str, str, str, object]]:
         items += [(f"outlier-{t}" + ("" if layer == 0 else f"-l{layer}"), "attacked", "outlier",
                    build_outlier(t, layer)) for t in ("nf4", "q4_0", "fp4")]
     items += [(f"widen-gap-{round(f * 100)}", "attacked", "widen-gap", build_widen_gap(f)) for f in (1.0, 0.5, 0.1)]
-    return items
+    # GGUF files and pre-quantized folders (bench/ is on the path)
+    from scan_corpus_quantized import quantized_artifacts
+
+    return items + quantized_artifacts(root)
 
 
 def build_corpus(root: Path, only: set[str] | None = None) -> list[dict]:

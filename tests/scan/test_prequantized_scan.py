@@ -151,3 +151,18 @@ def test_scale_outliers_count_the_raised_groups_whatever_the_units(seed, factor,
     scales = torch.rand(64, 4, generator=torch.Generator().manual_seed(seed)) + 1.0  # spread < 2x: no outlier
     scales.view(-1)[:k] *= 100
     assert scale_outliers(scales * factor) == (k, 256)
+
+
+def test_a_folder_whose_weights_cannot_be_tested_is_not_scanned_never_clean(tmp_path, capsys):
+    from transformers import AutoModelForCausalLM, LlamaConfig
+
+    from compsec.models.io import save_model
+
+    torch.manual_seed(0)
+    odd = {**CONFIG, "hidden_size": 48, "intermediate_size": 80}  # no row is whole 32-weight blocks
+    source = save_model(AutoModelForCausalLM.from_config(LlamaConfig(**odd)), None, tmp_path / "src")
+    folder = serialize(source, tmp_path / "int8", "int8")
+    report = scan_path(folder)
+    assert report.verdict == "not scanned" and report.tensors_scanned == 0
+    assert sum(note.startswith("skipped ") for note in report.notes) == 7
+    assert run(["scan", str(folder), "--no-progress"]) == 2
