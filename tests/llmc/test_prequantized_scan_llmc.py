@@ -53,3 +53,18 @@ def test_widened_llmc_folder_is_flagged_on_the_injected_tensors(built, name, det
     assert {f.detector for f in report.findings} == {detector}
     assert all("Widening the Gap" in f.explanation for f in report.findings)
     assert run(["scan", str(built[name, "widened"]), "--no-progress"]) == 1
+
+
+def test_a_damaged_packed_weight_exits_2_with_one_line(built, tmp_path, capsys):
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+
+    folder = shutil.copytree(built["gptq-w4a16", "benign"], tmp_path / "copy")
+    tensors = load_file(str(folder / "model.safetensors"))
+    name = "model.layers.0.mlp.up_proj.weight_packed"
+    tensors[name] = tensors[name][:, :-1].contiguous()  # one int32 word short per row
+    save_file(tensors, str(folder / "model.safetensors"), metadata={"format": "pt"})
+    assert run(["scan", str(folder), "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "compressed-tensors" in err and "Traceback" not in err
