@@ -9,7 +9,8 @@ Appended to :func:`scan_corpus.artifacts` (same cache, same ``label.json`` contr
   ``load_in_4bit`` nf4 / fp4, ``load_in_8bit``, then ``save_pretrained``) and compressed-tensors folders
   written by llm-compressor in its side environment (``gptq-w4a16``, ``fp8-dynamic``; 4 calibration texts x 32
   tokens); benign from the tiny assistant (and SmolLM2-135M in nf4), ``prequant-widen-gap-*`` from the
-  widen-gap models;
+  widen-gap models; ``*-x8`` / ``*-x4``: the same layout with outliers x8 / x4 instead of x100 (every block of
+  block 0), where the collapsed-blocks tests stop;
 - ``attack-error-interval-cheap``: "Mind the Gap" (``compsec attack --constraint error-interval``) against q4_k
   alone with 40 injection and 30 repair steps (the full corpus entry runs 100 + 60 steps against q2_k..q6_k).
 """
@@ -110,6 +111,12 @@ def quantized_artifacts(root: Path) -> list[tuple[str, str, str, object]]:
               for p in (100, 10) for k in ("nf4", "int8")]
     items += [(f"prequant-widen-gap-{p}-{r}", "attacked", "prequant-widen-gap", build_llmc(root, r, f"widen-gap-{p}"))
               for p in (100, 10) for r in LLMC]
+    for x in (8, 4):  # outliers x8 / x4 instead of x100: where the collapsed-blocks tests stop
+        base = f"widen-gap-100-x{x}"
+        items += [(f"gguf-{base}-{t}", "attacked", f"gguf-widen-gap-x{x}", build_gguf(root, t, base))
+                  for t in ("q4_k_m", "q4_0")]
+        items += [(f"prequant-{base}-{k}", "attacked", f"prequant-widen-gap-x{x}", build_bnb(root, k, base))
+                  for k in ("nf4", "int8")]
     items += [(f"attack-error-interval-cheap-s{s}", "attacked", "attack-error-interval-cheap",
                build_error_interval_cheap(s)) for s in (0, 1)]
     return items
