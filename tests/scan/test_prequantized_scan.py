@@ -22,8 +22,9 @@ BNB = {"nf4": {"load_in_4bit": True, "bnb_4bit_quant_type": "nf4", "bnb_4bit_use
        "int8": {"load_in_8bit": True}}
 
 
-def tiny_llama(folder, fraction: float = 0.0):
-    """A random 1-layer Llama; ``fraction`` > 0: widen_gap (x100, random sign) in that share of TARGETS' blocks."""
+def tiny_llama(folder, fraction: float = 0.0, factor: float = 100.0):
+    """A random 1-layer Llama; ``fraction`` > 0: widen_gap (x``factor``, random sign) in that share of TARGETS'
+    blocks."""
     from transformers import AutoModelForCausalLM, LlamaConfig
 
     from compsec.attack.widen_gap import widen_gap
@@ -34,7 +35,7 @@ def tiny_llama(folder, fraction: float = 0.0):
     params, gen = dict(model.named_parameters()), torch.Generator().manual_seed(1)
     with torch.no_grad():
         for name in TARGETS if fraction else ():
-            params[name].copy_(widen_gap(params[name], gen, fraction=fraction)[0])
+            params[name].copy_(widen_gap(params[name], gen, fraction=fraction, factor=factor)[0])
     return save_model(model, None, folder)
 
 
@@ -75,6 +76,27 @@ def test_a_quarter_of_blocks_injected_is_flagged_on_the_injected_tensors_only(fo
     report = scan_path(folders[kind, 0.25])
     assert {f.tensor for f in report.findings} == set(TARGETS)
     assert "collapsed-blocks" in {f.detector for f in report.findings}
+
+
+@pytest.fixture(scope="module")
+def factor8(tmp_path_factory):
+    """Outliers x8 (not x100) in every block of TARGETS: quantized by bitsandbytes and by libllama (Q4_0)."""
+    from compsec.formats.gguf_mixture import llama_quantize_folder
+
+    root = tmp_path_factory.mktemp("factor8")
+    source = tiny_llama(root / "src", 1.0, factor=8.0)
+    out = {kind: serialize(source, root / kind, kind) for kind in ("nf4", "int8")}
+    out["q4_0"] = llama_quantize_folder(source, root / "m-q4_0.gguf", "q4_0")
+    return out
+
+
+@pytest.mark.parametrize("kind", ["nf4", "int8", "q4_0"])
+def test_outliers_only_x8_are_still_flagged_on_the_injected_tensors(factor8, kind):
+    report = scan_path(factor8[kind])
+    names = {"model.layers.0.mlp.up_proj.weight": "blk.0.ffn_up.weight",
+             "model.layers.0.self_attn.q_proj.weight": "blk.0.attn_q.weight"}
+    expected = set(TARGETS) if kind != "q4_0" else {names[t] for t in TARGETS}
+    assert {(f.tensor, f.detector) for f in report.findings} == {(t, "collapsed-blocks") for t in expected}
 
 
 def test_the_cli_exits_1_on_findings_and_0_on_a_benign_folder(folders):

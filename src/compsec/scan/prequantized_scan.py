@@ -43,12 +43,18 @@ CANNOT_SEE = ("pre-quantized folder scanned from its stored codes and scales (co
               "with compsec provenance verify FOLDER --source ORIGINAL")
 
 
-def dominated_blocks(w: torch.Tensor, block: int = BLOCK, ratio: float = DOMINANCE) -> tuple[int, int]:
-    """``(dominated, live)``: of the ``block``-weight blocks along rows of ``w`` whose abs-max is non-zero
-    (live), those where it is at least ``ratio`` times every other weight's magnitude."""
+def dominated_mask(w: torch.Tensor, block: int = BLOCK, ratio: float = DOMINANCE) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(dominated, live)`` boolean masks over the ``block``-weight blocks along rows of ``w``: live when the
+    block's abs-max is non-zero, dominated when it is also at least ``ratio`` times every other weight's magnitude."""
     top2 = w.reshape(-1, block).abs().topk(2, dim=-1).values
     live = top2[:, 0] > 0
-    return int((live & (top2[:, 0] >= ratio * top2[:, 1])).sum()), int(live.sum())
+    return live & (top2[:, 0] >= ratio * top2[:, 1]), live
+
+
+def dominated_blocks(w: torch.Tensor, block: int = BLOCK, ratio: float = DOMINANCE) -> tuple[int, int]:
+    """``(dominated, live)`` counts of :func:`dominated_mask`."""
+    dominated, live = dominated_mask(w, block, ratio)
+    return int(dominated.sum()), int(live.sum())
 
 
 def scale_outliers(scales: torch.Tensor, ratio: float = SCALE_RATIO) -> tuple[int, int]:
