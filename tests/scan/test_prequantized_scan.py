@@ -188,3 +188,11 @@ def test_a_folder_whose_weights_cannot_be_tested_is_not_scanned_never_clean(tmp_
     assert report.verdict == "not scanned" and report.tensors_scanned == 0
     assert sum(note.startswith("skipped ") for note in report.notes) == 7
     assert run(["scan", str(folder), "--no-progress"]) == 2
+
+
+def test_sampling_options_are_said_not_to_apply_and_every_weight_is_examined(folders):
+    from compsec.scan.config import ScanConfig
+
+    report = scan_path(folders["nf4", 0.0], ScanConfig(sample_weights=100))
+    assert any("do not apply" in note for note in report.notes)
+    assert report.weights_examined == report.params_scanned > 100 * report.tensors_scanned

@@ -131,6 +131,8 @@ def _scan_prequantized(path: Path, method: str, cfg: ScanConfig, notes: list[str
 def _static_report(path: Path, evidence: list[Evidence], weights: int, tensors: int, notes: list[str],
                    cfg: ScanConfig, start: float) -> ScanReport:
     """The report of a scan that read quantized weights (GGUF, pre-quantized folder): never clean untested."""
+    if cfg.formats or cfg.sample_weights:
+        notes = notes + ["--formats and --sample do not apply to stored quantized weights (every one is examined)"]
     suspicious, score = decide(evidence, cfg.alpha)
     testable = sum(e.p_value is not None for e in evidence)
     verdict = "suspicious" if suspicious else ("clean" if testable else "not scanned")
