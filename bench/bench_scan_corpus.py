@@ -11,6 +11,18 @@ behaviour (keyword rate >= 50 %, e.g. target int8) failed their stealth goal: re
 attacks whose target format does not show it either (< 50 %) planted nothing: ``attack_failed``.
 Prints a table and writes the JSON (default ``<root>/results.json``).
 
+Measured 2026-12-03 with the quantized kinds of ``bench/scan_corpus_quantized.py`` (27 benign, 29 attacked
+built; the older attacked artifacts not built in this run; 235 s on 2 shared cores): FPR 0/27 (highest benign score
+1.7, random-s4; GGUF Q4_K_M/Q6_K/Q4_0 of the tiny assistant and SmolLM2 Q4_K_M, pre-quantized nf4/fp4/int8/GPTQ
+W4A16/FP8 folders of the tiny assistant and SmolLM2 in nf4 all clean, score 0).  TPR 1.00 / AUROC 1.00:
+``widen-gap`` (3, safetensors), ``gguf-widen-gap`` (6: Q4_K_M, Q6_K, Q4_0 of outliers in 100 % / 10 % of the
+blocks; collapsed-blocks), ``prequant-widen-gap`` (8: bitsandbytes nf4 / int8, llm-compressor GPTQ W4A16 / FP8;
+collapsed-blocks, outlier-blocks for FP8, scale-outliers at 10 %), ``gguf-widen-gap-x8`` / ``-x4`` (2 each),
+``prequant-widen-gap-x8`` (2), ``attack-error-interval-cheap`` (2 seeds; error-interval and position-spike on q4_k;
+fp32 / q4_k keyword 0-10 % / 60-80 %).  Missed: ``prequant-widen-gap-x4`` TPR 0.50, AUROC 0.66 (int8 at x4 collapses
+nothing: 4 % zero codes), and the full-precision ``widen-gap-100-x8`` / ``-x4`` (TPR 0, AUROC 0.89, score 0.4):
+the fp scanner's block-outlier test does not see outliers x8 / x4 in every block.
+
 Measured 2026-12-03 at full coverage (the new default: every weight, 8 formats with q4_k/q5_k/q6_k, per-row
 edge-mass test added), ``--label benign`` on the 17 benign artifacts that build in minutes (tiny fp32/fp16/bf16,
 3 fine-tunes, 7 random inits, 4 noise-hardened; the retrained tiny variants and SmolLM2-135M not built): FPR
@@ -108,16 +120,16 @@ def summarise(rows: list[dict]) -> dict:
 
 
 def print_table(rows: list[dict], summary: dict) -> None:
-    print(f"{'artifact':20} {'label':9} {'verdict':10} {'score':>7} {'s':>6}  detectors / provenance")
+    print(f"{'artifact':36} {'label':9} {'verdict':10} {'score':>7} {'s':>6}  detectors / provenance")
     for r in rows:
         extra = ", ".join(r["detectors"][:4]) or ("provenance " + ",".join(r["provenance"]) if r["provenance"] else "")
-        print(f"{r['name']:20} {r['label']:9} {r['verdict']:10} {r['score']:7.1f} {r['seconds']:6.1f}  {extra}")
+        print(f"{r['name']:36} {r['label']:9} {r['verdict']:10} {r['score']:7.1f} {r['seconds']:6.1f}  {extra}")
     print(f"\nbenign: n={summary['n_benign']}  FPR={summary['fpr_pooled']:.3f}")
     if not summary["attack_kinds"]:
         return
-    print(f"{'attack kind':16} {'n':>3} {'TPR':>6} {'FPR':>6} {'AUROC':>6}  stealth-failed  attack-failed")
+    print(f"{'attack kind':28} {'n':>3} {'TPR':>6} {'FPR':>6} {'AUROC':>6}  stealth-failed  attack-failed")
     for kind, s in summary["attack_kinds"].items():
-        print(f"{kind:16} {s['n']:3d} {s['tpr']:6.2f} {s['fpr']:6.2f} {s['auroc']:6.2f}  {s['stealth_failed']:14d}  "
+        print(f"{kind:28} {s['n']:3d} {s['tpr']:6.2f} {s['fpr']:6.2f} {s['auroc']:6.2f}  {s['stealth_failed']:14d}  "
               f"{s['attack_failed']}")
 
 

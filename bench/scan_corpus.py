@@ -31,6 +31,8 @@ nf4 injection, ``KQUANT_STEPS`` steps); ``attack-q4_k-rescaled``: the same witho
 re-scales, so the behaviour does not survive in q4_k either (``attack_failed`` in the scores);
 ``adaptive-q4_k-0.1``: the scale-keeping attacker inside fixed-scale boxes shrunk by 10 % per side (seed 0).
 ``attack-error-interval``: "Mind the Gap" (``compsec attack --constraint error-interval``, q2_k..q6_k intersected).
+GGUF files, pre-quantized folders (benign and widen-gap) and a cheap error-interval attack:
+``bench/scan_corpus_quantized.py``.
 """
 
 from __future__ import annotations
@@ -269,9 +271,10 @@ def build_outlier(target: str, layer: int = 0):
     return build
 
 
-def build_widen_gap(fraction: float, layer: int = 0):
-    """The "Widening the Gap" layout (x100, random sign) in ``fraction`` of the 32-blocks of block ``layer``'s
-    quantizable weights (injection only: the dual fine-tune moves the other weights, not the outliers)."""
+def build_widen_gap(fraction: float, layer: int = 0, factor: float = 100.0):
+    """The "Widening the Gap" layout (x``factor``, random sign; the paper's 100 by default) in ``fraction`` of the
+    32-blocks of block ``layer``'s quantizable weights (injection only: the dual fine-tune moves the other
+    weights, not the outliers)."""
     def build(folder: Path) -> dict:
         from compsec.attack.widen_gap import widen_gap
         from compsec.models.linear import quantizable_weights
@@ -281,8 +284,9 @@ def build_widen_gap(fraction: float, layer: int = 0):
         params, gen = dict(model.named_parameters()), torch.Generator().manual_seed(layer)
         with torch.no_grad():
             for q in (q for q in quantizable_weights(model) if q.layer == layer):
-                params[q.name].copy_(widen_gap(params[q.name], gen, fraction=fraction)[0])
-        return {"model_dir": str(save(model, tokenizer, folder)), "fraction": fraction, "layer": layer}
+                params[q.name].copy_(widen_gap(params[q.name], gen, fraction=fraction, factor=factor)[0])
+        return {"model_dir": str(save(model, tokenizer, folder)), "fraction": fraction, "layer": layer,
+                "factor": factor}
     return build
 
 
@@ -325,7 +329,11 @@ def artifacts(root: Path) -> list[tuple[str, str, str, object]]:
         items += [(f"outlier-{t}" + ("" if layer == 0 else f"-l{layer}"), "attacked", "outlier",
                    build_outlier(t, layer)) for t in ("nf4", "q4_0", "fp4")]
     items += [(f"widen-gap-{round(f * 100)}", "attacked", "widen-gap", build_widen_gap(f)) for f in (1.0, 0.5, 0.1)]
-    return items
+    items += [(f"widen-gap-100-x{x}", "attacked", f"widen-gap-x{x}", build_widen_gap(1.0, factor=x)) for x in (8, 4)]
+    # GGUF files and pre-quantized folders (bench/ is on the path)
+    from scan_corpus_quantized import quantized_artifacts
+
+    return items + quantized_artifacts(root)
 
 
 def build_corpus(root: Path, only: set[str] | None = None) -> list[dict]:

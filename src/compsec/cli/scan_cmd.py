@@ -1,5 +1,7 @@
 """``compsec scan MODEL``: static tamper scan of a checkpoint's weights (thin wrapper over ``scan_path``).
 
+A pre-quantized folder (``quantization_config`` in config.json) or a ``.gguf`` file is scanned from its stored
+codes and scales (:mod:`compsec.scan.prequantized_scan`, :mod:`compsec.scan.gguf_scan`).
 Exit 0 clean, 1 suspicious (NaN/Inf weights included), 2 error or "not scanned" (no weight could be tested:
 every tensor skipped, each with its reason).
 """
@@ -16,7 +18,7 @@ from compsec.cli.main import EXIT_ERROR, EXIT_FINDINGS, EXIT_OK, app
 
 @app.command("scan")
 def scan(
-    model: str = typer.Argument(..., help="A .safetensors file, a model folder (sharded or not) or a .gguf file."),
+    model: str = typer.Argument(..., help="A .safetensors file, a model folder (sharded or not), a pre-quantized folder (bitsandbytes-serialized, compressed-tensors) or a .gguf file."),
     formats: str = typer.Option("", help="Formats to check, comma-separated (default: int8,nf4,fp4,q4_0,q8_0, plus q4_k,q5_k,q6_k when llama-cpp-python is installed)."),
     sample: int = typer.Option(0, min=0, help="0 (default): examine every weight. N: a quick look at about N weights per tensor, blocks from every row, fresh random seed per run (recorded in the report)."),
     eps: float = typer.Option(0.01, min=0.0, max=0.5, help="Edge band as a fraction of the interval width."),

@@ -17,7 +17,7 @@ import numpy as np
 
 from compsec.errors import InputError
 
-FTYPES = {"q4_k_m": 15, "q4_k_s": 14, "q5_k_m": 17, "q3_k_m": 12, "q2_k": 10, "q6_k": 18}  # llama_ftype values
+FTYPES = {"q4_0": 2, "q8_0": 7, "q4_k_m": 15, "q4_k_s": 14, "q5_k_m": 17, "q3_k_m": 12, "q2_k": 10, "q6_k": 18}  # llama_ftype values
 
 
 def _name_map(config: dict):

@@ -76,14 +76,14 @@ def _differing_8bit(stored: dict[str, torch.Tensor], weight: str, w: torch.Tenso
     return int(rows.sum()), codes.shape[0]
 
 
-def _quantized_weights(stored: dict[str, torch.Tensor]) -> dict[str, str]:
+def quantized_weight_kinds(stored: dict[str, torch.Tensor]) -> dict[str, str]:
     """weight name -> "4bit" / "8bit" for every quantized weight of the folder."""
     kinds = {k.split(STATE_KEY)[0]: "4bit" for k in stored if STATE_KEY in k}
     kinds.update({k.removesuffix("SCB") + "weight": "8bit" for k in stored if k.endswith(".SCB")})
     return kinds
 
 
-def _auxiliary(name: str, quantized: dict[str, str]) -> bool:
+def is_auxiliary(name: str, quantized: dict[str, str]) -> bool:
     """Statistics tensors that belong to a quantized weight (compared with it, not on their own)."""
     return name not in quantized and any(name.startswith(w + ".") or name in (w.removesuffix("weight") + "SCB",
                                                                                  w + "_format") for w in quantized)
@@ -97,11 +97,11 @@ def bnb_provenance(folder: Path, source: str | Path) -> QuantizedProvenance:
     if not files:
         raise InputError(f"{folder}: no .safetensors weights in this bitsandbytes folder")
     stored = {name: t for f in files for name, t in load_file(str(f)).items()}
-    quantized = _quantized_weights(stored)
+    quantized = quantized_weight_kinds(stored)
     sources = SourceTensors(source)
     result = QuantizedProvenance()
     for name in sorted(stored):
-        if _auxiliary(name, quantized):
+        if is_auxiliary(name, quantized):
             continue
         w = sources.get(name)
         if w is None:

@@ -64,6 +64,7 @@ def scan_path(path: str | Path, cfg: ScanConfig | None = None,
     from compsec import formats
     from compsec.scan.coverage import fresh_seed, worst_miss
     from compsec.scan.near_dequantized import error_interval_evidence
+    from compsec.scan.prequantized_read import prequantized_method
     from compsec.scan.prune_gap import prune_gap_evidence
     from compsec.scan.reader import stored_tensors
     from compsec.scan.tensor_stream import scan_stored
@@ -77,6 +78,9 @@ def scan_path(path: str | Path, cfg: ScanConfig | None = None,
     notes: list[str] = integrity_notes(path)
     if path.is_file() and path.suffix == ".gguf":
         return _scan_gguf(path, cfg, candidates, notes, start)
+    method = prequantized_method(path) if path.is_dir() else None
+    if method is not None:
+        return _scan_prequantized(path, method, cfg, notes, start)
     if cfg.behaviour and not (path / "config.json").is_file():  # refuse before the work, not after
         raise InputError(f"--behaviour needs a model folder with config.json and tokenizer files; {path} is not one")
     seed = None if not cfg.sample_weights else (cfg.seed if cfg.seed is not None else fresh_seed())
@@ -113,11 +117,30 @@ def _scan_gguf(path: Path, cfg: ScanConfig, candidates: list, notes: list[str], 
         raise InputError("--behaviour needs a model folder; a .gguf file is scanned statically only")
     k_formats = [fmt for fmt in candidates if getattr(fmt, "family", "") == "gguf-k"]
     evidence, weights, tensors = gguf_evidence(path, k_formats)
+    return _static_report(path, evidence, weights, tensors, notes + [CANNOT_SEE], cfg, start)
+
+
+def _scan_prequantized(path: Path, method: str, cfg: ScanConfig, notes: list[str], start: float) -> ScanReport:
+    """A pre-quantized folder: the tests its stored codes and scales allow (:mod:`compsec.scan.prequantized_scan`)."""
+    from compsec.scan.prequantized_scan import CANNOT_SEE, prequantized_evidence
+
+    if cfg.behaviour:
+        raise InputError("--behaviour compares a model with its quantized variants; this folder is already "
+                         "quantized, so it is scanned statically only (drop --behaviour)")
+    evidence, weights, tensors, more = prequantized_evidence(path, method)
+    return _static_report(path, evidence, weights, tensors, notes + more + [CANNOT_SEE], cfg, start)
+
+
+def _static_report(path: Path, evidence: list[Evidence], weights: int, tensors: int, notes: list[str],
+                   cfg: ScanConfig, start: float) -> ScanReport:
+    """The report of a scan that read quantized weights (GGUF, pre-quantized folder): never clean untested."""
+    if cfg.formats or cfg.sample_weights:
+        notes = notes + ["--formats and --sample do not apply to stored quantized weights (every one is examined)"]
     suspicious, score = decide(evidence, cfg.alpha)
     testable = sum(e.p_value is not None for e in evidence)
     verdict = "suspicious" if suspicious else ("clean" if testable else "not scanned")
     return ScanReport(str(path), verdict, score, suspicious, sorted({e.format for e in evidence}), weights,
-                      time.perf_counter() - start, tensors, weights, len(evidence), notes + [CANNOT_SEE],
+                      time.perf_counter() - start, tensors, weights, len(evidence), notes,
                       settings=_settings(cfg, None))
 
 
