@@ -12,7 +12,8 @@ That leaves no weight with a magnitude in ``((1 - m) τ, τ)``, a band benign tr
   is not a gap).  ``score``: the largest normalized spacing.
 - ``pruning-2:4-gap`` (2:4 semi-structured): in every aligned group of 4 inputs the 3rd-largest magnitude
   over the 2nd, ``r``.  The attack puts every ``r`` at most ``1 - m``.  Control: the same ratio over groups
-  shifted by 2 columns (the attacker does not constrain them).  Hits ``r > 1 - DELTA`` in aligned and shifted
+  shifted by 2 columns (the attacker does not constrain them).  A tensor already pruned (``PRUNED_SHARE`` of its
+  weights exactly 0) is not tested: a benign 2:4 model's zeros are every group's two smallest.  Hits ``r > 1 - DELTA`` in aligned and shifted
   groups are ``Binomial(hits, 1/2)`` under the null (the same weights, split two ways); ``score``: shifted hits
   over aligned hits.
 
@@ -35,6 +36,7 @@ from compsec.scan.null import binomial_tail
 GAP, NM = "pruning-threshold-gap", "pruning-2:4-gap"
 WINDOW, CENTRAL = 64, 0.05
 MIN_SCORE, DELTA, MIN_RATIO, MIN_GROUPS = 30.0, 0.05, 10.0, 256
+PRUNED_SHARE = 0.25  # exact zeros from which a tensor counts as already pruned
 MAX_REPORTED = 1e6  # tied magnitudes (a clamp's pile-up) make the local spacing 0
 
 
@@ -76,8 +78,8 @@ def _group_ratio(rows: torch.Tensor) -> torch.Tensor:
 
 
 def nm_evidence(name: str, w: torch.Tensor) -> Evidence | None:
-    if w.shape[1] % 4 or w.shape[1] < 8:
-        return None
+    if w.shape[1] % 4 or w.shape[1] < 8 or float((w == 0).double().mean()) >= PRUNED_SHARE:
+        return None  # an already N:M-pruned tensor has its zeros as the 3rd largest: not the attack's dense form
     aligned = _group_ratio(w.detach().double())
     shifted = _group_ratio(w.detach().double()[:, 2:-2])
     hits_a, hits_s = int((aligned > 1 - DELTA).sum()), int((shifted > 1 - DELTA).sum())

@@ -93,7 +93,9 @@ class TensorScan:
             box = self.box(fmt, data)
         except ValueError as err:
             return err
-        return self.tally(data, box.lo, box.hi, self.cfg.eps)
+        zeros = data == 0  # pruned weights: exactly on a code, they cannot carry an edge fingerprint
+        lo = torch.where(zeros.reshape(box.lo.shape), box.hi, box.lo) if bool(zeros.any()) else box.lo
+        return self.tally(data, lo, box.hi, self.cfg.eps)
 
     def _count_all(self, jobs: list[tuple[Format, torch.Tensor]]) -> list[EdgeTally | ValueError]:
         """:meth:`_count` of every (format, chunk), on ``workers`` threads (the kernels and llama.cpp release the
