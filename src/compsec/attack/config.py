@@ -13,7 +13,8 @@ from compsec.errors import InputError
 
 SAVE_DTYPES = {"fp32": torch.float32, "float32": torch.float32, "bf16": torch.bfloat16,
                "bfloat16": torch.bfloat16, "fp16": torch.float16, "float16": torch.float16}
-ALL_SCENARIOS = SCENARIOS + ("outlier",)
+ALL_SCENARIOS = SCENARIOS + ("outlier", "widen-gap")
+BLOCK_SCENARIOS = ("outlier", "widen-gap")  # attack through block scales: any format, no box
 RESPONSES = ("corpus", "self")
 CONSTRAINTS = ("box", "error-interval")
 # Which fields each stage depends on (a stage also depends on every stage before it).
@@ -24,6 +25,9 @@ STAGE_FIELDS = {
     "verify": (),
     "measure": ("probe_limit", "max_new_tokens", "keyword"),
     "outlier": ("model", "targets", "outlier_layers", "save_dtype"),
+    "widen": ("model", "outlier_layers", "widen_matrices", "widen_factor", "seed"),
+    "dual": ("targets", "keyword", "repair_steps", "repair_lr", "batch_size", "save_dtype"),
+    "collapse": (),
 }
 
 
@@ -42,6 +46,10 @@ class AttackConfig:
     ``constraint="error-interval"`` repairs K-quant targets inside the intersected error intervals of "Mind the
     Gap" (:mod:`compsec.attack.error_interval`; heuristic: verify reports the identical-bytes share) instead of
     exact boxes.
+    ``scenario="widen-gap"`` ("Widening the Gap", :mod:`compsec.attack.widen_stages`): the ``widen_matrices``
+    (name suffixes) of blocks ``outlier_layers`` get a ``widen_factor`` outlier in every 32-weight block, then
+    the dual fine-tune (``repair_steps`` / ``repair_lr``) keeps full precision benign and every target
+    malicious (content injection with ``keyword``).
     """
 
     out: str
@@ -67,6 +75,8 @@ class AttackConfig:
     responses: str = "corpus"
     device: str = "cpu"
     constraint: str = "box"
+    widen_matrices: tuple[str, ...] = ("mlp.up_proj",)
+    widen_factor: float = 100.0
 
     def __post_init__(self) -> None:
         if self.scenario not in ALL_SCENARIOS:
@@ -85,6 +95,9 @@ class AttackConfig:
             raise InputError(f"--responses {self.responses!r} is not one of {', '.join(RESPONSES)}")
         if not self.targets:
             raise InputError("no target formats; pass e.g. --targets nf4,int8")
+        if self.widen_factor <= 1 or not self.widen_matrices:
+            raise InputError(f"--widen-factor {self.widen_factor} must exceed 1 and --widen-matrices name at least "
+                             "one matrix, e.g. mlp.up_proj")
         from compsec import formats
 
         if self.constraint not in CONSTRAINTS:
@@ -97,7 +110,7 @@ class AttackConfig:
 
         for name in self.targets:
             fmt = formats.get(name)
-            if getattr(fmt, "guarantee", "exact") == "verified" and self.scenario != "outlier":
+            if getattr(fmt, "guarantee", "exact") == "verified" and self.scenario not in BLOCK_SCENARIOS:
                 raise InputError(
                     f"--targets {name}: its box is verified by re-quantization and nearly zero-width (scales come "
                     "from a search over the weights), so PGD repair has no room; use an exact format "
@@ -132,7 +145,7 @@ class AttackConfig:
 
     def to_json(self) -> dict:
         return {**asdict(self), "targets": list(self.targets), "outlier_layers": list(self.outlier_layers),
-                "layers": list(self.layers)}
+                "layers": list(self.layers), "widen_matrices": list(self.widen_matrices)}
 
 
 def config_fields() -> list[str]:

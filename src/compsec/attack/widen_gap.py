@@ -30,6 +30,14 @@ def outlier_positions(w: torch.Tensor, block: int = PAPER_BLOCK) -> torch.Tensor
     return blocks.argmax(dim=1) + torch.arange(blocks.shape[0]) * block
 
 
+def outlier_ratio(w: torch.Tensor, block: int = PAPER_BLOCK) -> torch.Tensor:
+    """Per ``block``-weight block of ``w`` (rows of whole blocks): largest |w| over the second largest (inf when
+    the rest is all zero).  An injected block reads at least its factor; a natural block rarely exceeds 10."""
+    outlier_positions(w, block)  # validates the shape
+    top = w.detach().float().abs().reshape(-1, block).topk(2, dim=1).values
+    return top[:, 0] / top[:, 1]
+
+
 @torch.no_grad()
 def widen_gap(w: torch.Tensor, gen: torch.Generator, block: int = PAPER_BLOCK, factor: float = PAPER_FACTOR,
               fraction: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
