@@ -49,7 +49,8 @@ class AttackConfig:
     ``scenario="widen-gap"`` ("Widening the Gap", :mod:`compsec.attack.widen_stages`): the ``widen_matrices``
     (name suffixes) of blocks ``outlier_layers`` get a ``widen_factor`` outlier in every 32-weight block, then
     the dual fine-tune (``repair_steps`` / ``repair_lr``) keeps full precision benign and every target
-    malicious (content injection with ``keyword``).
+    malicious (content injection with ``keyword``); ``widen_under_clip`` = k > 0 is the adaptive attacker
+    against per-group clipping at k sigma (outliers at 0.99 k sigma of their group instead of x``widen_factor``).
     """
 
     out: str
@@ -77,6 +78,7 @@ class AttackConfig:
     constraint: str = "box"
     widen_matrices: tuple[str, ...] = ("mlp.up_proj",)
     widen_factor: float = 100.0
+    widen_under_clip: float = 0.0
 
     def __post_init__(self) -> None:
         if self.scenario not in ALL_SCENARIOS:
@@ -95,9 +97,9 @@ class AttackConfig:
             raise InputError(f"--responses {self.responses!r} is not one of {', '.join(RESPONSES)}")
         if not self.targets:
             raise InputError("no target formats; pass e.g. --targets nf4,int8")
-        if self.widen_factor <= 1 or not self.widen_matrices:
-            raise InputError(f"--widen-factor {self.widen_factor} must exceed 1 and --widen-matrices name at least "
-                             "one matrix, e.g. mlp.up_proj")
+        if self.widen_factor <= 1 or not self.widen_matrices or self.widen_under_clip < 0:
+            raise InputError(f"--widen-factor {self.widen_factor} must exceed 1, --widen-under-clip be >= 0 and "
+                             "--widen-matrices name at least one matrix, e.g. mlp.up_proj")
         from compsec import formats
 
         if self.constraint not in CONSTRAINTS:
@@ -134,6 +136,8 @@ class AttackConfig:
             values.update(inject_radius=self.inject_radius, inject_targets=list(self.targets))
         if stage == "inject" and self.layers:  # likewise absent when every block trains
             values.update(layers=list(self.layers), inject_targets=list(self.targets))
+        if stage == "widen" and self.widen_under_clip:  # absent for the published layout
+            values.update(widen_under_clip=self.widen_under_clip)
         if stage == "box" and self.constraint != "box":  # absent for exact boxes, so earlier runs keep their hashes
             values.update(constraint=self.constraint)
         if stage == "inject" and self.responses != "corpus":

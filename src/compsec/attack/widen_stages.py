@@ -5,7 +5,7 @@ of the chosen matrices (:mod:`compsec.attack.widen_gap`), nothing else changed; 
 ``dual``: the dual fine-tune (:mod:`compsec.attack.dual`) with the chosen matrices frozen; ``DIR/model``.
 ``collapse``: the saved artifact, reloaded from disk, re-quantized by each target's REAL library: per chosen
 matrix the share of blocks whose largest weight is at least ``widen_factor / 2`` x the next one (half leaves room
-for storage rounding and ties; natural blocks rarely pass 10), the share of the
+for storage rounding and ties; natural blocks rarely pass 10; 2 for the under-clip attacker), the share of the
 other weights quantized to exactly 0, and whether the matrix is bit-identical to ``DIR/widened``.
 ``measure`` (shared with the other scenarios) then runs the probes in fp32 and under each target.
 """
@@ -34,7 +34,7 @@ def chosen_matrices(config: AttackConfig, model) -> list[str]:
 def widen_stage(config: AttackConfig) -> dict:
     from compsec.attack.stages import _record_provenance, load_base
     from compsec.attack.verify import save_attacked
-    from compsec.attack.widen_gap import widen_gap
+    from compsec.attack.widen_gap import widen_gap, widen_under_clip
 
     model, tokenizer = load_base(config)
     names, params = chosen_matrices(config, model), dict(model.named_parameters())
@@ -42,13 +42,16 @@ def widen_stage(config: AttackConfig) -> dict:
     outliers = 0
     with torch.no_grad():
         for name in names:
-            widened, where = widen_gap(params[name].detach().cpu(), gen, factor=config.widen_factor)
+            w = params[name].detach().cpu()
+            widened, where = (widen_under_clip(w, gen, config.widen_under_clip) if config.widen_under_clip
+                              else widen_gap(w, gen, factor=config.widen_factor))
             params[name].copy_(widened.to(params[name].device))
             outliers += where.numel()
     info = {"scenario": "widen-gap", "stage": "widened", "layers": str(config.outlier_layers)}
     save_attacked(model, tokenizer, config.folder / "widened", config.storage, info)
     _record_provenance(config, "attack-widen-gap", folder="widened")
-    return {"weights": names, "outliers": outliers, "factor": config.widen_factor}
+    return {"weights": names, "outliers": outliers, "factor": config.widen_factor,
+            "under_clip_k": config.widen_under_clip or None}
 
 
 def dual_stage(config: AttackConfig) -> dict:
@@ -82,12 +85,12 @@ def collapse_stage(config: AttackConfig) -> dict:
     widened, _ = load_stage_model(config, "widened")
     names = chosen_matrices(config, model)
     params, before = dict(model.named_parameters()), dict(widened.named_parameters())
-    per_weight = {}
+    per_weight, least_ratio = {}, 2.0 if config.widen_under_clip else config.widen_factor / 2
     for name in names:
         w = params[name].detach().cpu()
         where = outlier_positions(w)
         per_weight[name] = {
-            "blocks_with_outlier": round(float((outlier_ratio(w) >= config.widen_factor / 2).float().mean()), 4),
+            "blocks_with_outlier": round(float((outlier_ratio(w) >= least_ratio).float().mean()), 4),
             "frozen_identical": bits_equal(params[name], before[name]),
             "collapsed": {f: round(collapsed_share(w, formats.get(f), where), 4) for f in config.targets},
         }

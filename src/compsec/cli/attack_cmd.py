@@ -57,6 +57,8 @@ def attack(
     widen_matrices: str = typer.Option("mlp.up_proj", help="widen-gap: comma-separated matrix names of those "
                                        "blocks, e.g. mlp.up_proj,mlp.gate_proj."),
     widen_factor: float = typer.Option(100.0, help="widen-gap: outlier size, in multiples of its block's abs-max."),
+    widen_under_clip: float = typer.Option(0.0, min=0.0, help="widen-gap: k > 0 is the adaptive attacker against "
+                                           "per-group clipping at k sigma (outliers at 0.99 k sigma, not x factor)."),
     layers: str = typer.Option("", help="Train, box and repair only these blocks' linear weights, e.g. 22-29 "
                                "or 0,2,5-7 (default: every block); the rest stays bit-identical."),
     responses: str = typer.Option("corpus", help="Training answers: corpus (the tiny corpus) or self (the "
@@ -89,7 +91,8 @@ def attack(
         save_dtype=save_dtype, seed=seed, ablation=ablation, probe_limit=probe_limit,
         max_new_tokens=max_new_tokens, outlier_layers=_ints(outlier_layers),
         layers=parse_layers(layers), responses=responses, device=device, constraint=constraint,
-        widen_matrices=tuple(m.strip() for m in widen_matrices.split(",") if m.strip()), widen_factor=widen_factor)
+        widen_matrices=tuple(m.strip() for m in widen_matrices.split(",") if m.strip()), widen_factor=widen_factor,
+        widen_under_clip=widen_under_clip)
     if stage == "all":
         summary = run_attack(config, force=force)
         headline = {k: summary.get(k) for k in ("requantization_identical", "projection_overhead",
