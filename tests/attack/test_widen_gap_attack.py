@@ -110,3 +110,12 @@ def test_missing_matrices_are_refused_before_anything_is_written(tmp_path):
     assert not out.exists()
     with pytest.raises(InputError, match="--widen-factor"):
         AttackConfig(out=str(out), scenario="widen-gap", widen_factor=1.0)
+
+
+def test_cli_refuses_a_factor_that_widens_nothing(tmp_path, capsys):
+    from compsec.cli.main import run
+
+    out = tmp_path / "attack"
+    assert run(["attack", "--scenario", "widen-gap", "--widen-factor", "1", "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--widen-factor" in err[0] and not out.exists()
