@@ -68,3 +68,22 @@ def test_defend_matrix_group_clip_columns_on_a_widen_gap_row(micro_dir, tmp_path
     assert row["group-clip-zero"]["clipped_outliers"] >= params[name].numel() // 32
     assert set(row["group-clip-divide"]["malicious"]) == {"fp32", "nf4"}       # keyword rates
     assert run(["defend-matrix", "--attack-dir", str(folder), "--out", str(out), "--defences", "group-clip"]) == 2
+
+
+def test_harden_group_clip_writes_a_model_without_the_outliers(micro_dir, tmp_path, capsys):
+    from compsec.attack.widen_gap import outlier_ratio
+    from compsec.cli.main import run
+    from compsec.models.io import load_model, save_model
+
+    model, tokenizer = load_model(micro_dir)
+    params = dict(model.named_parameters())
+    name = "model.layers.0.mlp.up_proj.weight"
+    with torch.no_grad():
+        params[name].copy_(widen_gap(params[name].detach(), torch.Generator().manual_seed(0))[0])
+    save_model(model, tokenizer, tmp_path / "wg")
+    assert run(["harden", str(tmp_path / "wg"), "--noise", "0", "--group-clip", "zero", "--out",
+                str(tmp_path / "clipped")]) == 0
+    assert json.loads(capsys.readouterr().out.splitlines()[0])["group_clipped"] >= params[name].numel() // 32
+    clipped = dict(load_model(tmp_path / "clipped")[0].named_parameters())[name]
+    assert float(outlier_ratio(clipped).max()) < 10
+    assert run(["harden", str(tmp_path / "wg"), "--group-clip", "halve", "--out", str(tmp_path / "x")]) == 2
