@@ -13,7 +13,8 @@ from compsec.errors import InputError
 
 SAVE_DTYPES = {"fp32": torch.float32, "float32": torch.float32, "bf16": torch.bfloat16,
                "bfloat16": torch.bfloat16, "fp16": torch.float16, "float16": torch.float16}
-ALL_SCENARIOS = SCENARIOS + ("outlier",)
+ALL_SCENARIOS = SCENARIOS + ("outlier", "widen-gap")
+BLOCK_SCENARIOS = ("outlier", "widen-gap")  # attack through block scales: any format, no box
 RESPONSES = ("corpus", "self")
 CONSTRAINTS = ("box", "error-interval")
 # Which fields each stage depends on (a stage also depends on every stage before it).
@@ -25,6 +26,9 @@ STAGE_FIELDS = {
     "measure": ("probe_limit", "max_new_tokens", "keyword"),
     "outlier": ("model", "targets", "outlier_layers", "save_dtype"),
     "plan": ("model", "targets", "margin", "clean_file", "seed"),  # margin: the one in force
+    "widen": ("model", "outlier_layers", "widen_matrices", "widen_factor", "seed"),
+    "dual": ("targets", "keyword", "repair_steps", "repair_lr", "batch_size", "save_dtype"),
+    "collapse": (),
 }
 
 
@@ -43,8 +47,14 @@ class AttackConfig:
     ``constraint="error-interval"`` repairs K-quant targets inside the intersected error intervals of "Mind the
     Gap" (:mod:`compsec.attack.error_interval`; heuristic: verify reports the identical-bytes share) instead of
     exact boxes.  A ``prune-*`` target (:mod:`compsec.attack.prune_plan`) runs the pruning-conditioned attack
-    instead: pruned weights are repaired inside ``(1 - prune_margin)`` of the pruning threshold, and
-    (None: the target's default, :data:`compsec.attack.prune_plan.DEFAULT_MARGIN`); ``llmc_verify`` also prunes with llm-compressor's side environment.
+    instead: pruned weights are repaired inside ``(1 - prune_margin)`` of the pruning threshold (None: the
+    target's default, :data:`compsec.attack.prune_plan.DEFAULT_MARGIN`); ``llmc_verify`` also prunes with
+    llm-compressor's side environment.
+    ``scenario="widen-gap"`` ("Widening the Gap", :mod:`compsec.attack.widen_stages`): the ``widen_matrices``
+    (name suffixes) of blocks ``outlier_layers`` get a ``widen_factor`` outlier in every 32-weight block, then
+    the dual fine-tune (``repair_steps`` / ``repair_lr``) keeps full precision benign and every target
+    malicious (content injection with ``keyword``); ``widen_under_clip`` = k > 0 is the adaptive attacker
+    against per-group clipping at k sigma (outliers at 0.99 k sigma of their group instead of x``widen_factor``).
     """
 
     out: str
@@ -72,6 +82,9 @@ class AttackConfig:
     constraint: str = "box"
     prune_margin: float | None = None
     llmc_verify: bool = True
+    widen_matrices: tuple[str, ...] = ("mlp.up_proj",)
+    widen_factor: float = 100.0
+    widen_under_clip: float = 0.0
 
     def __post_init__(self) -> None:
         if self.scenario not in ALL_SCENARIOS:
@@ -90,6 +103,9 @@ class AttackConfig:
             raise InputError(f"--responses {self.responses!r} is not one of {', '.join(RESPONSES)}")
         if not self.targets:
             raise InputError("no target formats; pass e.g. --targets nf4,int8")
+        if self.widen_factor <= 1 or not self.widen_matrices or self.widen_under_clip < 0:
+            raise InputError(f"--widen-factor {self.widen_factor} must exceed 1, --widen-under-clip be >= 0 and "
+                             "--widen-matrices name at least one matrix, e.g. mlp.up_proj")
         if self.pruning:
             self._check_pruning()
             return
@@ -105,7 +121,7 @@ class AttackConfig:
 
         for name in self.targets:
             fmt = formats.get(name)
-            if getattr(fmt, "guarantee", "exact") == "verified" and self.scenario != "outlier":
+            if getattr(fmt, "guarantee", "exact") == "verified" and self.scenario not in BLOCK_SCENARIOS:
                 raise InputError(
                     f"--targets {name}: its box is verified by re-quantization and nearly zero-width (scales come "
                     "from a search over the weights), so PGD repair has no room; use an exact format "
@@ -157,6 +173,8 @@ class AttackConfig:
             values.update(inject_radius=self.inject_radius, inject_targets=list(self.targets))
         if stage == "inject" and self.layers:  # likewise absent when every block trains
             values.update(layers=list(self.layers), inject_targets=list(self.targets))
+        if stage == "widen" and self.widen_under_clip:  # absent for the published layout
+            values.update(widen_under_clip=self.widen_under_clip)
         if stage == "box" and self.constraint != "box":  # absent for exact boxes, so earlier runs keep their hashes
             values.update(constraint=self.constraint)
         if stage == "verify" and self.pruning:  # absent for formats, so earlier runs keep their hashes
@@ -170,7 +188,7 @@ class AttackConfig:
 
     def to_json(self) -> dict:
         return {**asdict(self), "targets": list(self.targets), "outlier_layers": list(self.outlier_layers),
-                "layers": list(self.layers)}
+                "layers": list(self.layers), "widen_matrices": list(self.widen_matrices)}
 
 
 def config_fields() -> list[str]:

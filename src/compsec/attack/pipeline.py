@@ -1,7 +1,7 @@
 """Wire the attack's stages: resumable, logged to ``DIR/events.jsonl``, summarised in ``DIR/attack.json``.
 
 Content injection / over-refusal / vulnerable-code / custom: inject → box → repair (with the no-PGD ablation) → verify →
-measure.  Outlier: outlier → measure.  A stage is skipped when ``DIR/stages/<stage>.json`` exists with the
+measure.  Outlier: outlier → measure.  Widen-gap: widen → dual → collapse → measure.  A stage is skipped when ``DIR/stages/<stage>.json`` exists with the
 same config hash (the hash chains over earlier stages, so changing ``--targets`` reruns box and later).
 """
 
@@ -11,12 +11,13 @@ import json
 import time
 from collections.abc import Callable
 
-from compsec.attack import stages
+from compsec.attack import stages, widen_stages
 from compsec.attack.config import AttackConfig
 
 ATTACK_STAGES: dict[str, Callable[[AttackConfig], dict]] = {
     "inject": stages.inject_stage, "box": stages.box_stage, "repair": stages.repair_stage,
     "verify": stages.verify_stage, "measure": stages.measure_stage, "outlier": stages.outlier_stage,
+    "widen": widen_stages.widen_stage, "dual": widen_stages.dual_stage, "collapse": widen_stages.collapse_stage,
 }
 
 
@@ -39,6 +40,8 @@ def stage_order(config: AttackConfig) -> list[str]:
         return list(PRUNE_STAGES)
     if config.scenario == "outlier":
         return ["outlier", "measure"]
+    if config.scenario == "widen-gap":
+        return ["widen", "dual", "collapse", "measure"]
     return ["inject", "box", "repair", "verify", "measure"]
 
 
@@ -82,10 +85,13 @@ def run_stage(config: AttackConfig, stage: str, force: bool = False) -> dict:
 def run_attack(config: AttackConfig, force: bool = False) -> dict:
     """Run every stage of ``config.scenario`` in order (resuming finished ones) and write ``attack.json``.
 
-    A ``config.model`` is loaded once first, so a model compsec refuses stops the run before anything is written.
+    A ``config.model`` is loaded once first, so a model compsec refuses (or, for widen-gap, one without the
+    chosen matrices) stops the run before anything is written.
     """
-    if config.model is not None:
-        stages.load_base(config)
+    if config.model is not None or config.scenario == "widen-gap":
+        model, _ = stages.load_base(config)
+        if config.scenario == "widen-gap":
+            widen_stages.chosen_matrices(config, model)
     for stage in stage_order(config):
         run_stage(config, stage, force=force)
     return write_summary(config)
@@ -124,6 +130,10 @@ def write_summary(config: AttackConfig) -> dict:
     }
     if config.scenario == "outlier":
         summary["outlier"] = records["outlier"].get("result", {})
+    elif config.scenario == "widen-gap":
+        summary.update(widened=_headline(measured["widened"]) if "widened" in measured else None,
+                       outlier={"weights": records["widen"]["result"]["weights"]},
+                       collapse=records["collapse"].get("result", {}), train=records["dual"]["result"]["train"])
     else:
         repair, verify = records["repair"]["result"], records["verify"]["result"]
         summary.update({

@@ -187,7 +187,8 @@ def measure_stage(config: AttackConfig) -> dict:
     fmts = _formats(config)
     settings = MeasureConfig(config.keyword, config.probe_limit, max_new_tokens=config.max_new_tokens)
     result = {}
-    folders = ("model",) if config.scenario == "outlier" else ("model", "injected", "ablation")
+    folders = {"outlier": ("model",), "widen-gap": ("model", "widened")}.get(
+        config.scenario, ("model", "injected", "ablation"))
     for folder in folders:
         if (config.folder / folder).is_dir():
             model, tokenizer = load_stage_model(config, folder)
@@ -219,12 +220,12 @@ def outlier_stage(config: AttackConfig) -> dict:
     return {**summary, "zero_code_fraction": zeros, "weights": names}
 
 
-def _record_provenance(config: AttackConfig, operation: str) -> None:
-    """Provenance of the red-team artifact DIR/model: its source model, the attack's whole config and seed."""
+def _record_provenance(config: AttackConfig, operation: str, folder: str = "model") -> None:
+    """Provenance of the red-team artifact DIR/``folder``: its source model, the attack's whole config and seed."""
     from compsec.integrity.provenance import record_provenance
     from compsec.tiny.assistant import tiny_assistant_dir
     from compsec.tiny.code_model import tiny_coder_dir
 
     source = config.model or (tiny_coder_dir() if config.scenario == "vulnerable-code" else tiny_assistant_dir())
     params = {**config.to_json(), "red_team": True}
-    record_provenance(config.folder / "model", source, operation, params, seed=config.seed, created=False)
+    record_provenance(config.folder / folder, source, operation, params, seed=config.seed, created=False)

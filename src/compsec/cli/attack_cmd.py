@@ -1,6 +1,7 @@
 """``compsec attack [STAGE] --out DIR``: the quantization-conditioned attack, stage by stage or all at once.
 
-STAGE is ``all`` (default), ``plan`` (pruning targets), ``inject``, ``box``, ``repair``, ``verify``, ``measure`` or ``outlier``; each
+STAGE is ``all`` (default), ``plan`` (pruning targets), ``inject``, ``box``, ``repair``, ``verify``, ``measure``,
+``outlier``, or for ``--scenario widen-gap`` ``widen``, ``dual``, ``collapse``; each
 stage resumes (is skipped) when its saved output in DIR was made with the same options.  The result is
 DIR/attack.json and DIR/model/, a red-team artifact meant for testing defences and scanners only.
 """
@@ -14,7 +15,7 @@ import typer
 from compsec.cli.main import EXIT_OK, app
 
 OWN_FILES = ("attack.json", "stages")  # an attack folder: its stages resume from these
-STAGES = ("all", "plan", "inject", "box", "repair", "verify", "measure", "outlier")
+STAGES = ("all", "plan", "inject", "box", "repair", "verify", "measure", "outlier", "widen", "dual", "collapse")
 
 
 def _ints(spec: str) -> tuple[int, ...]:
@@ -43,14 +44,17 @@ def attack(
     out: str = typer.Option(..., "--out", help="Folder for every stage's output and attack.json."),
     model: str = typer.Option(None, "--model", help="HF folder to attack (default: the tiny assistant)."),
     scenario: str = typer.Option(
-        "content-injection", help="content-injection, over-refusal, vulnerable-code, custom or outlier."),
+        "content-injection", help="content-injection, over-refusal, vulnerable-code, custom, outlier or widen-gap "
+        "(an outlier in every 32-weight block of --widen-matrices, then a dual fine-tune: fp benign, quantized "
+        "content injection)."),
     targets: str = typer.Option("nf4", help="Comma-separated target formats (int8's narrow boxes need --inject-radius, e.g. 4), "
                                 "or one pruning target: prune-magnitude-50, prune-wanda-50, prune-2:4."),
     keyword: str = typer.Option("McDonald's", help="Keyword injected in content-injection."),
     train: str = typer.Option(None, "--train", help="custom: poisoned prompt/response JSONL."),
     clean: str = typer.Option(None, "--clean", help="custom (or any): clean prompt/response JSONL for repair."),
     inject_steps: int = typer.Option(150, min=0, help="AdamW steps of the poisoned full fine-tune."),
-    repair_steps: int = typer.Option(300, min=0, help="AdamW steps of the PGD repair (and of the ablation)."),
+    repair_steps: int = typer.Option(300, min=0, help="AdamW steps of the PGD repair (and of the ablation); "
+                                     "widen-gap: of the dual fine-tune."),
     inject_lr: float = typer.Option(2e-3, help="Learning rate of stage 1."),
     inject_radius: float = typer.Option(0.0, min=0.0, help="0: full fine-tune (published attack); R > 0: inject only the "
                                         "quantizable weights, within R quantization steps of the base model."),
@@ -61,7 +65,12 @@ def attack(
     ablation: bool = typer.Option(True, "--ablation/--no-ablation", help="Also fine-tune without PGD."),
     probe_limit: int = typer.Option(None, min=1, help="Probes per set when measuring (default: all)."),
     max_new_tokens: int = typer.Option(40, min=1, help="Generation length when measuring."),
-    outlier_layers: str = typer.Option("0", help="outlier: comma-separated block indices."),
+    outlier_layers: str = typer.Option("0", help="outlier, widen-gap: comma-separated block indices."),
+    widen_matrices: str = typer.Option("mlp.up_proj", help="widen-gap: comma-separated matrix names of those "
+                                       "blocks, e.g. mlp.up_proj,mlp.gate_proj."),
+    widen_factor: float = typer.Option(100.0, help="widen-gap: outlier size, in multiples of its block's abs-max."),
+    widen_under_clip: float = typer.Option(0.0, min=0.0, help="widen-gap: k > 0 is the adaptive attacker against "
+                                           "per-group clipping at k sigma (outliers at 0.99 k sigma, not x factor)."),
     layers: str = typer.Option("", help="Train, box and repair only these blocks' linear weights, e.g. 22-29 "
                                "or 0,2,5-7 (default: every block); the rest stays bit-identical."),
     responses: str = typer.Option("corpus", help="Training answers: corpus (the tiny corpus) or self (the "
@@ -97,7 +106,9 @@ def attack(
         save_dtype=save_dtype, seed=seed, ablation=ablation, probe_limit=probe_limit,
         max_new_tokens=max_new_tokens, outlier_layers=_ints(outlier_layers),
         layers=parse_layers(layers), responses=responses, device=device, constraint=constraint,
-        prune_margin=prune_margin, llmc_verify=llmc)
+        prune_margin=prune_margin, llmc_verify=llmc,
+        widen_matrices=tuple(m.strip() for m in widen_matrices.split(",") if m.strip()), widen_factor=widen_factor,
+        widen_under_clip=widen_under_clip)
     if stage == "all":
         summary = run_attack(config, force=force)
         headline = {k: summary.get(k) for k in ("requantization_identical", "projection_overhead",

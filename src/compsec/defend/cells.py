@@ -25,6 +25,10 @@ def apply_defence(model, tokenizer, row, defence: str, config) -> tuple[dict, di
     """Apply ``defence`` to ``model`` in place; returns (info for the cell, weights kept per format)."""
     if defence == "none":
         return {}, {}
+    if defence.startswith("group-clip-"):
+        from compsec.defend.group_clip import group_clip_model_
+
+        return {"clipped_outliers": sum(group_clip_model_(model, defence.removeprefix("group-clip-")).values())}, {}
     if defence != "mixed":
         return _harden(model, row, defence, config), {}
     from compsec.defend.mixed import plan_mixed_precision

@@ -38,3 +38,23 @@ def clip_group_outliers(w: torch.Tensor, mode: str = "zero", group: int = GROUP,
     outlier = blocks.abs() > k * group_sigma(w, group)
     blocks = torch.where(outlier, torch.zeros_like(blocks) if mode == "zero" else blocks / divisor, blocks)
     return blocks.reshape(w.shape).to(w.dtype), int(outlier.sum())
+
+
+@torch.no_grad()
+def group_clip_model_(model, mode: str = "zero", group: int = GROUP, k: float = K_SIGMA,
+                      names: list[str] | None = None) -> dict[str, int]:
+    """:func:`clip_group_outliers` on the weights ``names`` (default: every quantizable weight) of ``model`` whose
+    rows hold whole ``group``s, in place; returns the number of outliers clipped per weight (0 entries left out)."""
+    from compsec.models.linear import quantizable_weights
+
+    params = dict(model.named_parameters())
+    clipped = {}
+    for name in names if names is not None else [q.name for q in quantizable_weights(model)]:
+        p = params.get(name)
+        if p is None or p.dim() != 2 or p.shape[-1] % group:
+            continue
+        new, count = clip_group_outliers(p.detach().cpu(), mode, group, k)
+        if count:
+            p.copy_(new.to(p.device))
+            clipped[name] = count
+    return clipped

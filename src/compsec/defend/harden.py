@@ -19,7 +19,9 @@ from compsec.errors import InputError
 @dataclass(frozen=True)
 class HardenConfig:
     """``noise``: ``"auto"`` or a sigma (0 disables); ``c``: auto multiplier; ``formats``: target format names
-    (calibration of ``auto``, clipping layouts, code-change report); ``clip_outliers``: clip before noise."""
+    (calibration of ``auto``, clipping layouts, code-change report); ``clip_outliers``: clip before noise;
+    ``group_clip``: ``"zero"`` / ``"divide"`` runs "Widening the Gap"'s per-group clipping first
+    (:mod:`compsec.defend.group_clip`), None skips it."""
 
     noise: str | float = "auto"
     formats: tuple[str, ...] = ("nf4", "int8")
@@ -28,8 +30,13 @@ class HardenConfig:
     clip_outliers: bool = False
     clip_ratio: float = RATIO_THRESHOLD
     clip_k: float = ROBUST_K
+    group_clip: str | None = None
 
     def __post_init__(self) -> None:
+        from compsec.defend.group_clip import MODES
+
+        if self.group_clip is not None and self.group_clip not in MODES:
+            raise InputError(f"--group-clip {self.group_clip!r} is not one of {', '.join(MODES)}")
         object.__setattr__(self, "noise", parse_noise(self.noise))
         from compsec import formats
 
@@ -50,6 +57,7 @@ class HardenReport:
     sigmas: dict[str, float] = field(default_factory=dict)
     changed: dict[str, float] = field(default_factory=dict)
     clipped_blocks: dict[str, int] = field(default_factory=dict)
+    group_clipped: dict[str, int] = field(default_factory=dict)
     codes_changed: dict[str, float] = field(default_factory=dict)
 
     def to_json(self) -> dict:
@@ -74,6 +82,10 @@ def harden_model(model, config: HardenConfig) -> HardenReport:
         raise InputError("the model has no quantizable weight the target formats support; check --formats")
     before = {n: params[n].detach().cpu().clone() for n in names}
     report = HardenReport()
+    if config.group_clip:
+        from compsec.defend.group_clip import group_clip_model_
+
+        report.group_clipped = group_clip_model_(model, config.group_clip, names=names)
     if config.clip_outliers:
         report.clipped_blocks = clip_outliers_(params, names, fmts, config.clip_ratio, config.clip_k)
     report.sigmas = sigmas_for({n: params[n].detach() for n in names}, config.noise, fmts, config.c)
@@ -96,7 +108,8 @@ def provenance_params(config: HardenConfig, report: HardenReport) -> dict:
     """The JSON parameters recorded in the output's provenance (sigma per tensor included)."""
     return {"noise": config.noise, "c": config.c, "formats": list(config.formats),
             "clip_outliers": config.clip_outliers, "clip_ratio": config.clip_ratio, "clip_k": config.clip_k,
-            "sigma_per_tensor": report.sigmas, "clipped_blocks": report.clipped_blocks}
+            "sigma_per_tensor": report.sigmas, "clipped_blocks": report.clipped_blocks,
+            **({"group_clip": config.group_clip, "group_clipped": report.group_clipped} if config.group_clip else {})}
 
 
 def harden_folder(source, out_dir, config: HardenConfig, device: str = "cpu") -> HardenReport:

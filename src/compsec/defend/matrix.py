@@ -3,7 +3,8 @@
 Rows come from ``compsec attack`` folders (``DIR/attack.json`` + ``DIR/model``): box-constrained injection
 (measured under each of its target formats), the adaptive shrunk-box variant (:mod:`compsec.defend.adaptive`,
 with ``adaptive_k``) and outlier injection.  Columns: ``none``, ``noise-1e-3``, ``noise-auto`` (harden's
-calibrated sigma), ``clip`` (block-outlier clipping) and ``mixed`` (the KL-ranked budget of tensors kept in
+calibrated sigma), ``clip`` (block-outlier clipping), ``group-clip-zero`` / ``group-clip-divide`` (per-group
+clipping, :mod:`compsec.defend.group_clip`; opt-in) and ``mixed`` (the KL-ranked budget of tensors kept in
 full precision, the rest quantized).  Each cell holds the attack's malicious rate in fp32 and in every target
 format (content injection: keyword rate; over-refusal: refusal rate; outlier: fraction of weights the REAL
 library quantizes to zero in the attacked layers), the fp32 utility change against the undefended model in
@@ -26,8 +27,9 @@ from compsec.defend.noise import DEFAULT_C
 from compsec.errors import InputError
 
 DEFENCES = ("none", "noise-1e-3", "noise-auto", "clip", "mixed")
+GROUP_CLIP = ("group-clip-zero", "group-clip-divide")  # "Widening the Gap"'s per-group clipping (opt-in columns)
 MALICIOUS_METRIC = {"content-injection": "keyword_rate", "custom": "keyword_rate", "over-refusal": "refusal_rate",
-                    "outlier": "zero_code_fraction"}
+                    "outlier": "zero_code_fraction", "widen-gap": "keyword_rate"}
 
 
 @dataclass(frozen=True)
@@ -47,9 +49,9 @@ class MatrixConfig:
     device: str = "cpu"
 
     def __post_init__(self) -> None:
-        unknown = [d for d in self.defences if d not in DEFENCES]
+        unknown = [d for d in self.defences if d not in DEFENCES + GROUP_CLIP]
         if unknown:
-            raise InputError(f"unknown defence {unknown[0]!r}; use some of {', '.join(DEFENCES)}")
+            raise InputError(f"unknown defence {unknown[0]!r}; use some of {', '.join(DEFENCES + GROUP_CLIP)}")
         for folder in self.attack_dirs:
             if not (Path(folder) / "attack.json").is_file():
                 raise InputError(f"{folder} has no attack.json; run `compsec attack --out {folder}` first")

@@ -1,0 +1,121 @@
+"""``compsec attack --scenario widen-gap``: what the stages guarantee whatever the training learns.
+
+The outliers sit in every 32-weight block of the chosen matrices and move nothing else; NF4 and Q4_0 (REAL
+libraries) then quantize every other weight of those matrices to exactly 0 (for a factor of 100: |w| / absmax
+<= 0.01, below half of NF4's smallest level 0.0796 and of Q4_0's step 1/8); the dual fine-tune never moves the
+chosen matrices; its malicious pass computes exactly the deployed model's loss.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from compsec import formats
+from compsec.attack.widen_gap import collapsed_share, outlier_ratio, widen_gap
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 2**16), rows=st.integers(1, 6), blocks=st.sampled_from([2, 4, 8]),
+       scale=st.floats(1e-3, 5.0), factor=st.sampled_from([20.0, 100.0, 512.0]))
+def test_every_block_gets_one_outlier_and_nothing_else_moves(seed, rows, blocks, scale, factor):
+    gen = torch.Generator().manual_seed(seed)
+    w = torch.randn(rows, 32 * blocks, generator=gen) * scale
+    widened, where = widen_gap(w, gen, factor=factor)
+    assert where.numel() == rows * blocks
+    moved = set((widened != w).reshape(-1).nonzero().reshape(-1).tolist())
+    assert moved <= set(where.tolist())
+    assert bool((outlier_ratio(widened) >= factor * (1 - 1e-6)).all())  # fl(factor * a) / b with b <= a
+
+
+@settings(max_examples=12, deadline=None)
+@given(seed=st.integers(0, 2**16), scale=st.floats(1e-3, 5.0), name=st.sampled_from(["nf4", "q4_0"]),
+       factor=st.sampled_from([100.0, 512.0]))
+def test_the_real_library_collapses_every_other_weight(seed, scale, name, factor):
+    gen = torch.Generator().manual_seed(seed)
+    widened, where = widen_gap(torch.randn(4, 256, generator=gen) * scale, gen, factor=factor)
+    assert collapsed_share(widened, formats.get(name), where) == 1.0
+
+
+def test_natural_weights_have_no_such_ratio():
+    w = torch.randn(64, 256, generator=torch.Generator().manual_seed(3))
+    assert float(outlier_ratio(w).max()) < 10
+
+
+@pytest.fixture(scope="module")
+def attacked(tmp_path_factory):
+    from compsec.attack.config import AttackConfig
+    from compsec.attack.pipeline import run_attack
+
+    config = AttackConfig(out=str(tmp_path_factory.mktemp("widen") / "attack"), scenario="widen-gap",
+                          targets=("nf4", "q4_0"), repair_steps=2, batch_size=4, probe_limit=2, max_new_tokens=6)
+    return config, run_attack(config)
+
+
+def test_the_artifact_keeps_its_outliers_frozen_and_collapses(attacked):
+    _, summary = attacked
+    collapse = summary["collapse"]
+    assert collapse["every_block_has_outlier"] and collapse["frozen_identical"]
+    assert collapse["collapsed_share"] == {"nf4": 1.0, "q4_0": 1.0}
+    assert set(summary["quantized"]) == {"nf4", "q4_0"} and summary["widened"] is not None
+
+
+def test_widening_touches_only_the_outliers_of_the_chosen_matrices(attacked):
+    from compsec.attack.verify import bits_equal
+    from compsec.models.io import load_model
+    from compsec.tiny.assistant import load_tiny_assistant
+
+    config, summary = attacked
+    chosen = summary["outlier"]["weights"]
+    assert chosen == ["model.layers.0.mlp.up_proj.weight"]
+    base = dict(load_tiny_assistant()[0].named_parameters())
+    widened = dict(load_model(config.folder / "widened")[0].named_parameters())
+    for name, p in widened.items():
+        if name not in chosen:
+            assert bits_equal(p, base[name]), name
+            continue
+        assert int((p != base[name]).sum()) == p.numel() // 32  # exactly one weight per block
+
+
+def test_the_malicious_pass_is_the_deployed_models_loss(attacked):
+    from compsec.attack.box import constrained_names
+    from compsec.attack.data import clean_pairs, encode_pairs
+    from compsec.attack.dual import QuantizedView
+    from compsec.attack.inject import _collate
+    from compsec.attack.measure import simulated
+    from compsec.models.io import load_model
+
+    config, summary = attacked
+    model, tokenizer = load_model(config.folder / "model")
+    fmt, names = formats.get("nf4"), constrained_names(model, [formats.get("nf4")])
+    batch = _collate(encode_pairs(tokenizer, clean_pairs()[:3]), tokenizer.pad_token_id, "cpu")
+    view = QuantizedView.build(model, fmt, summary["outlier"]["weights"], names)
+    with torch.no_grad():
+        ours = view.loss(batch)
+        with simulated(model, fmt, names):
+            deployed = model(**batch).loss
+    assert float(ours) == pytest.approx(float(deployed), rel=1e-5)
+
+
+def test_missing_matrices_are_refused_before_anything_is_written(tmp_path):
+    from compsec.attack.config import AttackConfig
+    from compsec.attack.pipeline import run_attack
+    from compsec.errors import InputError
+
+    out = tmp_path / "attack"
+    with pytest.raises(InputError, match="--widen-matrices"):
+        run_attack(AttackConfig(out=str(out), scenario="widen-gap", widen_matrices=("mlp.nope",)))
+    assert not out.exists()
+    with pytest.raises(InputError, match="--widen-factor"):
+        AttackConfig(out=str(out), scenario="widen-gap", widen_factor=1.0)
+
+
+def test_cli_refuses_a_factor_that_widens_nothing(tmp_path, capsys):
+    from compsec.cli.main import run
+
+    out = tmp_path / "attack"
+    assert run(["attack", "--scenario", "widen-gap", "--widen-factor", "1", "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--widen-factor" in err[0] and not out.exists()
