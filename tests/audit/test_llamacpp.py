@@ -185,6 +185,11 @@ def test_layers_ranks_llama_cpps_own_tensors_by_the_type_it_gave_them(files, tin
     assert errors["Q4_K"] and errors["Q6_K"] and max(errors["Q6_K"]) < min(errors["Q4_K"])
 
 
+def test_layers_refuses_an_unknown_llama_cpp_type_in_one_line(tiny_model_dir, tmp_path, capsys):
+    assert run(["layers", str(tiny_model_dir), "--format", "gguf:q9_k", "--json", str(tmp_path / "l.json")]) == 2
+    assert capsys.readouterr().err.count("\n") == 1 and not (tmp_path / "l.json").exists()
+
+
 def test_lm_eval_verb_runs_a_gguf_variant_in_llama_cpp(files, tiny_model_dir, tmp_path):
     import json
 
