@@ -48,13 +48,16 @@ def _decode_batch(model, rows: list[list[int]], max_new_tokens: int, pad_id: int
     mask = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in rows], device=device)
     positions = (mask.cumsum(-1) - 1).masked_fill(mask == 0, 1)
     cache = DynamicCache(config=model.config)
+    accepted = inspect.signature(model.forward).parameters
     # transformers 5.24 renamed the cache argument (past_key_values still works there, with a warning)
-    cache_argument = "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+    extra = {"cache" if "cache" in accepted else "past_key_values": cache}
+    if "logits_to_keep" in accepted:  # only the last position's logits are needed (as generate asks)
+        extra["logits_to_keep"] = 1
     alive = torch.arange(len(rows), device=device)  # the original row of each row still in the batch
     produced: list[list[int]] = [[] for _ in rows]
     for _ in range(max_new_tokens):
         logits = model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True,
-                       logits_to_keep=1, **{cache_argument: cache}).logits[:, -1]
+                       **extra).logits[:, -1]
         tokens = logits.argmax(dim=-1)
         for row, token in zip(alive.tolist(), tokens.tolist()):
             produced[row].append(token)
