@@ -162,3 +162,40 @@ def test_lm_eval_lm_over_llama_cpp_scores_and_answers_as_the_audit_backend(f32_b
     prompt = load_probe_set("over-refusal")[0].prompt
     answer = lm.generate_until([SimpleNamespace(args=(chat_text(tokenizer, prompt), {"until": ["\n\n"]}))])[0]
     assert answer.strip() == f32_backend.generate([prompt])[0].text
+
+
+def test_layers_ranks_llama_cpps_own_tensors_by_the_type_it_gave_them(files, tiny_model_dir, tmp_path):
+    """``layers --format gguf:q4_k_m`` reads the file llama.cpp wrote: its Q6_K tensors err less than its Q4_K."""
+    import json
+
+    from gguf import MODEL_ARCH, GGMLQuantizationType, get_tensor_name_map
+
+    from compsec.integrity.gguf_check import read_gguf_header
+
+    report = tmp_path / "layers.json"
+    assert run(["layers", str(tiny_model_dir), "--format", "gguf:Q4_K_M", "--json", str(report)]) == 0
+    payload = json.loads(report.read_text())
+    rows = {row["tensor"]: row for row in payload["tensors"]}
+    assert payload["format"] == "gguf:q4_k_m" and len(rows) == 14
+    assert all(row["width_median"] is None and 0 < row["relative_error"] < 0.2 for row in rows.values())
+    names = get_tensor_name_map(MODEL_ARCH.LLAMA, 64)
+    stored = {t[0]: GGMLQuantizationType(t[1]).name for t in read_gguf_header(files["q4_k_m"]).tensors}
+    types = {n: stored[names.get_name(n, try_suffixes=(".weight",))] for n in rows}
+    errors = {kind: [rows[n]["relative_error"] for n, k in types.items() if k == kind] for kind in ("Q4_K", "Q6_K")}
+    assert errors["Q4_K"] and errors["Q6_K"] and max(errors["Q6_K"]) < min(errors["Q4_K"])
+
+
+def test_layers_refuses_an_unknown_llama_cpp_type_in_one_line(tiny_model_dir, tmp_path, capsys):
+    assert run(["layers", str(tiny_model_dir), "--format", "gguf:q9_k", "--json", str(tmp_path / "l.json")]) == 2
+    assert capsys.readouterr().err.count("\n") == 1 and not (tmp_path / "l.json").exists()
+
+
+def test_lm_eval_verb_runs_a_gguf_variant_in_llama_cpp(files, tiny_model_dir, tmp_path):
+    import json
+
+    pytest.importorskip("lm_eval", reason="lm-eval is the bridge's optional extra")
+    out = tmp_path / "lm"
+    assert run(["lm-eval", str(tiny_model_dir), "--variants", "gguf:q4_k_m", "--limit", "5", "--out", str(out)]) in (0, 1)
+    payload = json.loads((out / "lm_eval.json").read_text())
+    assert payload["variants"]["gguf:q4_k_m"]["compsec_utility_mc"]["n"] == 5
+    assert payload["variants"]["original"]["compsec_capitals_gen"]["n"] == 5

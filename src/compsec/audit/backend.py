@@ -35,10 +35,13 @@ class LocalBackend:
         self.batch_size, self.max_new_tokens = batch_size, max_new_tokens
 
     def generate(self, prompts: list[str]) -> list[Generation]:
-        """Greedy answers to ``prompts`` through the project's batched, left-padded generation helper."""
-        from compsec.tiny.chat import generate
+        """Greedy answers to ``prompts``, batched by length, finished rows leaving the batch
+        (:mod:`compsec.audit.greedy`; the answers equal one-prompt-at-a-time ``generate``)."""
+        from compsec.audit.greedy import greedy_answers
 
-        texts = generate(self.model, self.tokenizer, prompts, self.max_new_tokens, self.batch_size, self.device)
+        templated = [chat_text(self.tokenizer, prompt) for prompt in prompts]
+        texts = greedy_answers(self.model, self.tokenizer, templated, self.max_new_tokens, self.batch_size,
+                               self.device)
         lengths = [len(self.tokenizer(t, add_special_tokens=False).input_ids) for t in texts]
         return [Generation(t, n >= self.max_new_tokens) for t, n in zip(texts, lengths)]
 

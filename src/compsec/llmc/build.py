@@ -21,17 +21,34 @@ OPERATION = "llmc-oneshot"
 CALIBRATION_FILE = "llmc_calibration.jsonl"
 
 
-def require_shapes(model: str | Path, recipe: LlmcRecipe) -> None:
-    """InputError before any work when llm-compressor would refuse the model's Linear shapes (it checks that
-    a group or N:M block divides every input width); names the first weights and suggests what works."""
+def fit_to_shapes(model: str | Path, recipe: LlmcRecipe) -> LlmcRecipe:
+    """The recipe as llm-compressor's users run it on ``model``.
+
+    llm-compressor 0.14 refuses group quantization of a Linear whose input width the group size does not
+    divide (compressed-tensors has no kernel for the ragged last group) and tells users to add those layers to
+    the modifier's ``ignore`` list; that is done here, so they stay in the source precision and the ignore
+    list is part of the recipe (cache key, provenance). SmolLM2 under groups of 128: q/k/v/o/gate/up
+    (576 columns) stay bf16, only down_proj (1536) is quantized. InputError before any work when an N:M
+    block does not divide a width, or when no weight would be compressed at all.
+    """
+    from compsec.llmc.recipes import ignore_patterns, indivisible_modules, with_ignored
     from compsec.models.linear import quantizable_weights
 
-    weights = quantizable_weights(Path(model))
-    problems = shape_problems(recipe, {w.name: w.shape for w in weights if w.shape and not w.transposed})
-    if problems:
-        raise InputError(f"{recipe.name} cannot compress {model}: {len(problems)} weights do not fit "
-                         f"({'; '.join(problems[:2])}); llm-compressor refuses them. Use gptq-w4a16-g64 where 64 divides the widths, a per-channel variant "
-                         "(gptq-w8a16, w8a8-int8, fp8-dynamic) or an unstructured one (sparsegpt-50, wanda-50)")
+    shapes = {w.name: w.shape for w in quantizable_weights(Path(model)) if w.shape and not w.transposed}
+    if recipe.nm is not None:
+        problems = shape_problems(recipe, shapes)
+        if problems:
+            raise InputError(f"{recipe.name} cannot compress {model}: {len(problems)} weights do not fit "
+                             f"({'; '.join(problems[:2])}); llm-compressor refuses them. Use an unstructured "
+                             "variant (sparsegpt-50, wanda-50)")
+        return recipe
+    skipped = indivisible_modules(recipe, shapes)
+    if skipped and len(skipped) == len(shapes):
+        raise InputError(f"{recipe.name} cannot compress {model}: no weight's input width is a multiple of the "
+                         f"group size {recipe.group_size}; use gptq-w4a16-g64 or a per-channel variant "
+                         "(gptq-w8a16, w8a8-int8, fp8-dynamic)")
+    modules = [name.removesuffix(".weight") for name in shapes]
+    return with_ignored(recipe, ignore_patterns(skipped, modules))
 
 
 def write_variant(model: str | Path, recipe: LlmcRecipe, calibration: Calibration, out: Path) -> dict:
@@ -39,7 +56,7 @@ def write_variant(model: str | Path, recipe: LlmcRecipe, calibration: Calibratio
     from compsec.integrity.provenance import record_provenance
     from compsec.llmc.side_env import run_worker
 
-    require_shapes(model, recipe)
+    recipe = fit_to_shapes(model, recipe)
     out = Path(out)
     calibration_file, digest = None, None
     if recipe.calibrated:
@@ -79,7 +96,7 @@ def variant_folder(model: str | Path, recipe: LlmcRecipe, calibration: Calibrati
     from compsec.paths import cache_dir
     from compsec.tiny.cache import cached_build
 
-    require_shapes(model, recipe)
+    recipe = fit_to_shapes(model, recipe)
     fingerprint = variant_key(model, recipe, calibration)
     target = cache_dir() / "llmc" / f"{recipe.name.replace(':', '_')}-{fingerprint[:16]}"
     return cached_build(target, fingerprint, lambda folder: write_variant(model, recipe, calibration, folder))

@@ -18,13 +18,14 @@ CACHE_ONLY = {"compsec_build.json"}
 
 def export_variant(model: str | Path, name: str, calibration: Calibration, out: Path) -> dict:
     """Copy the (cached) variant folder of ``model`` into the empty folder ``out``; returns a summary."""
-    from compsec.llmc.build import variant_folder
+    from compsec.llmc.build import fit_to_shapes, variant_folder
     from compsec.llmc.variants import LlmcVariant
 
     recipe = get_recipe(name)
     if not Path(model).is_dir():
         LlmcVariant(recipe.name, recipe).folder(model)  # raises the folder-only InputError
     built = variant_folder(model, recipe, calibration)
+    recipe = fit_to_shapes(model, recipe)  # as built: layers llm-compressor cannot group are in its ignore list
     for item in sorted(built.iterdir()):
         if item.is_file() and item.name not in CACHE_ONLY:
             shutil.copy2(item, Path(out) / item.name)

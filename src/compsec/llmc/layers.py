@@ -8,7 +8,6 @@ fraction of weights the variant sets to exactly zero (sparsity, for SparseGPT / 
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 from compsec.formats.apply import LayerStats
@@ -21,28 +20,10 @@ def llmc_layer_report(model_dir: str | Path, name: str, calibration: Calibration
     from compsec.llmc.recipes import get_recipe
     from compsec.llmc.variants import DEFAULT_CALIBRATION, LlmcVariant
     from compsec.models.io import load_model
-    from compsec.models.linear import quantizable_weights
+    from compsec.models.variant_layers import changed_weight_rows
 
     recipe = get_recipe(name)
     folder = LlmcVariant(recipe.name, recipe, calibration or DEFAULT_CALIBRATION).folder(model_dir)
     decoded = decode_folder(folder)
     model, _ = load_model(model_dir)
-    params = dict(model.named_parameters())
-    rows = []
-    for weight in quantizable_weights(model):
-        original = params[weight.name].detach().float()
-        changed = decoded[weight.name].weight.float()
-        error = (original - changed).norm() / original.norm().clamp_min(1e-30)
-        magnitudes = original.abs().reshape(-1)
-        rows.append(LayerStats(weight.name, float(error), float(magnitudes.median()),
-                               float(magnitudes.quantile(0.99)), math.nan, math.nan,
-                               float((changed == 0).float().mean())))
-    return sorted(rows, key=lambda r: r.relative_error, reverse=True)
-
-
-def json_row(row: LayerStats) -> dict:
-    """``row.to_json()`` with NaN (no preimage) written as null."""
-    return {key: None if isinstance(value, float) and math.isnan(value) else value
-            for key, value in row.to_json().items()}
-
-
+    return changed_weight_rows(model, {key: value.weight for key, value in decoded.items()})

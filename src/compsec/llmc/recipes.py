@@ -3,6 +3,8 @@
 A recipe is plain data in llm-compressor's own recipe vocabulary (its modifiers reject unknown fields), so it
 is recorded verbatim in the provenance record and handed to the side environment as JSON. ``lm_head`` is never
 compressed (it is tied to the embeddings in the models compsec ships, and llm-compressor's examples skip it).
+Layers whose input width a recipe's group size does not divide are added to its ``ignore`` list, as
+llm-compressor's own error message tells users to do (:func:`compsec.llmc.build.fit_to_shapes`).
 
 | name            | what llm-compressor does                                                       |
 |-----------------|--------------------------------------------------------------------------------|
@@ -19,7 +21,8 @@ compressed (it is tied to the embeddings in the models compsec ships, and llm-co
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, replace
 
 from compsec.errors import InputError
 
@@ -74,3 +77,38 @@ def shape_problems(recipe: LlmcRecipe, shapes: dict[str, tuple[int, ...]]) -> li
     what = f"group size {step}" if recipe.group_size else f"{recipe.nm[0]}:{recipe.nm[1]} blocks"
     return [f"{name}: {shape[-1]} input columns are not a multiple of the {what}"
             for name, shape in shapes.items() if len(shape) == 2 and shape[-1] % step]
+
+
+def indivisible_modules(recipe: LlmcRecipe, shapes: dict[str, tuple[int, ...]]) -> list[str]:
+    """The module names (weight name without ``.weight``) whose input width the recipe's group size does not
+    divide; empty for recipes without groups."""
+    if recipe.group_size is None:
+        return []
+    return [name.removesuffix(".weight") for name, shape in shapes.items()
+            if len(shape) == 2 and shape[-1] % recipe.group_size]
+
+
+def ignore_patterns(modules: list[str], all_modules: list[str]) -> list[str]:
+    """``modules`` as llm-compressor ``ignore`` entries: one ``re:`` pattern per family (the name with its
+    block index replaced by ``\\d+``) when every module of that family is listed, exact names otherwise.
+    Example: q_proj of all 30 blocks -> ``re:^model\\.layers\\.\\d+\\.self_attn\\.q_proj$``."""
+    def family(name: str) -> str:
+        return "^" + r"\.".join(r"\d+" if part.isdigit() else re.escape(part) for part in name.split(".")) + "$"
+
+    listed = set(modules)
+    patterns: list[str] = []
+    for key in dict.fromkeys(family(name) for name in modules):
+        members = [name for name in all_modules if family(name) == key]
+        whole = all(name in listed for name in members) and len(members) > 1
+        patterns += [f"re:{key}"] if whole else [n for n in members if n in listed]
+    return patterns
+
+
+def with_ignored(recipe: LlmcRecipe, entries: list[str]) -> LlmcRecipe:
+    """``recipe`` with ``entries`` added to the ``ignore`` list of every modifier that has one (the
+    quantizing and pruning modifiers; AWQ then skips the smoothing mappings whose layers are all ignored)."""
+    if not entries:
+        return recipe
+    modifiers = {name: ({**kwargs, "ignore": list(dict.fromkeys([*kwargs["ignore"], *entries]))}
+                        if "ignore" in kwargs else kwargs) for name, kwargs in recipe.modifiers.items()}
+    return replace(recipe, modifiers=modifiers)
