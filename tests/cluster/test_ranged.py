@@ -4,6 +4,7 @@ header and the sampled rows; transient errors are retried, hostile headers refus
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -79,14 +80,16 @@ def test_hostile_remote_header_is_refused_before_any_data(range_server, tmp_path
 @pytest.mark.slow
 def test_memory_ceiling_gives_an_error_row(tmp_path):
     """In a fresh interpreter, as a Ray worker runs it: in a long-lived process the allocator may already hold
-    enough freed memory for the scan, and the ceiling (new data segments only) would not be reached."""
+    enough freed memory for the scan, and the ceiling (new data segments only) would not be reached.  With an empty
+    numba cache, as on a fresh machine: kernels compiled under the ceiling made LLVM abort the process."""
     write_model(tmp_path / "m.safetensors", "benign", 1, (256, 512))
     script = ("import json, sys\nfrom compsec.cluster.config import ScanManyConfig\n"
               "from compsec.cluster.task import scan_one\n"
               "rows = [scan_one(sys.argv[1], ScanManyConfig(memory_mb=m)) for m in (1, 4096)]\n"
               "print(json.dumps([[r['verdict'], r['error']] for r in rows]))")
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path / "numba-cache")}
     done = subprocess.run([sys.executable, "-c", script, str(tmp_path / "m.safetensors")], capture_output=True,
-                          text=True, timeout=600, check=False)
+                          text=True, timeout=600, check=False, env=env)
     assert done.returncode == 0, done.stderr[-2000:]
     (verdict, error), (after, _) = json.loads(done.stdout.strip().splitlines()[-1])
     assert verdict == "error" and "--memory-mb 1" in error

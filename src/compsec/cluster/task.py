@@ -19,6 +19,7 @@ from pathlib import Path
 from compsec.cluster.config import ScanManyConfig
 from compsec.cluster.limits import ScanTimeout, deadline, memory_limit
 from compsec.cluster.sources import is_remote
+from compsec.cluster.warmup import warm_kernels
 from compsec.errors import CompsecError
 
 TOP_FINDINGS = 5
@@ -28,6 +29,7 @@ def scan_one(source: str, run: ScanManyConfig, known: frozenset[str] = frozenset
     """The results row of ``source`` (see :data:`compsec.cluster.table.SCHEMA`), never an exception."""
     started = time.perf_counter()
     warm_imports()
+    _warm(run)
     row = {"source": source, "digest": "", "verdict": "error", "score": 0.0, "error": "", "bytes_read": 0,
            "file_bytes": 0, "params": 0, "sample_seed": None, "findings": 0, "top_findings": "[]", "skipped": False,
            "worker": f"{socket.gethostname()}:{os.getpid()}"}
@@ -77,6 +79,17 @@ def warm_imports() -> None:
     from compsec.integrity import collect  # noqa: F401
     from compsec.models import linear  # noqa: F401
     from compsec.scan import runner, tensor_stream  # noqa: F401
+
+
+def _warm(run: ScanManyConfig) -> None:
+    """Compile the kernels outside the deadline and the memory ceiling (see :mod:`compsec.cluster.warmup`); a probe
+    that fails here is left for the real scan to report."""
+    from compsec.scan.config import ScanConfig
+
+    try:
+        warm_kernels(ScanConfig(formats=run.formats, sample_weights=run.sample, seed=0 if run.sample else None))
+    except Exception:  # noqa: BLE001  (e.g. an unknown format: the scan itself gives the error row)
+        pass
 
 
 def _scan_into(row: dict, source: str, run: ScanManyConfig, known: frozenset[str], work: Path) -> None:
