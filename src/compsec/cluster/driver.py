@@ -5,7 +5,9 @@ At most ``workers`` tasks are in flight (a million-line list is not submitted at
 (stuck in a C call, or its worker never started) is cancelled with ``force=True`` (Ray kills its worker process)
 and becomes an error row; a worker that dies (segfault, the node's OOM killer) also gives an error row.  Ray never
 retries a task (``max_retries=0``): only transient read errors are retried, inside the task
-(:func:`compsec.cluster.ranged.with_retries`).
+(:func:`compsec.cluster.ranged.with_retries`).  With ``batch`` > 1 a task scans that many models in turn; a batch
+whose worker dies or overruns ``batch`` deadlines is split, each model run again in a task of its own, so the
+error row lands on the model that caused it.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from dataclasses import dataclass, field
 from compsec.cluster.config import ScanManyConfig
 from compsec.cluster.session import ray_session
 from compsec.cluster.table import ResultsTable, latest_rows
-from compsec.cluster.task import scan_one
+from compsec.cluster.task import scan_batch
 from compsec.errors import CompsecError
 
 POLL_S = 0.5
@@ -33,41 +35,54 @@ class RunResult:
 
 
 def scan_many(sources: list[str], table: ResultsTable, run: ScanManyConfig,
-              on_row: Callable[[dict], None] | None = None) -> RunResult:
-    """Scan ``sources`` on Ray into ``table``; ``on_row(row)`` after each model (progress)."""
+              on_row: Callable[[dict], None] | None = None, scan: Callable = scan_batch) -> RunResult:
+    """Scan ``sources`` on Ray into ``table``; ``on_row(row)`` after each model (progress).  ``scan(batch, run,
+    known)`` is what a task runs (:func:`compsec.cluster.task.scan_batch`)."""
     import ray
 
     known = frozenset(row["digest"] for row in latest_rows(table.rows())
                       if row["digest"] and not (run.retry_errors and row["verdict"] == "error"))
-    result, todo = RunResult(), list(reversed(sources))
+    result, todo, alone = RunResult(), list(reversed(sources)), []
     with ray_session(run.ray, run.workers):
-        task = ray.remote(num_cpus=1, max_retries=0)(scan_one)
+        task = ray.remote(num_cpus=1, max_retries=0)(scan)
         known_ref = ray.put(known)
         pending: dict = {}
-        while todo or pending:
-            while todo and len(pending) < run.workers:
-                source = todo.pop()
-                pending[task.remote(source, run, known_ref)] = (source, time.monotonic())
+        while todo or alone or pending:
+            while (todo or alone) and len(pending) < run.workers:
+                batch = [alone.pop()] if alone else [todo.pop() for _ in range(min(run.batch, len(todo)))]
+                pending[task.remote(batch, run, known_ref)] = (batch, time.monotonic())
             done, _ = ray.wait(list(pending), num_returns=1, timeout=POLL_S)
             for ref in done:
-                source, started = pending.pop(ref)
-                _record(_answer(ray, ref, source, started), table, result, on_row)
-            for ref, (source, started) in list(pending.items()):
-                if time.monotonic() - started > run.timeout_s + HARD_GRACE_S:
+                batch, started = pending.pop(ref)
+                rows = _answer(ray, ref, batch, started)
+                if rows is None:  # a worker died under a batch: each of its models runs again, alone
+                    alone.extend(reversed(batch))
+                    continue
+                for row in rows:
+                    _record(row, table, result, on_row)
+            for ref, (batch, started) in list(pending.items()):
+                limit = len(batch) * run.timeout_s + HARD_GRACE_S
+                if time.monotonic() - started > limit:
                     ray.cancel(ref, force=True)
                     del pending[ref]
-                    _record(_error_row(source, started, f"timed out: still running {run.timeout_s + HARD_GRACE_S:g} s "
-                                                        "after submission; its worker was killed"), table, result, on_row)
+                    if len(batch) > 1:
+                        alone.extend(reversed(batch))
+                        continue
+                    _record(_error_row(batch[0], started, f"timed out: still running {limit:g} s after submission; "
+                                                          "its worker was killed"), table, result, on_row)
     table.flush()
     return result
 
 
-def _answer(ray, ref, source: str, started: float) -> dict:
+def _answer(ray, ref, batch: list[str], started: float) -> list[dict] | None:
+    """The batch's rows; None when its worker died under a batch of several models (they are run again alone)."""
     try:
         return ray.get(ref)
     except ray.exceptions.RayError as err:  # the worker died: segfault, OOM kill, node lost
+        if len(batch) > 1:
+            return None
         message = " ".join(str(err).split())[:300]
-        return _error_row(source, started, f"worker died while scanning ({type(err).__name__}: {message})")
+        return [_error_row(batch[0], started, f"worker died while scanning ({type(err).__name__}: {message})")]
 
 
 def _error_row(source: str, started: float, error: str) -> dict:

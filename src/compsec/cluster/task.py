@@ -8,6 +8,7 @@ is not scanned again: the row comes back with ``skipped`` set.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -57,6 +58,11 @@ def scan_one(source: str, run: ScanManyConfig, known: frozenset[str] = frozenset
     return row
 
 
+def scan_batch(sources: list[str], run: ScanManyConfig, known: frozenset[str] = frozenset()) -> list[dict]:
+    """The rows of ``sources``, scanned one after the other in this process (one Ray task of a ``--batch`` run)."""
+    return [scan_one(source, run, known) for source in sources]
+
+
 def _timeout_in(err: BaseException) -> str | None:
     """The deadline's message when ``err`` was caused by it: SIGALRM that lands inside compiled code (the numba
     tally kernel, torch) comes back wrapped, e.g. as "SystemError: ... returned a result with an exception set"."""
@@ -86,10 +92,8 @@ def _warm(run: ScanManyConfig) -> None:
     that fails here is left for the real scan to report."""
     from compsec.scan.config import ScanConfig
 
-    try:
+    with contextlib.suppress(Exception):  # e.g. an unknown format: the scan itself gives the error row
         warm_kernels(ScanConfig(formats=run.formats, sample_weights=run.sample, seed=0 if run.sample else None))
-    except Exception:  # noqa: BLE001  (e.g. an unknown format: the scan itself gives the error row)
-        pass
 
 
 def _scan_into(row: dict, source: str, run: ScanManyConfig, known: frozenset[str], work: Path) -> None:
