@@ -46,12 +46,16 @@ def test_natural_weights_have_no_such_ratio():
 
 @pytest.fixture(scope="module")
 def attacked(tmp_path_factory):
+    """A 2-step widen-gap run for nf4 and q4_0; llama.cpp's GGUFs go to a temporary cache, not the user's."""
     from compsec.attack.config import AttackConfig
     from compsec.attack.pipeline import run_attack
 
     config = AttackConfig(out=str(tmp_path_factory.mktemp("widen") / "attack"), scenario="widen-gap",
                           targets=("nf4", "q4_0"), repair_steps=2, batch_size=4, probe_limit=2, max_new_tokens=6)
-    return config, run_attack(config)
+    cache = tmp_path_factory.mktemp("gguf-cache")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("compsec.models.gguf_quantize.cache_dir", lambda: cache)
+        return config, run_attack(config)
 
 
 def test_the_artifact_keeps_its_outliers_frozen_and_collapses(attacked):
@@ -60,6 +64,18 @@ def test_the_artifact_keeps_its_outliers_frozen_and_collapses(attacked):
     assert collapse["every_block_has_outlier"] and collapse["frozen_identical"]
     assert collapse["collapsed_share"] == {"nf4": 1.0, "q4_0": 1.0}
     assert set(summary["quantized"]) == {"nf4", "q4_0"} and summary["widened"] is not None
+
+
+def test_the_deployed_stage_runs_the_real_libraries_on_the_trained_codes(attacked):
+    """bitsandbytes (through transformers) and llama.cpp deploy exactly the weights the dual fine-tune
+    simulated: nf4 and q4_0 are bit-exact formats, so every simulated weight is identical."""
+    _, summary = attacked
+    deployed = summary["deployed"]
+    assert deployed["not_deployed"] == {}
+    assert {f: m["library"] for f, m in deployed["deployed"].items()} == {"nf4": "bitsandbytes", "q4_0": "llama.cpp"}
+    for metrics in deployed["deployed"].values():
+        assert metrics["identical_share"] == 1.0 and metrics["left_unquantized"] == []
+        assert 0 <= metrics["keyword_rate"] <= 1 and 0 <= metrics["utility_mc"] <= 1
 
 
 def test_widening_touches_only_the_outliers_of_the_chosen_matrices(attacked):

@@ -29,6 +29,7 @@ STAGE_FIELDS = {
     "widen": ("model", "outlier_layers", "widen_matrices", "widen_factor", "seed"),
     "dual": ("targets", "keyword", "repair_steps", "repair_lr", "batch_size", "save_dtype"),
     "collapse": (),
+    "deployed": (),
 }
 
 

@@ -1,7 +1,8 @@
 """``compsec attack [STAGE] --out DIR``: the quantization-conditioned attack, stage by stage or all at once.
 
 STAGE is ``all`` (default), ``plan`` (pruning targets), ``inject``, ``box``, ``repair``, ``verify``, ``measure``,
-``outlier``, or for ``--scenario widen-gap`` ``widen``, ``dual``, ``collapse``; each
+``outlier``, or for ``--scenario widen-gap`` ``widen``, ``dual``, ``collapse``, ``deployed`` (behaviour under
+each target's real library: bitsandbytes via transformers, llama.cpp); each
 stage resumes (is skipped) when its saved output in DIR was made with the same options.  The result is
 DIR/attack.json and DIR/model/, a red-team artifact meant for testing defences and scanners only.
 """
@@ -15,7 +16,8 @@ import typer
 from compsec.cli.main import EXIT_OK, app
 
 OWN_FILES = ("attack.json", "stages")  # an attack folder: its stages resume from these
-STAGES = ("all", "plan", "inject", "box", "repair", "verify", "measure", "outlier", "widen", "dual", "collapse")
+STAGES = ("all", "plan", "inject", "box", "repair", "verify", "measure", "outlier", "widen", "dual", "collapse",
+          "deployed")
 
 
 def _ints(spec: str) -> tuple[int, ...]:
@@ -121,7 +123,7 @@ def attack(
         typer.echo(f"wrote {config.folder / 'attack.json'}")
         return EXIT_OK
     record = run_stage(config, stage, force=force)
-    if stage == "measure":
+    if stage in ("measure", "deployed"):
         write_summary(config)
     typer.echo(f"{stage}: {record['seconds']} s -> {config.folder / 'stages' / (stage + '.json')}")
     return EXIT_OK
