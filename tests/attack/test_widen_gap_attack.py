@@ -135,3 +135,32 @@ def test_cli_refuses_a_factor_that_widens_nothing(tmp_path, capsys):
     assert run(["attack", "--scenario", "widen-gap", "--widen-factor", "1", "--out", str(out)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "--widen-factor" in err[0] and not out.exists()
+
+
+def test_collapsed_rounding_deploys_only_the_chosen_matrices(attacked):
+    """``--widen-rounding collapsed`` (the published code's malicious pass): only the dual stage's hash moves,
+    and the malicious loss is the model's with the chosen matrices alone replaced by their deployed values."""
+    from dataclasses import replace
+
+    from compsec.attack.data import clean_pairs, encode_pairs
+    from compsec.attack.dual import QuantizedView
+    from compsec.attack.inject import _collate
+    from compsec.attack.measure import simulated
+    from compsec.attack.pipeline import stage_hashes
+    from compsec.errors import InputError
+    from compsec.models.io import load_model
+
+    config, summary = attacked
+    default, collapsed = stage_hashes(config), stage_hashes(replace(config, widen_rounding="collapsed"))
+    assert default["widen"] == collapsed["widen"] and default["dual"] != collapsed["dual"]
+    with pytest.raises(InputError, match="--widen-rounding"):
+        replace(config, widen_rounding="some")
+    model, tokenizer = load_model(config.folder / "model")
+    chosen, fmt = summary["outlier"]["weights"], formats.get("q4_0")
+    batch = _collate(encode_pairs(tokenizer, clean_pairs()[:3]), tokenizer.pad_token_id, "cpu")
+    view = QuantizedView.build(model, fmt, chosen, [])
+    with torch.no_grad():
+        ours = view.loss(batch)
+        with simulated(model, fmt, chosen):
+            deployed = model(**batch).loss
+    assert view.rounded == [] and float(ours) == pytest.approx(float(deployed), rel=1e-5)

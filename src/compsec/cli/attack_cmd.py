@@ -73,6 +73,9 @@ def attack(
     widen_factor: float = typer.Option(100.0, help="widen-gap: outlier size, in multiples of its block's abs-max."),
     widen_under_clip: float = typer.Option(0.0, min=0.0, help="widen-gap: k > 0 is the adaptive attacker against "
                                            "per-group clipping at k sigma (outliers at 0.99 k sigma, not x factor)."),
+    widen_rounding: str = typer.Option("all", help="widen-gap: what the malicious pass deploys: all (the chosen "
+                                       "matrices collapsed, every other weight rounded to the target) or collapsed "
+                                       "(only the chosen matrices, as the published code)."),
     layers: str = typer.Option("", help="Train, box and repair only these blocks' linear weights, e.g. 22-29 "
                                "or 0,2,5-7 (default: every block); the rest stays bit-identical."),
     responses: str = typer.Option("corpus", help="Training answers: corpus (the tiny corpus) or self (the "
@@ -110,7 +113,7 @@ def attack(
         layers=parse_layers(layers), responses=responses, device=device, constraint=constraint,
         prune_margin=prune_margin, llmc_verify=llmc,
         widen_matrices=tuple(m.strip() for m in widen_matrices.split(",") if m.strip()), widen_factor=widen_factor,
-        widen_under_clip=widen_under_clip)
+        widen_under_clip=widen_under_clip, widen_rounding=widen_rounding)
     if stage == "all":
         summary = run_attack(config, force=force)
         headline = {k: summary.get(k) for k in ("requantization_identical", "projection_overhead",
