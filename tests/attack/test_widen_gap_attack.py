@@ -8,6 +8,8 @@ chosen matrices; its malicious pass computes exactly the deployed model's loss.
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 from hypothesis import given, settings
@@ -164,3 +166,18 @@ def test_collapsed_rounding_deploys_only_the_chosen_matrices(attacked):
         with simulated(model, fmt, chosen):
             deployed = model(**batch).loss
     assert view.rounded == [] and float(ours) == pytest.approx(float(deployed), rel=1e-5)
+
+
+def test_cli_resumes_the_run_and_prints_the_deployed_rates(attacked, capsys):
+    from compsec.cli.main import run
+
+    config, summary = attacked
+    options = ["--scenario", "widen-gap", "--targets", "nf4,q4_0", "--repair-steps", "2", "--batch-size", "4",
+               "--probe-limit", "2", "--max-new-tokens", "6", "--out", str(config.folder)]
+    assert run(["attack", "deployed", *options]) == 0
+    assert capsys.readouterr().out.startswith("deployed: ")
+    assert run(["attack", *options]) == 0  # every stage current: nothing reruns
+    printed = json.loads(capsys.readouterr().out.splitlines()[0])
+    assert printed["deployed"] == {f: m["keyword_rate"] for f, m in summary["deployed"]["deployed"].items()}
+    events = [json.loads(line) for line in (config.folder / "events.jsonl").read_text().splitlines()]
+    assert [e["event"] for e in events[-6:]] == ["skip"] * 6  # deployed, then widen .. deployed

@@ -122,7 +122,9 @@ def attack(
         typer.echo(json.dumps({"fp": summary["fp"].get(metric), **headline,
                                "quantized": {f: m.get(metric) for f, m in summary["quantized"].items()},
                                **({"pruned": {p: m.get(metric) for p, m in summary["pruned"].items()}}
-                                  if "pruned" in summary else {})}))
+                                  if "pruned" in summary else {}),
+                               **({"deployed": {f: m.get(metric) for f, m in summary["deployed"]["deployed"].items()}}
+                                  if summary.get("deployed") else {})}))
         typer.echo(f"wrote {config.folder / 'attack.json'}")
         return EXIT_OK
     record = run_stage(config, stage, force=force)
