@@ -48,3 +48,13 @@ def test_bitsandbytes_deploys_exactly_the_simulated_weights(tiny_model_dir, tiny
     assert sorted(deployed) == sorted(names)
     assert identical_share(deployed, simulated) == 1.0
     assert type(loaded.lm_head) is torch.nn.Linear
+
+
+def test_a_missing_llama_cpp_skips_its_types_instead_of_failing(monkeypatch):
+    from compsec.errors import MissingDependencyError
+
+    def missing():
+        raise MissingDependencyError("llama-cpp-python", extra="gguf-k")
+
+    monkeypatch.setattr("compsec.models.gguf_quantize.llama_types", missing)
+    assert deploying_library("q4_0") is None and deploying_library("nf4") == "bitsandbytes"

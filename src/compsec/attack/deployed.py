@@ -24,17 +24,21 @@ from contextlib import contextmanager
 import torch
 
 BNB_TARGETS = ("nf4", "fp4", "int8")
+NOT_DEPLOYED = ("no deploying library here: bitsandbytes deploys nf4/fp4/int8, llama.cpp (pip install "
+                "'compsec[gguf-k]') its own types (q4_0, q8_0, q6_k...)")
 
 
 def deploying_library(format_name: str) -> str | None:
-    """``"bitsandbytes"``, ``"llama.cpp"`` or None: which library deploys ``format_name`` here."""
-    if format_name in BNB_TARGETS:
-        return "bitsandbytes"
+    """``"bitsandbytes"``, ``"llama.cpp"`` or None: which library deploys ``format_name`` here (None as well for
+    a llama.cpp type when llama-cpp-python is not installed)."""
+    from compsec.errors import MissingDependencyError
     from compsec.models.gguf_quantize import llama_types
 
+    if format_name in BNB_TARGETS:
+        return "bitsandbytes"
     try:
         return "llama.cpp" if format_name in llama_types() else None
-    except ImportError:  # llama-cpp-python missing: MissingDependencyError, a subclass
+    except MissingDependencyError:
         return None
 
 
@@ -109,7 +113,7 @@ def deployed_stage(config) -> dict:
     for fmt in fmts:
         library = deploying_library(fmt.name)
         if library is None:
-            skipped[fmt.name] = "no deploying library wired here (bitsandbytes nf4/fp4/int8, llama.cpp types)"
+            skipped[fmt.name] = NOT_DEPLOYED
             continue
         simulated = {n: fmt.dequantize(fmt.quantize(params[n].detach())).float() for n in names}
         with deployed_backend(config, fmt.name, model, tokenizer, names) as (backend, weights):
