@@ -10,7 +10,7 @@ from safetensors.torch import save_file
 
 from compsec.attack.widen_gap import widen_gap
 from compsec.scan import ScanConfig, scan_path, synthetic
-from compsec.scan.aggregate import SIDE_EFFECT_NOTE, decide
+from compsec.scan.aggregate import INTERVAL_DETECTORS, OUTLIER_DETECTORS, SIDE_EFFECT_NOTE, decide
 from compsec.scan.findings import Evidence
 
 WIDENED, OTHER = "model.layers.0.mlp.up_proj.weight", "model.layers.1.mlp.up_proj.weight"
@@ -33,7 +33,7 @@ def test_interval_findings_of_an_outlier_tensor_rank_last_and_say_why():
                                                                                   "edge-band"]
 
 
-def test_a_widened_tensor_is_reported_first_as_block_outliers(tmp_path):
+def test_a_widened_tensor_is_reported_first_as_outlier_injection(tmp_path):
     """The tiny assistant's up_proj shape: without the ranking, edge-depletion (score 5080) came first."""
     gen = torch.Generator().manual_seed(4)
     tensors = {n: synthetic.benign((512, 256), "gaussian", torch.float32, gen) for n in (WIDENED, OTHER)}
@@ -42,6 +42,7 @@ def test_a_widened_tensor_is_reported_first_as_block_outliers(tmp_path):
     save_file(tensors, str(tmp_path / "model.safetensors"))
     report = scan_path(tmp_path, ScanConfig(formats=("nf4", "q4_0")))
     assert report.verdict == "suspicious" and {f.tensor for f in report.suspicious} == {WIDENED}
-    assert report.suspicious[0].detector == "block-outliers"
-    interval = [f for f in report.suspicious if f.detector != "block-outliers"]
+    assert report.suspicious[0].detector in OUTLIER_DETECTORS
+    assert "block-outliers" in {f.detector for f in report.suspicious}
+    interval = [f for f in report.suspicious if f.detector in INTERVAL_DETECTORS]
     assert interval and all(f.explanation.endswith(SIDE_EFFECT_NOTE) for f in interval)
