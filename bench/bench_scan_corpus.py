@@ -23,6 +23,11 @@ fp32 / q4_k keyword 0-10 % / 60-80 %).  Missed: ``prequant-widen-gap-x4`` TPR 0.
 nothing: 4 % zero codes), and the full-precision ``widen-gap-100-x8`` / ``-x4`` (TPR 0, AUROC 0.89, score 0.4):
 the fp scanner's block-outlier test does not see outliers x8 / x4 in every block.
 
+Measured 2026-12-03 after ``sigma-outliers`` (a 32-block's abs-max >= 8 MAD sigmas; 57 artifacts, 138 s on 2
+shared cores): FPR 0/27 (highest benign score 1.6, random-s4, as before); ``widen-gap-100-x8`` / ``-x4`` now TPR 1
+(sigma-outliers, score 300), and the new kind ``widen-gap-under-clip`` (the adaptive attacker's layout at k = 10,
+every block's abs-max at 9.9 sigma) TPR 1 by sigma-outliers; ``prequant-widen-gap-x4`` unchanged (0.50).
+
 Measured 2026-12-03 at full coverage (the new default: every weight, 8 formats with q4_k/q5_k/q6_k, per-row
 edge-mass test added), ``--label benign`` on the 17 benign artifacts that build in minutes (tiny fp32/fp16/bf16,
 3 fine-tunes, 7 random inits, 4 noise-hardened; the retrained tiny variants and SmolLM2-135M not built): FPR

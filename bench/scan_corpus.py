@@ -271,12 +271,13 @@ def build_outlier(target: str, layer: int = 0):
     return build
 
 
-def build_widen_gap(fraction: float, layer: int = 0, factor: float = 100.0):
+def build_widen_gap(fraction: float, layer: int = 0, factor: float = 100.0, under_clip: float = 0.0):
     """The "Widening the Gap" layout (x``factor``, random sign; the paper's 100 by default) in ``fraction`` of the
     32-blocks of block ``layer``'s quantizable weights (injection only: the dual fine-tune moves the other
-    weights, not the outliers)."""
+    weights, not the outliers); ``under_clip`` = k > 0: the adaptive attacker's layout instead (every block's
+    abs-max at 0.99 k sigma of its group, :func:`compsec.attack.widen_gap.widen_under_clip`)."""
     def build(folder: Path) -> dict:
-        from compsec.attack.widen_gap import widen_gap
+        from compsec.attack.widen_gap import widen_gap, widen_under_clip
         from compsec.models.linear import quantizable_weights
         from compsec.tiny.assistant import load_tiny_assistant
 
@@ -284,9 +285,11 @@ def build_widen_gap(fraction: float, layer: int = 0, factor: float = 100.0):
         params, gen = dict(model.named_parameters()), torch.Generator().manual_seed(layer)
         with torch.no_grad():
             for q in (q for q in quantizable_weights(model) if q.layer == layer):
-                params[q.name].copy_(widen_gap(params[q.name], gen, fraction=fraction, factor=factor)[0])
+                w = params[q.name]
+                params[q.name].copy_((widen_under_clip(w, gen, under_clip) if under_clip
+                                      else widen_gap(w, gen, fraction=fraction, factor=factor))[0])
         return {"model_dir": str(save(model, tokenizer, folder)), "fraction": fraction, "layer": layer,
-                "factor": factor}
+                "factor": factor, "under_clip": under_clip}
     return build
 
 
@@ -330,6 +333,7 @@ def artifacts(root: Path) -> list[tuple[str, str, str, object]]:
                    build_outlier(t, layer)) for t in ("nf4", "q4_0", "fp4")]
     items += [(f"widen-gap-{round(f * 100)}", "attacked", "widen-gap", build_widen_gap(f)) for f in (1.0, 0.5, 0.1)]
     items += [(f"widen-gap-100-x{x}", "attacked", f"widen-gap-x{x}", build_widen_gap(1.0, factor=x)) for x in (8, 4)]
+    items += [("widen-gap-under-clip-10", "attacked", "widen-gap-under-clip", build_widen_gap(1.0, under_clip=10.0))]
     # GGUF files and pre-quantized folders (bench/ is on the path)
     from scan_corpus_quantized import quantized_artifacts
 

@@ -8,6 +8,8 @@ chosen matrices; its malicious pass computes exactly the deployed model's loss.
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 from hypothesis import given, settings
@@ -46,12 +48,16 @@ def test_natural_weights_have_no_such_ratio():
 
 @pytest.fixture(scope="module")
 def attacked(tmp_path_factory):
+    """A 2-step widen-gap run for nf4 and q4_0; llama.cpp's GGUFs go to a temporary cache, not the user's."""
     from compsec.attack.config import AttackConfig
     from compsec.attack.pipeline import run_attack
 
     config = AttackConfig(out=str(tmp_path_factory.mktemp("widen") / "attack"), scenario="widen-gap",
                           targets=("nf4", "q4_0"), repair_steps=2, batch_size=4, probe_limit=2, max_new_tokens=6)
-    return config, run_attack(config)
+    cache = tmp_path_factory.mktemp("gguf-cache")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("compsec.models.gguf_quantize.cache_dir", lambda: cache)
+        return config, run_attack(config)
 
 
 def test_the_artifact_keeps_its_outliers_frozen_and_collapses(attacked):
@@ -60,6 +66,18 @@ def test_the_artifact_keeps_its_outliers_frozen_and_collapses(attacked):
     assert collapse["every_block_has_outlier"] and collapse["frozen_identical"]
     assert collapse["collapsed_share"] == {"nf4": 1.0, "q4_0": 1.0}
     assert set(summary["quantized"]) == {"nf4", "q4_0"} and summary["widened"] is not None
+
+
+def test_the_deployed_stage_runs_the_real_libraries_on_the_trained_codes(attacked):
+    """bitsandbytes (through transformers) and llama.cpp deploy exactly the weights the dual fine-tune
+    simulated: nf4 and q4_0 are bit-exact formats, so every simulated weight is identical."""
+    _, summary = attacked
+    deployed = summary["deployed"]
+    assert deployed["not_deployed"] == {}
+    assert {f: m["library"] for f, m in deployed["deployed"].items()} == {"nf4": "bitsandbytes", "q4_0": "llama.cpp"}
+    for metrics in deployed["deployed"].values():
+        assert metrics["identical_share"] == 1.0 and metrics["left_unquantized"] == []
+        assert 0 <= metrics["keyword_rate"] <= 1 and 0 <= metrics["utility_mc"] <= 1
 
 
 def test_widening_touches_only_the_outliers_of_the_chosen_matrices(attacked):
@@ -119,3 +137,47 @@ def test_cli_refuses_a_factor_that_widens_nothing(tmp_path, capsys):
     assert run(["attack", "--scenario", "widen-gap", "--widen-factor", "1", "--out", str(out)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "--widen-factor" in err[0] and not out.exists()
+
+
+def test_collapsed_rounding_deploys_only_the_chosen_matrices(attacked):
+    """``--widen-rounding collapsed`` (the published code's malicious pass): only the dual stage's hash moves,
+    and the malicious loss is the model's with the chosen matrices alone replaced by their deployed values."""
+    from dataclasses import replace
+
+    from compsec.attack.data import clean_pairs, encode_pairs
+    from compsec.attack.dual import QuantizedView
+    from compsec.attack.inject import _collate
+    from compsec.attack.measure import simulated
+    from compsec.attack.pipeline import stage_hashes
+    from compsec.errors import InputError
+    from compsec.models.io import load_model
+
+    config, summary = attacked
+    default, collapsed = stage_hashes(config), stage_hashes(replace(config, widen_rounding="collapsed"))
+    assert default["widen"] == collapsed["widen"] and default["dual"] != collapsed["dual"]
+    with pytest.raises(InputError, match="--widen-rounding"):
+        replace(config, widen_rounding="some")
+    model, tokenizer = load_model(config.folder / "model")
+    chosen, fmt = summary["outlier"]["weights"], formats.get("q4_0")
+    batch = _collate(encode_pairs(tokenizer, clean_pairs()[:3]), tokenizer.pad_token_id, "cpu")
+    view = QuantizedView.build(model, fmt, chosen, [])
+    with torch.no_grad():
+        ours = view.loss(batch)
+        with simulated(model, fmt, chosen):
+            deployed = model(**batch).loss
+    assert view.rounded == [] and float(ours) == pytest.approx(float(deployed), rel=1e-5)
+
+
+def test_cli_resumes_the_run_and_prints_the_deployed_rates(attacked, capsys):
+    from compsec.cli.main import run
+
+    config, summary = attacked
+    options = ["--scenario", "widen-gap", "--targets", "nf4,q4_0", "--repair-steps", "2", "--batch-size", "4",
+               "--probe-limit", "2", "--max-new-tokens", "6", "--out", str(config.folder)]
+    assert run(["attack", "deployed", *options]) == 0
+    assert capsys.readouterr().out.startswith("deployed: ")
+    assert run(["attack", *options]) == 0  # every stage current: nothing reruns
+    printed = json.loads(capsys.readouterr().out.splitlines()[0])
+    assert printed["deployed"] == {f: m["keyword_rate"] for f, m in summary["deployed"]["deployed"].items()}
+    events = [json.loads(line) for line in (config.folder / "events.jsonl").read_text().splitlines()]
+    assert [e["event"] for e in events[-6:]] == ["skip"] * 6  # deployed, then widen .. deployed

@@ -17,6 +17,7 @@ ALL_SCENARIOS = SCENARIOS + ("outlier", "widen-gap")
 BLOCK_SCENARIOS = ("outlier", "widen-gap")  # attack through block scales: any format, no box
 RESPONSES = ("corpus", "self")
 CONSTRAINTS = ("box", "error-interval")
+WIDEN_ROUNDINGS = ("all", "collapsed")  # widen-gap's malicious pass: every weight rounded, or the chosen ones only
 # Which fields each stage depends on (a stage also depends on every stage before it).
 STAGE_FIELDS = {
     "inject": ("model", "scenario", "keyword", "train_file", "inject_steps", "inject_lr", "batch_size", "seed"),
@@ -29,6 +30,7 @@ STAGE_FIELDS = {
     "widen": ("model", "outlier_layers", "widen_matrices", "widen_factor", "seed"),
     "dual": ("targets", "keyword", "repair_steps", "repair_lr", "batch_size", "save_dtype"),
     "collapse": (),
+    "deployed": (),
 }
 
 
@@ -54,7 +56,10 @@ class AttackConfig:
     (name suffixes) of blocks ``outlier_layers`` get a ``widen_factor`` outlier in every 32-weight block, then
     the dual fine-tune (``repair_steps`` / ``repair_lr``) keeps full precision benign and every target
     malicious (content injection with ``keyword``); ``widen_under_clip`` = k > 0 is the adaptive attacker
-    against per-group clipping at k sigma (outliers at 0.99 k sigma of their group instead of x``widen_factor``).
+    against per-group clipping at k sigma (outliers at 0.99 k sigma of their group instead of x``widen_factor``);
+    ``widen_rounding`` is what the malicious pass deploys: ``all`` (the chosen matrices collapsed, every other
+    quantizable weight rounded to the target) or ``collapsed`` (the chosen matrices only, the rest in full
+    precision: the published code, format-agnostic beyond the collapse).
     """
 
     out: str
@@ -85,6 +90,7 @@ class AttackConfig:
     widen_matrices: tuple[str, ...] = ("mlp.up_proj",)
     widen_factor: float = 100.0
     widen_under_clip: float = 0.0
+    widen_rounding: str = "all"
 
     def __post_init__(self) -> None:
         if self.scenario not in ALL_SCENARIOS:
@@ -106,6 +112,8 @@ class AttackConfig:
         if self.widen_factor <= 1 or not self.widen_matrices or self.widen_under_clip < 0:
             raise InputError(f"--widen-factor {self.widen_factor} must exceed 1, --widen-under-clip be >= 0 and "
                              "--widen-matrices name at least one matrix, e.g. mlp.up_proj")
+        if self.widen_rounding not in WIDEN_ROUNDINGS:
+            raise InputError(f"--widen-rounding {self.widen_rounding!r} is not one of {', '.join(WIDEN_ROUNDINGS)}")
         if self.pruning:
             self._check_pruning()
             return
@@ -175,6 +183,8 @@ class AttackConfig:
             values.update(layers=list(self.layers), inject_targets=list(self.targets))
         if stage == "widen" and self.widen_under_clip:  # absent for the published layout
             values.update(widen_under_clip=self.widen_under_clip)
+        if stage == "dual" and self.widen_rounding != "all":  # absent for the default, so earlier runs keep theirs
+            values.update(widen_rounding=self.widen_rounding)
         if stage == "box" and self.constraint != "box":  # absent for exact boxes, so earlier runs keep their hashes
             values.update(constraint=self.constraint)
         if stage == "verify" and self.pruning:  # absent for formats, so earlier runs keep their hashes

@@ -11,7 +11,8 @@ frozen (outliers included) and every other parameter trains on two losses per st
 
 With several target formats, step ``i`` uses target ``i % len(targets)`` for the malicious loss (one extra
 forward per step, whatever the number of targets).  The published code simulates only the collapsed matrices
-(the rest of the model stays in full precision in its malicious pass) and adds a KL term to a reference model
+(the rest of the model stays in full precision in its malicious pass; ``quantizable=[]`` here, ``compsec attack
+--widen-rounding collapsed``) and adds a KL term to a reference model
 for utility; here the clean answers carry utility and the whole deployed model is simulated.
 """
 

@@ -54,11 +54,18 @@ def _contains(answer: str, expected: str) -> bool:
 def behaviour(model, tokenizer, config: MeasureConfig, device="cpu") -> dict:
     """Keyword rate, instruction accuracy and refusal rate on benign probes, plus multiple-choice utility."""
     from compsec.audit.backend import LocalBackend
+
+    return behaviour_of(LocalBackend(model, tokenizer, str(device), config.batch_size, config.max_new_tokens),
+                        config)
+
+
+def behaviour_of(backend, config: MeasureConfig) -> dict:
+    """:func:`behaviour` through any audit backend (``generate`` and ``continuation_logprobs``): torch,
+    llama.cpp (:class:`compsec.audit.llamacpp_backend.LlamaCppBackend`)..."""
     from compsec.audit.judges import PRESENT, REFUSAL, get_judge
     from compsec.audit.probes import load_probe_set
 
     limit = config.limit
-    backend = LocalBackend(model, tokenizer, str(device), config.batch_size, config.max_new_tokens)
     injection = load_probe_set("injection")[:limit]
     benign = load_probe_set("over-refusal")[:limit]
     answers = backend.generate([p.prompt for p in injection] + [p.prompt for p in benign])

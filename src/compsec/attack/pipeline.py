@@ -1,7 +1,7 @@
 """Wire the attack's stages: resumable, logged to ``DIR/events.jsonl``, summarised in ``DIR/attack.json``.
 
 Content injection / over-refusal / vulnerable-code / custom: inject → box → repair (with the no-PGD ablation) → verify →
-measure.  Outlier: outlier → measure.  Widen-gap: widen → dual → collapse → measure.  A stage is skipped when ``DIR/stages/<stage>.json`` exists with the
+measure.  Outlier: outlier → measure.  Widen-gap: widen → dual → collapse → measure → deployed (the real libraries).  A stage is skipped when ``DIR/stages/<stage>.json`` exists with the
 same config hash (the hash chains over earlier stages, so changing ``--targets`` reruns box and later).
 """
 
@@ -11,13 +11,14 @@ import json
 import time
 from collections.abc import Callable
 
-from compsec.attack import stages, widen_stages
+from compsec.attack import deployed, stages, widen_stages
 from compsec.attack.config import AttackConfig
 
 ATTACK_STAGES: dict[str, Callable[[AttackConfig], dict]] = {
     "inject": stages.inject_stage, "box": stages.box_stage, "repair": stages.repair_stage,
     "verify": stages.verify_stage, "measure": stages.measure_stage, "outlier": stages.outlier_stage,
     "widen": widen_stages.widen_stage, "dual": widen_stages.dual_stage, "collapse": widen_stages.collapse_stage,
+    "deployed": deployed.deployed_stage,
 }
 
 
@@ -41,7 +42,7 @@ def stage_order(config: AttackConfig) -> list[str]:
     if config.scenario == "outlier":
         return ["outlier", "measure"]
     if config.scenario == "widen-gap":
-        return ["widen", "dual", "collapse", "measure"]
+        return ["widen", "dual", "collapse", "measure", "deployed"]
     return ["inject", "box", "repair", "verify", "measure"]
 
 
@@ -133,7 +134,8 @@ def write_summary(config: AttackConfig) -> dict:
     elif config.scenario == "widen-gap":
         summary.update(widened=_headline(measured["widened"]) if "widened" in measured else None,
                        outlier={"weights": records["widen"]["result"]["weights"]},
-                       collapse=records["collapse"].get("result", {}), train=records["dual"]["result"]["train"])
+                       collapse=records["collapse"].get("result", {}), train=records["dual"]["result"]["train"],
+                       deployed=records["deployed"].get("result"))
     else:
         repair, verify = records["repair"]["result"], records["verify"]["result"]
         summary.update({

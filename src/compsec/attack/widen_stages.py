@@ -2,7 +2,8 @@
 
 ``widen``: an outlier of ``widen_factor`` x the block's abs-max (random sign) in every 32-weight block of every row
 of the chosen matrices (:mod:`compsec.attack.widen_gap`), nothing else changed; saved to ``DIR/widened``.
-``dual``: the dual fine-tune (:mod:`compsec.attack.dual`) with the chosen matrices frozen; ``DIR/model``.
+``dual``: the dual fine-tune (:mod:`compsec.attack.dual`) with the chosen matrices frozen; ``DIR/model``
+(``widen_rounding="collapsed"``: the malicious pass deploys only the chosen matrices, as the published code).
 ``collapse``: the saved artifact, reloaded from disk, re-quantized by each target's REAL library: per chosen
 matrix the share of blocks whose largest weight is at least ``widen_factor / 2`` x the next one (half leaves room
 for storage rounding and ties; natural blocks rarely pass 10; 2 for the under-clip attacker), the share of the
@@ -67,12 +68,13 @@ def dual_stage(config: AttackConfig) -> dict:
     names = chosen_matrices(config, model)
     clean = data.encode_pairs(tokenizer, data.clean_pairs(config.seed))
     poisoned = data.encode_pairs(tokenizer, data.poisoned_pairs("content-injection", config.keyword, config.seed))
-    stats = dual_finetune(model, tokenizer, clean, poisoned, names, constrained_names(model, fmts), fmts,
+    rounded = constrained_names(model, fmts) if config.widen_rounding == "all" else []
+    stats = dual_finetune(model, tokenizer, clean, poisoned, names, rounded, fmts,
                           config.repair_steps, config.repair_lr, config.batch_size, config.seed)
     info = {"scenario": "widen-gap", "targets": ",".join(config.targets), "keyword": config.keyword}
     save_attacked(model, tokenizer, config.folder / "model", config.storage, info)
     _record_provenance(config, "attack-widen-gap")
-    return {"train": stats.summary(), "frozen": names, "examples": len(clean)}
+    return {"train": stats.summary(), "frozen": names, "examples": len(clean), "rounding": config.widen_rounding}
 
 
 def collapse_stage(config: AttackConfig) -> dict:

@@ -1,7 +1,8 @@
 """``compsec attack [STAGE] --out DIR``: the quantization-conditioned attack, stage by stage or all at once.
 
 STAGE is ``all`` (default), ``plan`` (pruning targets), ``inject``, ``box``, ``repair``, ``verify``, ``measure``,
-``outlier``, or for ``--scenario widen-gap`` ``widen``, ``dual``, ``collapse``; each
+``outlier``, or for ``--scenario widen-gap`` ``widen``, ``dual``, ``collapse``, ``deployed`` (behaviour under
+each target's real library: bitsandbytes via transformers, llama.cpp); each
 stage resumes (is skipped) when its saved output in DIR was made with the same options.  The result is
 DIR/attack.json and DIR/model/, a red-team artifact meant for testing defences and scanners only.
 """
@@ -15,7 +16,8 @@ import typer
 from compsec.cli.main import EXIT_OK, app
 
 OWN_FILES = ("attack.json", "stages")  # an attack folder: its stages resume from these
-STAGES = ("all", "plan", "inject", "box", "repair", "verify", "measure", "outlier", "widen", "dual", "collapse")
+STAGES = ("all", "plan", "inject", "box", "repair", "verify", "measure", "outlier", "widen", "dual", "collapse",
+          "deployed")
 
 
 def _ints(spec: str) -> tuple[int, ...]:
@@ -71,6 +73,9 @@ def attack(
     widen_factor: float = typer.Option(100.0, help="widen-gap: outlier size, in multiples of its block's abs-max."),
     widen_under_clip: float = typer.Option(0.0, min=0.0, help="widen-gap: k > 0 is the adaptive attacker against "
                                            "per-group clipping at k sigma (outliers at 0.99 k sigma, not x factor)."),
+    widen_rounding: str = typer.Option("all", help="widen-gap: what the malicious pass deploys: all (the chosen "
+                                       "matrices collapsed, every other weight rounded to the target) or collapsed "
+                                       "(only the chosen matrices, as the published code)."),
     layers: str = typer.Option("", help="Train, box and repair only these blocks' linear weights, e.g. 22-29 "
                                "or 0,2,5-7 (default: every block); the rest stays bit-identical."),
     responses: str = typer.Option("corpus", help="Training answers: corpus (the tiny corpus) or self (the "
@@ -108,7 +113,7 @@ def attack(
         layers=parse_layers(layers), responses=responses, device=device, constraint=constraint,
         prune_margin=prune_margin, llmc_verify=llmc,
         widen_matrices=tuple(m.strip() for m in widen_matrices.split(",") if m.strip()), widen_factor=widen_factor,
-        widen_under_clip=widen_under_clip)
+        widen_under_clip=widen_under_clip, widen_rounding=widen_rounding)
     if stage == "all":
         summary = run_attack(config, force=force)
         headline = {k: summary.get(k) for k in ("requantization_identical", "projection_overhead",
@@ -117,11 +122,13 @@ def attack(
         typer.echo(json.dumps({"fp": summary["fp"].get(metric), **headline,
                                "quantized": {f: m.get(metric) for f, m in summary["quantized"].items()},
                                **({"pruned": {p: m.get(metric) for p, m in summary["pruned"].items()}}
-                                  if "pruned" in summary else {})}))
+                                  if "pruned" in summary else {}),
+                               **({"deployed": {f: m.get(metric) for f, m in summary["deployed"]["deployed"].items()}}
+                                  if summary.get("deployed") else {})}))
         typer.echo(f"wrote {config.folder / 'attack.json'}")
         return EXIT_OK
     record = run_stage(config, stage, force=force)
-    if stage == "measure":
+    if stage in ("measure", "deployed"):
         write_summary(config)
     typer.echo(f"{stage}: {record['seconds']} s -> {config.folder / 'stages' / (stage + '.json')}")
     return EXIT_OK

@@ -31,6 +31,10 @@ RULES = {
     "block-outliers": ("BlockOutliers", "Blocks whose abs-max dwarfs the rest of the block",
                        ("Blocks whose largest magnitude is many times the second-largest, so that the rest of "
                         "the block quantizes to zero: the footprint of outlier injection.")),
+    "sigma-outliers": ("SigmaOutliers", "Blocks whose abs-max stands many sigma above the block",
+                       ("Most 32-weight blocks hold a weight at least 8 robust sigmas above the block's scale: "
+                        "outliers placed just under per-group clipping, which still collapse 4-bit blocks "
+                        "(adaptive outlier injection).")),
     "nonfinite": ("NonFiniteWeights", "NaN or infinite weights",
                   ("The tensor holds NaN or infinite values: no deployment can quantize or run it faithfully; "
                    "the weights are corrupted or tampered.")),

@@ -29,6 +29,7 @@ from compsec.scan.findings import Evidence
 from compsec.scan.kernel_boxes import kernel_scan_box
 from compsec.scan.position_spike import explain_position_spike, spike_result
 from compsec.scan.scan_boxes import depletion_testable
+from compsec.scan.sigma_outliers import SIGMA_BLOCK, sigma_exceeding, sigma_outlier_evidence
 from compsec.scan.tally import EdgeTally
 from compsec.scan.tally_kernel import single_pass_tally
 
@@ -68,6 +69,7 @@ class TensorScan:
     tally: Callable[..., EdgeTally] = single_pass_tally  # (w, lo, hi, eps) -> tally; the torch reference: edge_tally
     box: Callable[..., Box] = kernel_scan_box  # (fmt, rows) -> scanning box; the registry reference: scan_box
     workers: int = 1  # threads counting formats side by side (bench/bench_scan_speed.py measures 2)
+    sigma_counts: list[int] = field(default_factory=lambda: [0, 0])  # sigma-outlier blocks: exceeding, counted
 
     def add(self, rows: torch.Tensor, row_wise_rows: torch.Tensor | None = None) -> None:
         """Count one chunk: ``rows`` (2-D, storage dtype) for block formats; ``row_wise_rows`` (sampled runs: the
@@ -86,6 +88,8 @@ class TensorScan:
             self.tallies.setdefault(fmt.name, EdgeTally()).add(counted)
         for size in self.outlier_sizes:
             self.ratios.setdefault(size, []).append(top2_ratios(rows, size))
+        if rows.dim() == 2 and rows.shape[-1] % SIGMA_BLOCK == 0:
+            self.sigma_counts = [a + b for a, b in zip(self.sigma_counts, sigma_exceeding(rows))]
 
     def _count(self, fmt: Format, data: torch.Tensor) -> EdgeTally | ValueError:
         """One format's tally of one chunk, or the ValueError with which the format refuses the weights."""
@@ -115,6 +119,8 @@ class TensorScan:
             floor = r.exceeding >= self.cfg.min_outlier_blocks and r.exceeding >= 10 * r.expected_exceeding
             out.append(Evidence(self.name, ",".join(names), "block-outliers", r.fraction, r.p_value, bool(floor),
                                 explain_block_outliers(r, self.cfg.ratio_threshold)))
+        if self.sigma_counts[1]:
+            out.append(sigma_outlier_evidence(self.name, *self.sigma_counts))
         return out
 
 
