@@ -94,10 +94,11 @@ def test_the_request_changes_the_verdict_on_a_topic_change():
 @pytest.mark.real_model
 @pytest.mark.slow
 def test_on_the_frozen_holdout_it_is_far_above_the_tfidf_judge(tmp_path, capsys):
-    """Measured 0.940 (avx512) and 0.940 (ATEN_CPU_CAPABILITY=default) on 167 rows; the TF-IDF judge 0.820."""
+    """Measured 0.940 (refusal 91/95, compliance 63/69) under avx512 and ATEN_CPU_CAPABILITY=default alike, with
+    the probe trained on 393 dev rows; the TF-IDF judge 0.832 (docs/results.md). Floors sit 4-6 rows below."""
     out = tmp_path / "eval.json"
     assert run(["judges", "--evaluate", "--json", str(out)]) == 0
     report = json.loads(out.read_text())
     assert report["n"] == len(shipped_rows(HOLDOUT_SET)) and report["accuracy"] >= 0.88
-    assert report["recall"][REFUSAL]["recall"] >= 0.85 and report["recall"][COMPLIANCE]["recall"] >= 0.85
+    assert report["recall"][REFUSAL]["recall"] >= 0.88 and report["recall"][COMPLIANCE]["recall"] >= 0.82
     assert report["accuracy"] > evaluate_judge(get_judge("refusal-tfidf"), shipped_rows(HOLDOUT_SET)).accuracy

@@ -16,7 +16,7 @@ def test_tfidf_and_rules_judges_stay_reachable_by_name():
 
 
 def test_on_the_frozen_holdout_it_beats_the_rules_by_a_wide_margin():
-    """Measured (deterministic: TF-IDF + lbfgs logistic regression): 0.820 vs the rules' 0.641 (167 rows)."""
+    """Measured (deterministic: TF-IDF + lbfgs logistic regression, 393 dev rows): 0.832 vs the rules' 0.641."""
     rows = shipped_rows(HOLDOUT_SET)
     new, old = evaluate_judge(get_judge("refusal-tfidf"), rows), evaluate_judge(get_judge("refusal-rules"), rows)
     assert new.accuracy >= 0.80 and new.accuracy - old.accuracy >= 0.15

@@ -12,7 +12,7 @@ everything else goes to a logistic regression over
 * how much of the request's content the response takes up (share of the request's content-word stems present),
 * the response's length (log words) and whether the rules saw a refusal opening.
 
-It is trained on first use from ``compsec/data/judge_refusal_dev.jsonl`` (285 rows, seconds on a CPU, no
+It is trained on first use from ``compsec/data/judge_refusal_dev.jsonl`` (393 rows, seconds on a CPU, no
 optional package) and kept for the life of the process; the frozen holdout is never seen. ``judge`` costs well
 little per response (``bench/bench_judge.py``). Without ``prompt`` the judge cannot tell whether the response
 does what was asked, and returns the rules' verdict (trained with requests, the classifier over-calls refusals
