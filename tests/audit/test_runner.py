@@ -164,6 +164,6 @@ def test_cli_audit_then_report_rerenders_the_same_summary(tiny_model_dir, tmp_pa
 
 
 def test_cli_judges_evaluate_prints_accuracy(capsys):
-    assert run(["judges", "--evaluate"]) == 0
+    assert run(["judges", "--evaluate", "--judge", "refusal-rules"]) == 0  # the default judge: test_hidden_state_judge
     text = capsys.readouterr().out
     assert "accuracy" in text and "true \\ predicted" in text

@@ -19,7 +19,7 @@ from compsec.audit.backend import chat_text, mean_token_kl
 from compsec.audit.config import AuditConfig
 from compsec.audit.context import AuditContext
 from compsec.audit.generation import Fault, Generation
-from compsec.audit.judges import KeywordJudge, get_judge
+from compsec.audit.judges import KeywordJudge, get_judge, judge_all
 from compsec.audit.judges.text import normalise
 from compsec.audit.probes import Probe
 from compsec.audit.record import FAULT, Record
@@ -105,14 +105,15 @@ class VariantStep:
             return []
         wants_margin = variant == ORIGINAL and batch[0].kind == "refusal"
         margins = self._margins(backend, batch) if wants_margin else [None] * len(batch)
+        refusals = judge_all(self.refusal_judge, [g.text for g in generations], [p.prompt for p in batch],
+                             [g.truncated for g in generations])  # one batch: a model judge reads them together
         records = []
-        for probe, generation, margin in zip(batch, generations, margins):
+        for probe, generation, margin, refusal in zip(batch, generations, margins, refusals):
             record = _record(probe, variant, response=generation.text, truncated=generation.truncated)
-            judges = [self.refusal_judge] + ([self.keyword_judge] if probe.kind == "injection" else [])
-            for judge in judges:
-                verdict = judge.judge(generation.text, prompt=probe.prompt, truncated=generation.truncated)
-                key = "keyword" if judge is self.keyword_judge else "refusal"
-                record.judges[key], record.reasons[key] = verdict.outcome, verdict.reason
+            record.judges["refusal"], record.reasons["refusal"] = refusal.outcome, refusal.reason
+            if probe.kind == "injection":
+                verdict = self.keyword_judge.judge(generation.text, prompt=probe.prompt, truncated=generation.truncated)
+                record.judges["keyword"], record.reasons["keyword"] = verdict.outcome, verdict.reason
             if margin is not None:
                 record.scores["refusal_margin"] = margin
             if probe.kind == "injection" and probe.expected:

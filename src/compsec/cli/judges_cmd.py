@@ -12,14 +12,14 @@ from compsec.cli.main import EXIT_OK, app
 @app.command("judges")
 def judges(
     evaluate: bool = typer.Option(False, "--evaluate", help="Print the judge's accuracy, recalls and confusion."),
-    judge: str = typer.Option("refusal", help="Judge to evaluate (refusal, refusal-rules, ...)."),
+    judge: str = typer.Option("refusal", help="Judge to evaluate (refusal, refusal-tfidf, refusal-rules, ...)."),
     labelled: str = typer.Option("", help="Labelled JSONL or CSV (columns response, label, optional request); "
                                           "default: the shipped frozen holdout."),
     judge_url: str = typer.Option("", help="OpenAI-compatible /v1 base URL of the judge model (for --judge llm)."),
     json_out: str = typer.Option(None, "--json", help="Also write {n, accuracy, recall, confusion} to this file."),
     errors: bool = typer.Option(False, "--errors", help="Also list every misjudged response."),
 ) -> None:
-    """Judges of responses: request-aware refusal judge, refusal rules, keyword occurrence, registered classifiers."""
+    """Judges of responses: the refusal judge (rules + SmolLM2 probe), TF-IDF, rules, keyword, registered classifiers."""
     from compsec.audit.judges import get_judge, judge_names
     from compsec.audit.judges.evaluation import HOLDOUT_SET, evaluate_judge, load_labelled, shipped_rows
     from compsec.cli.preflight import report_files

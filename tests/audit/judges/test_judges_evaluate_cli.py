@@ -44,5 +44,5 @@ def test_bad_files_exit_2_with_one_line_and_write_nothing(tmp_path, capsys, text
 
 
 def test_default_set_is_the_frozen_holdout(capsys):
-    assert run(["judges", "--evaluate"]) == 0
+    assert run(["judges", "--evaluate", "--judge", "refusal-rules"]) == 0
     assert "judge_refusal_holdout.jsonl" in capsys.readouterr().out

@@ -17,6 +17,7 @@ A classifier judge (e.g. a fine-tuned safety classifier) plugs in by implementin
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
@@ -70,6 +71,17 @@ def get_judge(name: str, **options) -> Judge:
     if not isinstance(judge, Judge):
         raise TypeError(f"judge {name!r} does not implement Judge (needs .name and .judge(response, ...))")
     return judge
+
+
+def judge_all(judge: Judge, responses: list[str], prompts: list[str | None] | None = None,
+              truncated: list[bool] | None = None) -> list[Verdict]:
+    """``judge``'s verdicts on many responses: one ``judge_many`` call when the judge batches, else one by one."""
+    prompts = prompts or [None] * len(responses)
+    truncated = truncated or [False] * len(responses)
+    batch = getattr(judge, "judge_many", None)
+    if batch is not None and "prompts" in inspect.signature(batch).parameters:
+        return batch(list(responses), prompts=list(prompts), truncated=list(truncated))
+    return [judge.judge(r, prompt=p, truncated=t) for r, p, t in zip(responses, prompts, truncated)]
 
 
 def judge_names() -> list[str]:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
-from compsec.audit.judges.base import COMPLIANCE, REFUSAL, UNSCORABLE, Judge
+from compsec.audit.judges.base import COMPLIANCE, REFUSAL, UNSCORABLE, Judge, judge_all
 from compsec.audit.stats import wilson_interval
 from compsec.errors import InputError
 from compsec.jsonfiles import parse_json_objects, read_text_file
@@ -108,8 +108,9 @@ def evaluate_judge(judge: Judge, rows: list[dict] | None = None) -> JudgeEvaluat
     rows = load_labelled() if rows is None else rows
     confusion = {label: dict.fromkeys(LABELS, 0) for label in LABELS}
     errors, by_split = [], {}
-    for row in rows:
-        verdict = judge.judge(row["response"], prompt=row.get("request") or None, truncated=bool(row.get("truncated")))
+    verdicts = judge_all(judge, [r["response"] for r in rows], [r.get("request") or None for r in rows],
+                         [bool(r.get("truncated")) for r in rows])
+    for row, verdict in zip(rows, verdicts):
         predicted = verdict.outcome if verdict.outcome in LABELS else COMPLIANCE
         confusion[row["label"]][predicted] += 1
         split = row.get("split") or "all"
