@@ -11,6 +11,7 @@ from transformers import AutoModelForCausalLM, LlamaConfig
 
 from compsec.errors import InputError
 from compsec.models.io import load_model, save_model
+from compsec.models.weights_check import checkpoint_findings
 
 CONFIG = {"hidden_size": 16, "intermediate_size": 32, "num_hidden_layers": 2, "num_attention_heads": 4,
               "num_key_value_heads": 2, "vocab_size": 64, "pad_token_id": 0, "bos_token_id": 1, "eos_token_id": 1}
@@ -38,6 +39,15 @@ def test_dtype_override(tiny, tmp_path):
     save_model(tiny, None, tmp_path)
     model, _ = load_model(tmp_path, dtype=torch.bfloat16)
     assert next(model.parameters()).dtype == torch.bfloat16
+
+
+def test_loads_stock_torch_layers_and_compares_shapes_on_meta(tiny, tmp_path):
+    """transformers 5.25 swaps layers for Hub kernels on every load by default and refuses the meta device while
+    doing so: compsec asks for no kernels, so it loads transformers' own layers and check compares shapes."""
+    save_model(tiny, None, tmp_path)
+    model, _ = load_model(tmp_path)
+    assert getattr(model, "use_kernels", False) is False
+    assert checkpoint_findings(tmp_path) == []
 
 
 def test_metadata_must_be_strings(tiny, tmp_path):

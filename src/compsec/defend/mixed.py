@@ -108,13 +108,14 @@ def write_mixed(model, tokenizer, plan: MixedPlan, out_dir) -> Path:
     from transformers import AutoModelForCausalLM
 
     from compsec.models.io import save_model
+    from compsec.models.weights_check import offline_load_options
 
     out_dir = Path(out_dir)
     with tempfile.TemporaryDirectory(prefix="compsec-mixed-") as tmp:
         save_model(model, None, tmp)
         quantized = AutoModelForCausalLM.from_pretrained(
             tmp, quantization_config=bnb_config(plan.format, plan.skip_modules), device_map="cpu",
-            local_files_only=True, trust_remote_code=False)
+            **offline_load_options())
         out_dir.mkdir(parents=True, exist_ok=True)
         quantized.save_pretrained(str(out_dir))
     if tokenizer is not None:

@@ -17,7 +17,12 @@ from pathlib import Path
 from compsec.errors import InputError, MissingDependencyError
 from compsec.integrity import ensure_safe
 from compsec.integrity.check import PICKLE_SUFFIXES
-from compsec.models.weights_check import quiet_transformers, require_checkpoint_match, require_finite_weights
+from compsec.models.weights_check import (
+    offline_load_options,
+    quiet_transformers,
+    require_checkpoint_match,
+    require_finite_weights,
+)
 
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "tokenizer.model", "vocab.json", "vocab.txt")
 METADATA_FILE = "compsec.json"
@@ -34,8 +39,8 @@ def _from_pretrained(folder: Path, dtype, where: Path, **extra):
     the config's tensors: a missing or mismatched tensor would otherwise be filled with random values."""
     from transformers import AutoModelForCausalLM
 
-    options = {"local_files_only": True, "trust_remote_code": False, "output_loading_info": True,
-               "ignore_mismatched_sizes": True, **extra}  # mismatches are reported below, naming the tensors
+    options = {**offline_load_options(), "output_loading_info": True, "ignore_mismatched_sizes": True,
+               **extra}  # mismatches are reported below, naming the tensors
     if dtype is not None:
         options["dtype"] = dtype
     try:

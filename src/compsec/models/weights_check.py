@@ -11,6 +11,7 @@ a random model that every verb would audit, prune or serve as if it were the rea
 - :func:`require_finite_weights` raises InputError when any parameter or buffer holds NaN/Inf, checking every
   element (the same count as ``compsec check``).
 - :func:`checkpoint_findings` is the same comparison for ``compsec check``, on the meta device (no value read).
+- :func:`offline_load_options` are the ``from_pretrained`` options every compsec load passes.
 """
 
 from __future__ import annotations
@@ -102,6 +103,23 @@ def quiet_transformers():
             logging.enable_progress_bar()
 
 
+def offline_load_options() -> dict:
+    """``from_pretrained`` options of every compsec load: local files only, no remote code, no Hub kernels.
+
+    transformers 5.25 turned Hub kernels on by default (``use_kernels`` unset means on): after loading, its
+    ``kernelize`` swaps layers (RMSNorm, activations, rotary embeddings on CUDA/ROCm/XPU) for kernels fetched
+    from the Hub, some of them remote code, and refuses the meta device outright ("Unsupported device type
+    'meta'"), which broke :func:`checkpoint_findings`. compsec audits the stock torch layers, offline, so it
+    always asks for ``use_kernels=False``; transformers without Hub kernels (no ``set_use_kernels``) never
+    used them and is not given the option."""
+    from transformers import PreTrainedModel
+
+    options = {"local_files_only": True, "trust_remote_code": False}
+    if hasattr(PreTrainedModel, "set_use_kernels"):
+        options["use_kernels"] = False
+    return options
+
+
 def checkpoint_findings(path) -> list:
     """An error :class:`~compsec.integrity.Finding` when the safetensors weights of model folder ``path`` are not
     the tensors its config.json describes, by transformers' own loading info computed on the meta device (names
@@ -117,7 +135,7 @@ def checkpoint_findings(path) -> list:
     if not (folder.is_dir() and (folder / "config.json").is_file() and any(folder.glob("*.safetensors"))):
         return []
     options = {"device_map": "meta", "output_loading_info": True, "ignore_mismatched_sizes": True,
-               "local_files_only": True, "trust_remote_code": False, "use_safetensors": True}
+               "use_safetensors": True, **offline_load_options()}
     try:
         with quiet_transformers():
             info = AutoModelForCausalLM.from_pretrained(str(folder), **options)[1]
