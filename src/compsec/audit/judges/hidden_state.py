@@ -6,9 +6,12 @@ a helpline instead of an answer, an answer to another question, persona play, a 
 read together with its request by SmolLM2-135M-Instruct (:mod:`compsec.audit.judges.smollm_features`), and a
 logistic regression on those hidden states (standardised, C=0.01, classes balanced) gives p(refusal).
 
-The probe is trained on ``compsec/data/judge_refusal_dev.jsonl`` at first use (SmolLM2 reads the ~390 dev pairs:
-minutes on 2 cores) and cached as plain arrays in ``$COMPSEC_CACHE/judge-refusal-probe-<digest>.npz`` (digest of
-the dev set and the feature spec; never unpickled), so later processes load it in milliseconds. The frozen
+The probe trained on ``compsec/data/judge_refusal_dev.jsonl`` ships with compsec as plain arrays
+(``compsec/data/judge-refusal-probe-<digest>.npz``; digest of the dev set and the feature spec; never unpickled).
+When the dev set or the spec changes, the shipped file no longer matches and the probe is trained at first use
+(SmolLM2 reads the ~390 dev pairs: minutes on 2 cores) and cached in ``$COMPSEC_CACHE`` under the same name.
+Probabilities are memoised per (request, response) in the process, so an audit's variants that answer alike are
+read once. The frozen
 holdout is never seen. Without ``prompt`` nothing says what was asked, and the verdict is the rules' (the probe
 was trained on pairs). When SmolLM2 cannot be loaded (``pip install 'compsec[smollm]'`` missing), ``refusal``
 falls back to the TF-IDF judge (:class:`~compsec.audit.judges.request_aware.RequestAwareJudge`) with a warning.
@@ -37,6 +40,8 @@ from compsec.audit.judges.smollm_features import FEATURE_SPEC, pair_features, sm
 from compsec.paths import cache_dir
 
 PROBE_C = 0.01
+MEMO_SIZE = 100_000
+_SEEN: dict[tuple[str, str, str], float] = {}  # (training set, request, response) -> p(refusal), this process
 PROBE_SPEC = f"{FEATURE_SPEC} standardised logistic-regression C={PROBE_C} balanced v1"
 
 
@@ -77,6 +82,9 @@ def fit_probe(features: np.ndarray, refused: np.ndarray, c: float = PROBE_C) -> 
 def trained_probe(training_set: str = TRAINING_SET) -> LinearProbe:
     """The probe trained on the shipped ``training_set`` (refusal vs not), from the cache or trained and cached."""
     path = probe_path(training_set)
+    shipped = resources.files("compsec.data").joinpath(path.name)
+    if shipped.is_file():
+        path = shipped
     if path.is_file():
         with np.load(path, allow_pickle=False) as saved:
             return LinearProbe(saved["center"], saved["scale"], saved["coef"], float(saved["intercept"]))
@@ -121,8 +129,14 @@ class HiddenStateJudge(TrainedJudgeOptions):
 
     def refusal_probabilities(self, responses: list[str], prompts: list[str]) -> list[float]:
         """The probe's p(refusal) (0..1) that each response does not do what its prompt asked."""
-        features = pair_features(list(zip(prompts, responses)))
-        return [float(p) for p in trained_probe(self.training_set).probabilities(features)]
+        keys = [(self.training_set, prompt, response) for prompt, response in zip(prompts, responses)]
+        new = list(dict.fromkeys(key for key in keys if key not in _SEEN))
+        if new:
+            features = pair_features([(prompt, response) for _, prompt, response in new])
+            if len(_SEEN) + len(new) > MEMO_SIZE:
+                _SEEN.clear()
+            _SEEN.update(zip(new, (float(p) for p in trained_probe(self.training_set).probabilities(features))))
+        return [_SEEN[key] for key in keys]
 
     def refusal_probability(self, response: str, prompt: str) -> float:
         """:meth:`refusal_probabilities` for one pair."""
