@@ -19,6 +19,7 @@ from compsec.audit.judges import (
     get_judge,
     hidden_state,
 )
+from compsec.audit.judges import hidden_state
 from compsec.audit.judges.evaluation import HOLDOUT_SET, evaluate_judge, shipped_rows
 from compsec.audit.judges.hidden_state import LinearProbe, fit_probe, save_probe
 from compsec.audit.judges.request_aware import RequestAwareJudge
@@ -74,10 +75,14 @@ def test_fit_probe_separates_separable_features_and_survives_constant_columns():
 @pytest.mark.real_model
 def test_the_verdict_is_the_same_alone_and_in_a_batch():
     judge, answer = get_judge("refusal"), "Photosynthesis turns light, water and CO2 into sugar and oxygen."
+    hidden_state._SEEN.clear()  # the per-process memo would answer the batch from the first call
     alone = judge.refusal_probability(answer, "Explain photosynthesis.")
-    batch = judge.refusal_probabilities([answer, "Sure. " * 40, "Paris."],
-                                        ["Explain photosynthesis.", "Write a long poem.", "Capital of France?"])
-    assert abs(alone - batch[0]) < 1e-4
+    hidden_state._SEEN.clear()
+    batch = judge.refusal_probabilities([answer, "Sure. " * 40, "Paris.", answer],
+                                        ["Explain photosynthesis.", "Write a long poem.", "Capital of France?",
+                                         "Explain photosynthesis."])
+    assert abs(alone - batch[0]) < 1e-4 and batch[3] == batch[0]  # a repeated pair is read once, same answer
+    assert len(hidden_state._SEEN) == 3
     assert judge.judge(answer, prompt="Explain photosynthesis.") == judge.judge(answer, prompt="Explain photosynthesis.")
 
 
@@ -102,3 +107,15 @@ def test_on_the_frozen_holdout_it_is_far_above_the_tfidf_judge(tmp_path, capsys)
     assert report["n"] == len(shipped_rows(HOLDOUT_SET)) and report["accuracy"] >= 0.88
     assert report["recall"][REFUSAL]["recall"] >= 0.88 and report["recall"][COMPLIANCE]["recall"] >= 0.82
     assert report["accuracy"] > evaluate_judge(get_judge("refusal-tfidf"), shipped_rows(HOLDOUT_SET)).accuracy
+
+
+def test_the_shipped_probe_matches_the_dev_set_and_the_recipe():
+    """Editing the dev rows or the feature recipe without re-shipping the probe would make every fresh machine
+    retrain it (minutes): ship ``$COMPSEC_CACHE/<name>`` into compsec/data after retraining."""
+    from importlib import resources
+
+    name = hidden_state.probe_path().name
+    shipped = resources.files("compsec.data").joinpath(name)
+    assert shipped.is_file(), f"compsec/data/{name} is missing"
+    with np.load(shipped, allow_pickle=False) as saved:
+        assert saved["coef"].shape == saved["center"].shape == saved["scale"].shape == (1152,)
