@@ -19,7 +19,6 @@ from compsec.audit.judges import (
     get_judge,
     hidden_state,
 )
-from compsec.audit.judges import hidden_state
 from compsec.audit.judges.evaluation import HOLDOUT_SET, evaluate_judge, shipped_rows
 from compsec.audit.judges.hidden_state import LinearProbe, fit_probe, save_probe
 from compsec.audit.judges.request_aware import RequestAwareJudge
