@@ -147,3 +147,20 @@ def test_rederiving_a_linear4bit_finds_exactly_the_block_moved_past_its_edge(row
     assert _differing_4bit(stored, "x.weight", w) == (0, rows * blocks)
     moved = past_box_edge(w.clone(), quant_type)
     assert _differing_4bit(stored, "x.weight", moved) == (1, rows * blocks)
+
+
+def test_a_changed_scale_that_only_the_double_quant_offset_records_is_found():
+    """One block, double quant: its absmax code is 0 whatever the scale, and the scale lives in the JSON state's
+    ``nested_offset``; raising the block's abs-max (every code unchanged) must still count as a differing block."""
+    from compsec.formats.bnb_layers import linear4bit_weight
+    from compsec.integrity.bnb_provenance import _differing_4bit
+
+    w = torch.randn(1, 64, generator=torch.Generator().manual_seed(8902))
+    weight = linear4bit_weight(w, "nf4", 64, True)
+    stored = {"x.weight": weight.data, **{f"x.weight.{k}": v for k, v in weight.quant_state.as_dict(packed=True).items()}}
+    scaled = w.clone()
+    top = int(w.abs().argmax())
+    scaled[0, top] = w[0, top] * 1.002  # the abs-max grows by 0.2 %: no code moves
+    assert torch.equal(linear4bit_weight(scaled, "nf4", 64, True).data, weight.data)
+    assert _differing_4bit(stored, "x.weight", w) == (0, 1)
+    assert _differing_4bit(stored, "x.weight", scaled) == (1, 1)

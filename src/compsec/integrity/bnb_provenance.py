@@ -59,9 +59,17 @@ def _differing_4bit(stored: dict[str, torch.Tensor], weight: str, w: torch.Tenso
     saved = mine.quant_state.as_dict(packed=True)
     absmax_differ = saved["absmax"].reshape(-1) != stored[weight + ".absmax"].reshape(-1)
     bad = int((codes_differ | absmax_differ).sum())
-    if nested and not torch.equal(saved["nested_absmax"], stored[weight + ".nested_absmax"]):
-        bad = max(bad, 1)  # second-level statistics differ although every block's codes agree
+    if nested and (not torch.equal(saved["nested_absmax"], stored[weight + ".nested_absmax"])
+                   or _nested_offset(saved) != _nested_offset(stored, weight + ".")):
+        bad = max(bad, 1)  # second-level statistics (absmax codes' scale, or their mean) differ; codes agree
     return bad, blocks
+
+
+def _nested_offset(state_tensors: dict[str, torch.Tensor], prefix: str = "") -> float | None:
+    """The mean of the block absmaxes that double quantization subtracts (``nested_offset`` of the JSON state):
+    with one block it carries the whole scale, so a change of it alone changes every weight."""
+    key = next(k for k in state_tensors if k.startswith(prefix + "quant_state.bitsandbytes__"))
+    return json.loads(bytes(state_tensors[key].numpy()).decode("utf-8")).get("nested_offset")
 
 
 def _differing_8bit(stored: dict[str, torch.Tensor], weight: str, w: torch.Tensor) -> tuple[int, int] | str:
