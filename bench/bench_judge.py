@@ -5,7 +5,7 @@
 Judges the first ``--limit`` rows of the shipped dev + holdout sets (responses with their requests) with
 ``refusal`` (rules, then SmolLM2's hidden states read by a linear probe; one response at a time, as the audit
 calls it, and batched through ``judge_many``), ``refusal-tfidf`` (rules, then TF-IDF) and ``refusal-rules``;
-prints ms per response for each, the ratio to the rules, how many responses reached SmolLM2 (the rules decide
+prints ms per response for each (the judge's per-process memo emptied before every timed call), the ratio to the rules, how many responses reached SmolLM2 (the rules decide
 explicit refusals first), and the one-off load of SmolLM2 and the probe in a process.
 """
 
@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from compsec.audit.judges import get_judge
+from compsec.audit.judges import get_judge, hidden_state
 from compsec.audit.judges.evaluation import HOLDOUT_SET, shipped_rows
 from compsec.audit.judges.hidden_state import trained_probe
 from compsec.audit.judges.request_aware import TRAINING_SET, trained_classifier
@@ -22,9 +22,11 @@ from compsec.audit.judges.smollm_features import truncated_smollm
 
 
 def ms_per_response(judge_rows, rows: list[dict], repeat: int) -> float:
-    """Best of ``repeat`` calls of ``judge_rows(rows)``, in milliseconds per response."""
+    """Best of ``repeat`` calls of ``judge_rows(rows)``, in milliseconds per response (the per-process memo of
+    p(refusal) is emptied before each call: the cost of responses never seen, not of memo hits)."""
     best = float("inf")
     for _ in range(repeat):
+        hidden_state._SEEN.clear()
         start = time.perf_counter()
         judge_rows(rows)
         best = min(best, time.perf_counter() - start)
