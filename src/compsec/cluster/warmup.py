@@ -33,7 +33,7 @@ def _write_probe(path: Path) -> None:
 def warm_kernels(cfg) -> None:
     """Run one scan with ``cfg`` (a :class:`compsec.scan.config.ScanConfig`) on a probe checkpoint, once per
     process and configuration; whatever the probe's verdict, every kernel it reached is compiled afterwards."""
-    key = (tuple(cfg.format_names()), cfg.sample_weights > 0)
+    key = (cfg.formats, cfg.sample_weights > 0)  # not format_names(): this runs before every model
     if key in _WARMED:
         return
     from compsec.scan.runner import scan_path
