@@ -35,10 +35,10 @@ def test_batches_give_the_rows_of_one_model_per_task(ray_cluster, tmp_path):
     listing = tmp_path / "models.txt"
     listing.write_text("\n".join(sources) + "\n")
     common = ["--ray", ray_cluster.address, "--workers", "2", "--sample", "1024", "--seed", "3"]
-    assert run(["scan-many", str(listing), "--out", str(tmp_path / "one"), *common]) == 2  # the hostile file
-    assert run(["scan-many", str(listing), "--out", str(tmp_path / "three"), "--batch", "3", *common]) == 2
-    one, three = _rows(tmp_path / "one"), _rows(tmp_path / "three")
-    assert one == three and set(one) == set(sources)
+    for name, batch in (("one", ["--batch", "1"]), ("three", ["--batch", "3"]), ("auto", [])):
+        assert run(["scan-many", str(listing), "--out", str(tmp_path / name), *batch, *common]) == 2  # the hostile file
+    one, three, auto = _rows(tmp_path / "one"), _rows(tmp_path / "three"), _rows(tmp_path / "auto")
+    assert one == three == auto and set(one) == set(sources)
     assert {verdict for verdict, *_ in one.values()} == {"clean", "suspicious", "error"}
 
 
@@ -62,6 +62,7 @@ def test_a_dying_batch_is_split_and_only_the_killer_gets_an_error_row(ray_cluste
     assert all(rows[f"m{index}.safetensors"]["verdict"] == "clean" for index in range(5))
 
 
-def test_batch_must_be_positive():
+def test_batch_must_not_be_negative():
+    assert ScanManyConfig().batch == 0  # automatic by default
     with pytest.raises(ValueError, match="batch"):
-        ScanManyConfig(batch=0)
+        ScanManyConfig(batch=-1)

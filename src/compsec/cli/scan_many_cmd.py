@@ -19,7 +19,7 @@ def scan_many(
     out: str = typer.Option("", "--out", help="Results folder: results.parquet (appended to; a rerun skips digests already there) and report.html."),
     report: str = typer.Option("", "--report", help="Only re-render report.html of this results folder from its table (no SOURCES)."),
     workers: int = typer.Option(1, min=1, help="Models scanned at once (one Ray task and CPU each)."),
-    batch: int = typer.Option(1, min=1, help="Models per Ray task (default 1). More saves per-task work on many small models; a batch whose worker dies is rerun one model per task."),
+    batch: int = typer.Option(0, min=0, help="Models per Ray task. 0 (default): sized from the measured seconds per model (about 2 s of scanning a task, smaller near the end). More saves per-task work on many small models; a batch whose worker dies is rerun one model per task."),
     ray_address: str = typer.Option("", "--ray", help="Ray cluster to join: 'auto' (the running one) or HOST:PORT. Default: a local Ray instance with --workers CPUs, started and stopped with the run."),
     sample: int = typer.Option(0, min=0, help="0 (default): examine every weight, whole files are read. N: the scan's quick look at about N weights per tensor; remote files are then read by ranges (header + sampled rows)."),
     seed: int = typer.Option(None, help="Seed of a --sample run (default: a fresh random seed per model, recorded in the table)."),

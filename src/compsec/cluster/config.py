@@ -12,7 +12,8 @@ class ScanManyConfig:
     workers: models scanned at the same time (one Ray task, one CPU each).
     batch: models per Ray task, scanned one after the other (each with its own deadline and memory ceiling).  More
         than 1 saves the driver's and Ray's per-task work on small models; a batch whose worker dies or overruns is
-        run again one model per task, so the error row still names the model that caused it.
+        run again one model per task, so the error row still names the model that caused it.  0 (default): sized
+        from the measured seconds per model (:mod:`compsec.cluster.batching`).
     ray: "" starts a local Ray instance with ``workers`` CPUs for the run; "auto" joins the running cluster
         (``ray start --head`` or a cluster launcher); "HOST:PORT" or "ray://..." joins that one.
     sample: 0 (default) examines every weight, so the whole file is read; N > 0 is the scan's quick look at about N
@@ -29,7 +30,7 @@ class ScanManyConfig:
     """
 
     workers: int = 1
-    batch: int = 1
+    batch: int = 0
     ray: str = ""
     sample: int = 0
     seed: int | None = None
@@ -41,8 +42,8 @@ class ScanManyConfig:
     flush_rows: int = 25
 
     def __post_init__(self) -> None:
-        if self.workers < 1 or self.batch < 1:
-            raise ValueError(f"workers={self.workers} and batch={self.batch} must be >= 1")
+        if self.workers < 1 or self.batch < 0:
+            raise ValueError(f"workers={self.workers} must be >= 1 and batch={self.batch} >= 0 (0: automatic)")
         if self.sample < 0:
             raise ValueError("sample must be >= 0 (0 examines every weight)")
         if self.timeout_s <= 0 or self.memory_mb <= 0:

@@ -5,9 +5,10 @@ At most ``workers`` tasks are in flight (a million-line list is not submitted at
 (stuck in a C call, or its worker never started) is cancelled with ``force=True`` (Ray kills its worker process)
 and becomes an error row; a worker that dies (segfault, the node's OOM killer) also gives an error row.  Ray never
 retries a task (``max_retries=0``): only transient read errors are retried, inside the task
-(:func:`compsec.cluster.ranged.with_retries`).  With ``batch`` > 1 a task scans that many models in turn; a batch
-whose worker dies or overruns ``batch`` deadlines is split, each model run again in a task of its own, so the
-error row lands on the model that caused it.
+(:func:`compsec.cluster.ranged.with_retries`).  A task may scan several models in turn (``batch``: a fixed count,
+or by default a count sized from the measured seconds per model, :mod:`compsec.cluster.batching`); a batch whose
+worker dies or overruns its models' deadlines is split, each model run again in a task of its own, so the error
+row lands on the model that caused it.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from compsec.cluster.batching import BatchSizer
 from compsec.cluster.config import ScanManyConfig
 from compsec.cluster.session import ray_session
 from compsec.cluster.table import ResultsTable, latest_rows
@@ -43,13 +45,14 @@ def scan_many(sources: list[str], table: ResultsTable, run: ScanManyConfig,
     known = frozenset(row["digest"] for row in latest_rows(table.rows())
                       if row["digest"] and not (run.retry_errors and row["verdict"] == "error"))
     result, todo, alone = RunResult(), list(reversed(sources)), []
+    sizer = BatchSizer(run.batch, run.workers)
     with ray_session(run.ray, run.workers):
         task = ray.remote(num_cpus=1, max_retries=0)(scan)
         known_ref = ray.put(known)
         pending: dict = {}
         while todo or alone or pending:
             while (todo or alone) and len(pending) < run.workers:
-                batch = [alone.pop()] if alone else [todo.pop() for _ in range(min(run.batch, len(todo)))]
+                batch = [alone.pop()] if alone else [todo.pop() for _ in range(sizer.next_size(len(todo)))]
                 pending[task.remote(batch, run, known_ref)] = (batch, time.monotonic())
             done, _ = ray.wait(list(pending), num_returns=1, timeout=POLL_S)
             for ref in done:
@@ -58,6 +61,7 @@ def scan_many(sources: list[str], table: ResultsTable, run: ScanManyConfig,
                 if rows is None:  # a worker died under a batch: each of its models runs again, alone
                     alone.extend(reversed(batch))
                     continue
+                sizer.observe(rows)
                 for row in rows:
                     _record(row, table, result, on_row)
             for ref, (batch, started) in list(pending.items()):
