@@ -54,3 +54,11 @@ def test_a_batch_holds_between_one_model_and_what_remains(batch, workers, remain
         assert size == min(batch, remaining)  # a fixed --batch is obeyed
     else:
         assert size <= MAX_BATCH
+
+
+def test_an_automatic_batch_is_killed_after_one_models_time_a_fixed_one_after_all_of_them():
+    from compsec.cluster.config import ScanManyConfig
+    from compsec.cluster.driver import HARD_GRACE_S, _hard_limit
+
+    assert _hard_limit(ScanManyConfig(timeout_s=10), 20) == 10 + HARD_GRACE_S
+    assert _hard_limit(ScanManyConfig(timeout_s=10, batch=5), 5) == 50 + HARD_GRACE_S

@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from compsec.cluster.batching import BatchSizer
+from compsec.cluster.batching import AUTO, BatchSizer
 from compsec.cluster.config import ScanManyConfig
 from compsec.cluster.session import ray_session
 from compsec.cluster.table import ResultsTable, latest_rows
@@ -65,7 +65,7 @@ def scan_many(sources: list[str], table: ResultsTable, run: ScanManyConfig,
                 for row in rows:
                     _record(row, table, result, on_row)
             for ref, (batch, started) in list(pending.items()):
-                limit = len(batch) * run.timeout_s + HARD_GRACE_S
+                limit = _hard_limit(run, len(batch))
                 if time.monotonic() - started > limit:
                     ray.cancel(ref, force=True)
                     del pending[ref]
@@ -76,6 +76,13 @@ def scan_many(sources: list[str], table: ResultsTable, run: ScanManyConfig,
                                                           "its worker was killed"), table, result, on_row)
     table.flush()
     return result
+
+
+def _hard_limit(run: ScanManyConfig, models: int) -> float:
+    """Seconds after submission a task is killed.  An automatic batch was sized to take seconds, so it gets one
+    model's time (a stuck C call is found as soon as with one model per task; an overrun batch is split and rerun
+    a model per task, each with its full time); a fixed ``--batch N`` gets N models' time."""
+    return (1 if run.batch == AUTO else models) * run.timeout_s + HARD_GRACE_S
 
 
 def _answer(ray, ref, batch: list[str], started: float) -> list[dict] | None:
