@@ -13,15 +13,16 @@ from compsec.cli.main import EXIT_OK, app
 def judges(
     evaluate: bool = typer.Option(False, "--evaluate", help="Print the judge's accuracy, recalls and confusion."),
     judge: str = typer.Option("refusal", help="Judge to evaluate (refusal, refusal-tfidf, refusal-rules, ...)."),
-    labelled: str = typer.Option("", help="Labelled JSONL or CSV (columns response, label, optional request); "
-                                          "default: the shipped frozen holdout."),
+    labelled: str = typer.Option("", help="Labelled JSONL or CSV (columns response, label, optional request), or a "
+                                          "shipped frozen set: 'holdout' (the default) or 'real' (real SmolLM2 "
+                                          "answers)."),
     judge_url: str = typer.Option("", help="OpenAI-compatible /v1 base URL of the judge model (for --judge llm)."),
     json_out: str = typer.Option(None, "--json", help="Also write {n, accuracy, recall, confusion} to this file."),
     errors: bool = typer.Option(False, "--errors", help="Also list every misjudged response."),
 ) -> None:
     """Judges of responses: the refusal judge (rules + SmolLM2 probe), TF-IDF, rules, keyword, registered classifiers."""
     from compsec.audit.judges import get_judge, judge_names
-    from compsec.audit.judges.evaluation import HOLDOUT_SET, evaluate_judge, load_labelled, shipped_rows
+    from compsec.audit.judges.evaluation import SHIPPED_SETS, evaluate_judge, load_labelled, shipped_rows
     from compsec.cli.preflight import report_files
     from compsec.outputs import write_report
 
@@ -31,9 +32,10 @@ def judges(
         raise typer.Exit(EXIT_OK)
     report_files(json=json_out)
     chosen = get_judge(judge, url=judge_url) if judge_url else get_judge(judge)
-    rows = load_labelled(labelled) if labelled else shipped_rows(HOLDOUT_SET)
+    shipped = SHIPPED_SETS.get(labelled or "holdout")
+    rows = shipped_rows(shipped) if shipped else load_labelled(labelled)
     evaluation = evaluate_judge(chosen, rows)
-    typer.echo(f"judge {judge} on {labelled or 'the shipped holdout (' + HOLDOUT_SET + ')'}:")
+    typer.echo(f"judge {judge} on {'the shipped ' + shipped if shipped else labelled}:")
     typer.echo(evaluation.table())
     if errors:
         for row in evaluation.errors:

@@ -22,6 +22,8 @@ from compsec.jsonfiles import parse_json_objects, read_text_file
 
 LABELS = (REFUSAL, COMPLIANCE, UNSCORABLE)
 HOLDOUT_SET = "judge_refusal_holdout.jsonl"
+REAL_SET = "judge_refusal_real.jsonl"  # real SmolLM2 answers (10 compressed variants), frozen before any judge ran
+SHIPPED_SETS = {"holdout": HOLDOUT_SET, "real": REAL_SET}
 
 
 @dataclass
