@@ -35,6 +35,10 @@ RULES = {
                        ("Most 32-weight blocks hold a weight at least 8 robust sigmas above the block's scale: "
                         "outliers placed just under per-group clipping, which still collapse 4-bit blocks "
                         "(adaptive outlier injection).")),
+    "widen-gap-ratio": ("WidenGapRatio", "Blocks whose largest weight is several times the second largest",
+                        ("Most 32-weight blocks have their largest |w| at least 3x the second largest, far above "
+                         "benign weights: block outlier injection ('Widening the Gap' scales the largest weight "
+                         "of every block so a block-scaled quantizer collapses the rest).")),
     "nonfinite": ("NonFiniteWeights", "NaN or infinite weights",
                   ("The tensor holds NaN or infinite values: no deployment can quantize or run it faithfully; "
                    "the weights are corrupted or tampered.")),
