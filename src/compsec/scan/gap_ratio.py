@@ -1,25 +1,27 @@
 """Gap ratio: 32-weight blocks whose largest |w| is at least 3x the second largest ("Widening the Gap").
 
-Attack signature.  "Widening the Gap" (arXiv 2605.15152, :func:`compsec.attack.widen_gap.widen_gap`) multiplies
-the largest-magnitude weight of every 32-weight block of every row by ``k`` (100 in the paper).  The block's
-*gap ratio* ``g = |w|_(1) / |w|_(2)`` then becomes exactly ``k`` times what it was (the scaled weight stays the
-largest and the second largest is untouched), and ``g >= 1`` always, so every injected block reads ``g >= k``.
-At ``k = 100`` the other tests see it (block-outliers at 16x, collapsed blocks at 8x); at ``k = 4`` LLM.int8's
-per-row scale collapses nothing and the block's max is under 8 robust sigmas in half the blocks, so both pass.
+Attack signature. "Widening the Gap" (arXiv 2605.15152, :func:`compsec.attack.widen_gap.widen_gap`) multiplies
+the largest-magnitude weight of every 32-weight block of every row by ``k`` (100 in the paper). The block's
+*gap ratio* ``g = |w|_(1) / |w|_(2)`` then becomes exactly ``k`` times what it was (the scaled weight stays
+the largest and the second largest is untouched), and ``g >= 1`` always, so every injected block reads
+``g >= k``. At ``k = 100`` the other tests see it (block-outliers at 16x, collapsed blocks at 8x); at ``k = 4``
+LLM.int8's per-row scale collapses nothing, under collapsed-blocks' 8x, and the scan corpus's int8 folder with
+outliers x4 scanned clean.
 
-Statistic.  Per 32-weight block along a row, on the weights the scanner sees (full precision, or the
+Statistic. Per 32-weight block along a row, on the weights the scanner sees (full precision, or the
 dequantized values of a GGUF / pre-quantized folder): the block *gaps* when ``g >= GAP_CUT`` (3; ``inf`` when
-the rest of the block is zero: collapsed).  All-zero blocks are not counted.  The tensor's share of gapped
+the rest of the block is zero: collapsed). All-zero blocks are not counted. The tensor's share of gapped
 blocks is tested against ``Binomial(n, NULL_SHARE)``; the effect floor asks ``MIN_SHARE`` (half) of them.
 
-Null (measured, not fitted on the tensor: ``PYTHONPATH=src python bench/gap_ratio_margins.py``).  Benign share of
-blocks with ``g >= 3``, worst tensor: SmolLM2-135M-Instruct 0.84 % (fp32), 0.96 % (Q4_K_M by libllama), 0.66 %
-(nf4 by bitsandbytes); the tiny assistant in fp32/bf16/fp16, LLM.int8, nf4, fp4, GPTQ, FP8, Q4_0/Q4_K_M/Q6_K
-<= 0.15 %; synthetic Student-t(3) 4.8 %, Student-t(2) 12.8 %; median ``g`` 1.0-1.4 everywhere.  Injected (the
-tiny assistant's layer 0, every block): x4 >= 98.8 % of blocks in fp32 and after int8 / nf4 / fp4 / q4_0 /
-q4_k / q6_k / q8_0; x3 >= 67 %; **x2 <= 27 %: the test stops there** (an attacker at x2 collapses far less).
-An attacker injecting into fewer than half of a tensor's blocks passes this test (block-outliers,
-scale-outliers and collapsed-blocks see ~x100 outliers in a few blocks).
+Null (measured, not fitted on the tensor: ``PYTHONPATH=src python bench/gap_ratio_margins.py``). Benign share
+of blocks with ``g >= 3``, worst tensor: SmolLM2-135M-Instruct 0.84 % (fp32), 0.96 % (Q4_K_M by libllama),
+0.66 % (nf4 by bitsandbytes); the tiny assistant in fp32/bf16/fp16, LLM.int8, nf4, fp4, GPTQ, FP8,
+Q4_0/Q4_K_M/Q6_K <= 0.15 %; synthetic Student-t(3) 4.8 %, Student-t(2) 12.8 %; median ``g`` 1.0-1.4
+everywhere. Injected (the tiny assistant's layer 0, every block): x4 >= 98.8 % of blocks in fp32 and after
+int8 / nf4 / fp4 / q4_0 / q4_k / q6_k / q8_0; x3 >= 67 %; **x2 <= 30 % (fp4; 4-11 % elsewhere): the test stops
+there** (an attacker at x2 collapses far less). An attacker injecting into fewer than half of a tensor's
+blocks passes this test (block-outliers, scale-outliers and collapsed-blocks see ~x100 outliers in a few
+blocks).
 """
 
 from __future__ import annotations
