@@ -45,3 +45,16 @@ def test_benign_folders_have_no_gap_ratio_evidence_near_the_floor(factor4, kind)
     gaps = [e for e in evidence if e.detector == "widen-gap-ratio"]
     assert len(gaps) == 7 and max(e.score for e in gaps) < 0.05 and not any(e.effect_ok for e in gaps)
     assert scan_path(factor4["benign", kind]).verdict == "clean"
+
+
+def test_the_sarif_log_of_a_flagged_folder_has_a_rule_for_every_finding(factor4, tmp_path):
+    import json
+
+    from compsec.cli.main import run
+
+    out = tmp_path / "r.sarif"
+    assert run(["scan", str(factor4["x4", "nf4"]), "--no-progress", "--sarif", str(out)]) == 1
+    (run_,) = json.loads(out.read_text())["runs"]
+    rules = run_["tool"]["driver"]["rules"]
+    assert {r["ruleId"] for r in run_["results"]} >= {"widen-gap-ratio", "collapsed-blocks"}
+    assert all(rules[r["ruleIndex"]]["id"] == r["ruleId"] for r in run_["results"])
