@@ -28,6 +28,12 @@ shared cores): FPR 0/27 (highest benign score 1.6, random-s4, as before); ``wide
 (sigma-outliers, score 300), and the new kind ``widen-gap-under-clip`` (the adaptive attacker's layout at k = 10,
 every block's abs-max at 9.9 sigma) TPR 1 by sigma-outliers; ``prequant-widen-gap-x4`` unchanged (0.50).
 
+Measured 2026-12-03 after ``widen-gap-ratio`` (>= 50 % of a tensor's 32-blocks with largest |w| >= 3x the second;
+57 artifacts, 258 s on 2 shared cores; 365 s for the run before it at higher load): FPR 0/27 (highest benign
+score 1.6, random-s4, unchanged; every GGUF and pre-quantized benign artifact still 0);
+``prequant-widen-gap-x4`` TPR 0.50 -> 1.00, AUROC 0.65 -> 1.00 (the LLM.int8 folder now flagged by
+widen-gap-ratio alone, score 300); every other kind unchanged (TPR 1.00, AUROC 1.00).
+
 Measured 2026-12-03 at full coverage (the new default: every weight, 8 formats with q4_k/q5_k/q6_k, per-row
 edge-mass test added), ``--label benign`` on the 17 benign artifacts that build in minutes (tiny fp32/fp16/bf16,
 3 fine-tunes, 7 random inits, 4 noise-hardened; the retrained tiny variants and SmolLM2-135M not built): FPR

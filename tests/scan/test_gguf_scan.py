@@ -51,10 +51,11 @@ def test_benign_llama_quantized_gguf_is_clean(ggufs, ftype):
 
 
 @pytest.mark.parametrize("ftype", ["q4_k_m", "q6_k"])
-def test_outlier_injected_gguf_is_flagged_by_collapsed_blocks_on_that_tensor_only(ggufs, ftype):
+def test_outlier_injected_gguf_is_flagged_by_the_outlier_tests_on_that_tensor_only(ggufs, ftype):
     report = scan_path(ggufs["outliers", ftype])
     assert report.verdict == "suspicious"
-    assert {(f.tensor, f.detector) for f in report.findings} == {("blk.0.ffn_up.weight", DETECTOR)}
+    assert {(f.tensor, f.detector) for f in report.findings} == {("blk.0.ffn_up.weight", d)
+                                                                 for d in (DETECTOR, "widen-gap-ratio")}
 
 
 def test_the_cli_scans_a_gguf_and_exits_1_on_findings(ggufs, capsys):

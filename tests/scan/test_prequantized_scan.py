@@ -20,6 +20,7 @@ TARGETS = ("model.layers.0.mlp.up_proj.weight", "model.layers.0.self_attn.q_proj
 BNB = {"nf4": {"load_in_4bit": True, "bnb_4bit_quant_type": "nf4", "bnb_4bit_use_double_quant": True},
        "fp4": {"load_in_4bit": True, "bnb_4bit_quant_type": "fp4"},
        "int8": {"load_in_8bit": True}}
+OUTLIER_TESTS = ("collapsed-blocks", "widen-gap-ratio")  # both see outliers x8 or more in every block
 
 
 def tiny_llama(folder, fraction: float = 0.0, factor: float = 100.0):
@@ -64,10 +65,10 @@ def test_benign_bitsandbytes_folder_is_clean_and_says_what_it_cannot_see(folders
 
 
 @pytest.mark.parametrize("kind", list(BNB))
-def test_every_block_injected_is_flagged_by_collapsed_blocks_on_the_injected_tensors_only(folders, kind):
+def test_every_block_injected_is_flagged_by_the_outlier_tests_on_the_injected_tensors_only(folders, kind):
     report = scan_path(folders[kind, 1.0])
     assert report.verdict == "suspicious"
-    assert {(f.tensor, f.detector) for f in report.findings} == {(t, "collapsed-blocks") for t in TARGETS}
+    assert {(f.tensor, f.detector) for f in report.findings} == {(t, d) for t in TARGETS for d in OUTLIER_TESTS}
     assert all(f.score > 0.9 for f in report.findings)  # share of the live blocks collapsed
 
 
@@ -96,7 +97,7 @@ def test_outliers_only_x8_are_still_flagged_on_the_injected_tensors(factor8, kin
     names = {"model.layers.0.mlp.up_proj.weight": "blk.0.ffn_up.weight",
              "model.layers.0.self_attn.q_proj.weight": "blk.0.attn_q.weight"}
     expected = set(TARGETS) if kind != "q4_0" else {names[t] for t in TARGETS}
-    assert {(f.tensor, f.detector) for f in report.findings} == {(t, "collapsed-blocks") for t in expected}
+    assert {(f.tensor, f.detector) for f in report.findings} == {(t, d) for t in expected for d in OUTLIER_TESTS}
 
 
 def test_the_cli_exits_1_on_findings_and_0_on_a_benign_folder(folders):

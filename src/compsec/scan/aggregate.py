@@ -27,7 +27,7 @@ from dataclasses import replace
 from compsec.scan.findings import Evidence, ScanFinding
 
 MAX_SCORE = 300.0
-OUTLIER_DETECTORS = ("block-outliers", "sigma-outliers", "collapsed-blocks", "outlier-blocks")
+OUTLIER_DETECTORS = ("block-outliers", "sigma-outliers", "widen-gap-ratio", "collapsed-blocks", "outlier-blocks")
 INTERVAL_DETECTORS = ("edge-mass", "edge-mass-rows", "edge-depletion", "edge-band", "position-spike")
 SIDE_EFFECT_NOTE = ("[likely a side effect of the block outliers found in this tensor: an outlier that sets its "
                     "block's scale leaves the other weights deep inside the zero code's interval]")

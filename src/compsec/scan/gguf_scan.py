@@ -31,6 +31,7 @@ import torch
 
 from compsec.errors import InputError
 from compsec.scan.findings import Evidence
+from compsec.scan.gap_ratio import GAP_BLOCK, gap_ratio_of
 from compsec.scan.null import binomial_tail
 
 WEIGHT_NAME = re.compile(r"^(blk\.\d+\.(attn_(q|k|v|output|qkv)|ffn_(gate|up|down))|output)\.weight$")
@@ -99,6 +100,7 @@ def gguf_evidence(path: Path, k_formats: list) -> tuple[list[Evidence], int, int
             evidence += error_interval_evidence(name, w, k_formats)
         elif qtype not in FLOATS and w.shape[-1] % SUB_BLOCK.get(qtype, 32) == 0:
             evidence.append(collapsed_evidence(name, qtype, w))
+            evidence += [gap_ratio_of(name, qtype.lower(), w)] if w.shape[-1] % GAP_BLOCK == 0 else []
         else:
             continue
         weights, tensors = weights + w.numel(), tensors + 1

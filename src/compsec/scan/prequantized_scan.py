@@ -32,6 +32,7 @@ from pathlib import Path
 import torch
 
 from compsec.scan.findings import Evidence
+from compsec.scan.gap_ratio import gap_ratio_of
 from compsec.scan.null import binomial_tail
 from compsec.scan.prequantized_read import QuantizedWeight
 
@@ -107,7 +108,7 @@ def prequantized_evidence(folder: Path, method: str) -> tuple[list[Evidence], in
         if item.weight.shape[-1] % BLOCK:
             notes.append(f"skipped {item.name}: {item.weight.shape[-1]} columns are not whole {BLOCK}-weight blocks")
             continue
-        evidence.append(block_evidence(item))
+        evidence += [block_evidence(item), gap_ratio_of(item.name, item.scheme, item.weight)]
         if item.scales is not None and item.scales.shape[-1] * item.scales.shape[0] > 1:
             evidence.append(scale_evidence(item))
         peaks.append(weight_statistics(item))

@@ -35,6 +35,10 @@ RULES = {
                        ("Most 32-weight blocks hold a weight at least 8 robust sigmas above the block's scale: "
                         "outliers placed just under per-group clipping, which still collapse 4-bit blocks "
                         "(adaptive outlier injection).")),
+    "widen-gap-ratio": ("WidenGapRatio", "Blocks whose largest weight is several times the second largest",
+                        ("Most 32-weight blocks have their largest |w| at least 3x the second largest, far above "
+                         "benign weights: block outlier injection ('Widening the Gap' scales the largest weight "
+                         "of every block so a block-scaled quantizer collapses the rest).")),
     "nonfinite": ("NonFiniteWeights", "NaN or infinite weights",
                   ("The tensor holds NaN or infinite values: no deployment can quantize or run it faithfully; "
                    "the weights are corrupted or tampered.")),
@@ -69,9 +73,15 @@ def sarif_log(rules: list[dict], results: list[dict], properties: dict) -> dict:
     }
 
 
-def _rule(rule_id: str) -> dict:
+def _rule(rule_id: str, report: ScanReport) -> dict:
+    """The rule of ``rule_id``; a detector without a :data:`RULES` entry (the GGUF and pre-quantized scans', the
+    pruning tests) is described by its first finding's explanation."""
     level = "note" if rule_id == "grid-provenance" else "error"
-    return rule(rule_id, *RULES[rule_id], level)
+    if rule_id in RULES:
+        return rule(rule_id, *RULES[rule_id], level)
+    explanation = next(f.explanation for f in report.findings if f.detector == rule_id)
+    name = "".join(part.capitalize() for part in rule_id.replace(":", "-").split("-"))
+    return rule(rule_id, name, f"compsec detector {rule_id}", explanation, level)
 
 
 def _result(finding: ScanFinding, path: str, rule_index: int) -> dict:
@@ -91,9 +101,9 @@ def _result(finding: ScanFinding, path: str, rule_index: int) -> dict:
 
 def to_sarif(report: ScanReport) -> dict:
     """The SARIF 2.1.0 log of ``report`` as a JSON-ready dict."""
-    rule_ids = list(RULES)
+    rule_ids = list(RULES) + list(dict.fromkeys(f.detector for f in report.findings if f.detector not in RULES))
     return sarif_log(
-        [_rule(rule_id) for rule_id in rule_ids],
+        [_rule(rule_id, report) for rule_id in rule_ids],
         [_result(f, report.path, rule_ids.index(f.detector)) for f in report.findings],
         {"verdict": report.verdict, "score": report.score, "formatsChecked": report.formats_checked,
          "paramsScanned": report.params_scanned, "weightsExamined": report.weights_examined,

@@ -26,6 +26,7 @@ from compsec.scan.edge_band import edge_band_result, explain_edge_band
 from compsec.scan.edge_mass import edge_mass_result, explain_edge_depletion, explain_edge_mass
 from compsec.scan.edge_rows import explain_row_edge, row_edge_result
 from compsec.scan.findings import Evidence
+from compsec.scan.gap_ratio import GAP_BLOCK, gap_ratio_evidence, gapped_of_ratios
 from compsec.scan.kernel_boxes import kernel_scan_box
 from compsec.scan.position_spike import explain_position_spike, spike_result
 from compsec.scan.scan_boxes import depletion_testable
@@ -70,6 +71,7 @@ class TensorScan:
     box: Callable[..., Box] = kernel_scan_box  # (fmt, rows) -> scanning box; the registry reference: scan_box
     workers: int = 1  # threads counting formats side by side (bench/bench_scan_speed.py measures 2)
     sigma_counts: list[int] = field(default_factory=lambda: [0, 0])  # sigma-outlier blocks: exceeding, counted
+    gap_counts: list[int] = field(default_factory=lambda: [0, 0])  # widen-gap-ratio blocks: gapped, counted
 
     def add(self, rows: torch.Tensor, row_wise_rows: torch.Tensor | None = None) -> None:
         """Count one chunk: ``rows`` (2-D, storage dtype) for block formats; ``row_wise_rows`` (sampled runs: the
@@ -90,6 +92,8 @@ class TensorScan:
             self.ratios.setdefault(size, []).append(top2_ratios(rows, size))
         if rows.dim() == 2 and rows.shape[-1] % SIGMA_BLOCK == 0:
             self.sigma_counts = [a + b for a, b in zip(self.sigma_counts, sigma_exceeding(rows))]
+            ratios = self.ratios[GAP_BLOCK][-1] if GAP_BLOCK in self.outlier_sizes else top2_ratios(rows, GAP_BLOCK)
+            self.gap_counts = [a + b for a, b in zip(self.gap_counts, gapped_of_ratios(ratios))]
 
     def _count(self, fmt: Format, data: torch.Tensor) -> EdgeTally | ValueError:
         """One format's tally of one chunk, or the ValueError with which the format refuses the weights."""
@@ -121,6 +125,8 @@ class TensorScan:
                                 explain_block_outliers(r, self.cfg.ratio_threshold)))
         if self.sigma_counts[1]:
             out.append(sigma_outlier_evidence(self.name, *self.sigma_counts))
+        if self.gap_counts[1]:
+            out.append(gap_ratio_evidence(self.name, f"group-{SIGMA_BLOCK}", *self.gap_counts))
         return out
 
 
